@@ -98,7 +98,10 @@ func (s *Signer) SignEnveloped(el *etree.Element) (*etree.Element, error) {
 	if err != nil {
 		return nil, err
 	}
-	sig, err := ctx.ConstructSignature(el, true)
+	// goxmldsig canonicalises the element it is given in place (dropping
+	// namespace declarations that only QName values such as xsi:type use)
+	// and ignores declarations on its ancestors: give it a detached copy.
+	sig, err := ctx.ConstructSignature(detached(el), true)
 	if err != nil {
 		return nil, err
 	}
@@ -112,6 +115,33 @@ func (s *Signer) SignEnveloped(el *etree.Element) (*etree.Element, error) {
 	}
 	out.InsertChildAt(pos, sig)
 	return out, nil
+}
+
+// detached returns a copy of el that declares on itself every namespace in
+// scope at el. Its exclusive C14N form equals that of el in place.
+func detached(el *etree.Element) *etree.Element {
+	c := el.Copy()
+	declared := map[string]bool{}
+	decl := func(a etree.Attr) (string, bool) {
+		if a.Space == "xmlns" {
+			return a.Key, true
+		}
+		return "", a.Space == "" && a.Key == "xmlns"
+	}
+	for _, a := range c.Attr {
+		if p, ok := decl(a); ok {
+			declared[p] = true
+		}
+	}
+	for p := el.Parent(); p != nil; p = p.Parent() {
+		for _, a := range p.Attr {
+			if prefix, ok := decl(a); ok && !declared[prefix] {
+				declared[prefix] = true // the nearest declaration wins
+				c.Attr = append(c.Attr, a)
+			}
+		}
+	}
+	return c
 }
 
 // SignString signs content as the HTTP-Redirect binding requires and

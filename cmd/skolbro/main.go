@@ -1,0 +1,216 @@
+// Command skolbro is the identity bridge between a school organiser's IdP
+// and its vendors. Subcommands: serve, check, demo.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/skolbro/skolbro/internal/app"
+	"github.com/skolbro/skolbro/internal/config"
+	"github.com/skolbro/skolbro/internal/demo"
+	"github.com/skolbro/skolbro/internal/server"
+)
+
+const usage = `skolbro: an identity bridge for schools
+
+Usage:
+  skolbro serve --config FILE   run the bridge
+  skolbro check --config FILE   check configuration, metadata and release policies
+  skolbro demo [--addr ADDR]    run a self-contained demo (test IdP, bridge, vendors)
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return cmdServe(args[1:], stdout, stderr)
+	case "check":
+		return cmdCheck(args[1:], stdout, stderr)
+	case "demo":
+		return cmdDemo(args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "skolbro: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "skolbro check: --config is required")
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(stdout, "error: %v\n", err)
+		return 1
+	}
+	_, rep := app.Build(cfg, nil, time.Now)
+	for _, w := range rep.Warnings {
+		fmt.Fprintf(stdout, "warning: %s\n", w)
+	}
+	for _, e := range rep.Errors {
+		fmt.Fprintf(stdout, "error: %s\n", e)
+	}
+	if len(rep.Errors) > 0 {
+		fmt.Fprintf(stdout, "%d error(s), %d warning(s)\n", len(rep.Errors), len(rep.Warnings))
+		return 1
+	}
+	fmt.Fprintf(stdout, "ok: %d warning(s)\n", len(rep.Warnings))
+	return 0
+}
+
+func newLogger(w io.Writer, level string) zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		lvl = zerolog.InfoLevel
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+func cmdServe(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "skolbro serve: --config is required")
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro: %v\n", err)
+		return 1
+	}
+	log := newLogger(stdout, cfg.LogLevel)
+	st, err := app.OpenStore(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro: %v\n", err)
+		return 1
+	}
+	org, rep := app.Build(cfg, st, time.Now)
+	if err := rep.Err(); err != nil {
+		fmt.Fprintf(stderr, "skolbro: configuration has errors (run skolbro check):\n%v\n", err)
+		return 1
+	}
+	for _, w := range rep.Warnings {
+		log.Warn().Str("problem", w).Msg("configuration warning")
+	}
+	srv, err := server.New(server.Options{Organiser: org, Store: st, Logger: log,
+		SecureCookies: strings.HasPrefix(cfg.ExternalURL, "https://")})
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro: %v\n", err)
+		return 1
+	}
+	return listenAndServe(cfg.Listen, srv.Handler(), log, nil)
+}
+
+// listenAndServe runs h until SIGINT/SIGTERM, then shuts down gracefully:
+// in-flight requests finish (up to 20 s).
+func listenAndServe(addr string, h http.Handler, log zerolog.Logger, ready func(net.Addr)) int {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		log.Error().Err(err).Str("addr", addr).Msg("cannot listen")
+		return 1
+	}
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info().Str("addr", ln.Addr().String()).Msg("listening")
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			log.Error().Err(err).Msg("server failed")
+			return 1
+		}
+	case <-ctx.Done():
+		log.Info().Msg("shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := hs.Shutdown(sctx); err != nil {
+			log.Error().Err(err).Msg("shutdown")
+			return 1
+		}
+	}
+	return 0
+}
+
+func cmdDemo(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	host, port, err := net.SplitHostPort(*addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro demo: --addr: %v\n", err)
+		return 2
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	base := "http://" + net.JoinHostPort(host, port)
+	dir, err := os.MkdirTemp("", "skolbro-demo-")
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro demo: %v\n", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	log := newLogger(stderr, "info")
+	d, err := demo.Setup(base, dir, time.Now())
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro demo: %v\n", err)
+		return 1
+	}
+	h, err := d.Handler(log)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro demo: %v\n", err)
+		return 1
+	}
+	return listenAndServe(*addr, h, log, func(net.Addr) {
+		fmt.Fprintf(stdout, "\nskolbro demo is running. Open %s/demo/ in your browser.\n", base)
+		fmt.Fprintf(stdout, "Test keys and configuration (TEST ONLY, deleted on exit): %s\n\n", dir)
+	})
+}

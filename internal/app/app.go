@@ -1,0 +1,341 @@
+// Package app builds the bridge from its configuration: it loads keys,
+// upstream metadata, vendor metadata and release policies into one
+// server.Organiser, and reports every problem at once, each with its file
+// and key. serve, check and demo all go through it, so that what check
+// accepts is what serve runs.
+package app
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/skolbro/skolbro/internal/config"
+	"github.com/skolbro/skolbro/internal/downstream/samlidp"
+	"github.com/skolbro/skolbro/internal/keys"
+	"github.com/skolbro/skolbro/internal/mapping"
+	"github.com/skolbro/skolbro/internal/policy"
+	"github.com/skolbro/skolbro/internal/pseudonym"
+	"github.com/skolbro/skolbro/internal/samlmeta"
+	"github.com/skolbro/skolbro/internal/server"
+	"github.com/skolbro/skolbro/internal/store"
+	"github.com/skolbro/skolbro/internal/upstream/samlsp"
+	"github.com/skolbro/skolbro/internal/xmlsig"
+)
+
+// Report collects problems. Errors stop the bridge from starting;
+// warnings are shown by check and logged at start.
+type Report struct {
+	Errors   []string
+	Warnings []string
+}
+
+func (r *Report) errorf(file, key, format string, args ...any) {
+	r.Errors = append(r.Errors, location(file, key)+fmt.Sprintf(format, args...))
+}
+
+func (r *Report) warnf(file, key, format string, args ...any) {
+	r.Warnings = append(r.Warnings, location(file, key)+fmt.Sprintf(format, args...))
+}
+
+func location(file, key string) string {
+	if key == "" {
+		return file + ": "
+	}
+	return file + ": " + key + ": "
+}
+
+// Err returns the errors joined, or nil.
+func (r *Report) Err() error {
+	if len(r.Errors) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(r.Errors, "\n"))
+}
+
+// Build loads everything cfg names. The store is used by the upstream SP
+// for pending requests and the replay cache. It returns a nil Organiser
+// when the report has errors.
+func Build(cfg *config.Config, st store.Store, now func() time.Time) (*server.Organiser, *Report) {
+	rep := &Report{}
+	if err := cfg.Validate(); err != nil {
+		for _, e := range splitJoined(err) {
+			rep.Errors = append(rep.Errors, e.Error())
+		}
+		// Keep going where the files exist, to report everything at once.
+	}
+	o := cfg.Organiser
+	file := cfg.File()
+
+	signing := loadPair(rep, file, "organiser.keys.signing", cfg.Path(o.Keys.Signing.Cert), cfg.Path(o.Keys.Signing.Key))
+	var ecdsaSigner *xmlsig.Signer
+	if o.Keys.SigningECDSA != nil {
+		if p := loadPair(rep, file, "organiser.keys.signing_ecdsa", cfg.Path(o.Keys.SigningECDSA.Cert), cfg.Path(o.Keys.SigningECDSA.Key)); p != nil {
+			s, err := xmlsig.NewSigner(p)
+			if err != nil || s.Method() != xmlsig.ECDSASHA256 {
+				rep.errorf(file, "organiser.keys.signing_ecdsa", "must be a P-256 ECDSA key")
+			} else {
+				ecdsaSigner = s
+			}
+		}
+	}
+	var deriver *pseudonym.Deriver
+	if o.Pseudonym.KeyFile != "" {
+		key, err := pseudonym.LoadKey(cfg.Path(o.Pseudonym.KeyFile))
+		if err != nil {
+			rep.errorf(file, "organiser.pseudonym.key_file", "%v", err)
+		} else if deriver, err = pseudonym.New(key, o.Scope); err != nil {
+			rep.errorf(file, "organiser.scope", "%v", err)
+		}
+	}
+
+	// Upstream IdP.
+	up := loadUpstream(rep, cfg)
+
+	// Vendors: metadata and policies.
+	vendors := loadVendors(rep, cfg)
+	pols, probs := policy.LoadDir(cfg.Path(o.PolicyDir), policy.At(now()))
+	for _, p := range probs {
+		if p.Warning {
+			rep.Warnings = append(rep.Warnings, p.String())
+		} else {
+			rep.Errors = append(rep.Errors, p.String())
+		}
+	}
+	served := map[string]*samlidp.Vendor{}
+	for _, p := range pols {
+		if p.SAML == nil {
+			continue
+		}
+		v, ok := vendors[p.SAML.EntityID]
+		if !ok {
+			rep.errorf(p.File, "saml.entity_id", "no metadata for entityID %q in %s", p.SAML.EntityID, cfg.Path(o.MetadataDir))
+			continue
+		}
+		if p.SAML.SignatureAlgorithm == "ecdsa-sha256" && ecdsaSigner == nil {
+			rep.errorf(p.File, "saml.signature_algorithm", "ecdsa-sha256 needs organiser.keys.signing_ecdsa in %s", file)
+		}
+		if p.SAML.Encrypt == "required" && v.EncryptionCert == nil {
+			rep.errorf(p.File, "saml.encrypt", "required, but the metadata in %s has no encryption key", v.File)
+		}
+		served[v.EntityID] = v
+	}
+	for id, v := range vendors {
+		if served[id] == nil {
+			rep.warnf(v.File, "", "no release policy names entityID %q: this vendor is not served", id)
+		}
+	}
+	if len(rep.Errors) > 0 {
+		return nil, rep
+	}
+
+	signer, err := xmlsig.NewSigner(signing)
+	if err != nil {
+		rep.errorf(file, "organiser.keys.signing", "%v", err)
+		return nil, rep
+	}
+	alt := map[string]*xmlsig.Signer{signer.Method(): signer}
+	if ecdsaSigner != nil {
+		alt[ecdsaSigner.Method()] = ecdsaSigner
+	}
+	sp, err := samlsp.New(samlsp.Config{
+		EntityID:    cfg.URL("/saml/sp/metadata"),
+		ACSURL:      cfg.URL("/saml/sp/acs"),
+		IdPEntityID: up.entityID,
+		IdPSSOURL:   up.ssoURL,
+		IdPCerts:    up.certs,
+		Store:       st,
+		ClockSkew:   time.Duration(o.Upstream.ClockSkew),
+		Now:         now,
+	})
+	if err != nil {
+		rep.errorf(file, "organiser.upstream", "%v", err)
+		return nil, rep
+	}
+	spMeta, err := sp.Metadata()
+	if err != nil {
+		rep.errorf(file, "organiser.upstream", "%v", err)
+		return nil, rep
+	}
+	scopes := o.Upstream.Scopes
+	if len(scopes) == 0 {
+		scopes = up.scopes
+	}
+	org := &server.Organiser{
+		ID: o.ID,
+		SP: sp,
+		IdP: &samlidp.IdP{
+			EntityID:   cfg.URL("/saml/idp/metadata"),
+			SSOURL:     cfg.URL("/saml/idp/sso"),
+			Scope:      o.Scope,
+			Signer:     signer,
+			AltSigners: alt,
+			Vendors:    served,
+			ClockSkew:  time.Duration(o.Upstream.ClockSkew),
+			Now:        now,
+		},
+		Policies: policy.NewSet(pols),
+		Deriver:  deriver,
+		Mapping: &mapping.Config{
+			Upstream:        o.Upstream.ID,
+			Attributes:      o.Upstream.Attributes,
+			StableID:        o.Upstream.StableID,
+			PersonalNumber:  o.Upstream.PersonalNumber,
+			SecurityMarking: o.Upstream.SecurityMarking,
+			Scopes:          scopes,
+		},
+		AssumeUnprotected: o.Upstream.AssumeUnprotected,
+		SPMetadata:        spMeta,
+	}
+	if o.Upstream.SecurityMarking == "" && !o.Upstream.AssumeUnprotected {
+		rep.warnf(file, "organiser.upstream.security_marking", "no protection source is configured: every person is treated as protected and masked (fail closed)")
+	}
+	return org, rep
+}
+
+func splitJoined(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+func loadPair(rep *Report, file, key, certFile, keyFile string) *keys.Pair {
+	if certFile == "" || keyFile == "" {
+		return nil
+	}
+	p, err := keys.Load(certFile, keyFile)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) { // a missing file is already reported by Validate
+			rep.errorf(file, key, "%v", err)
+		}
+		return nil
+	}
+	return p
+}
+
+type upstream struct {
+	entityID, ssoURL string
+	certs            []*x509.Certificate
+	scopes           []string
+}
+
+func loadUpstream(rep *Report, cfg *config.Config) upstream {
+	u := cfg.Organiser.Upstream
+	var out upstream
+	if u.Metadata == "" {
+		return out
+	}
+	path := cfg.Path(u.Metadata)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return out // reported by Validate
+	}
+	eds, err := samlmeta.ParseEntities(b)
+	if err != nil {
+		rep.errorf(path, "", "%v", err)
+		return out
+	}
+	var ed = eds[0]
+	if u.EntityID != "" {
+		ed = nil
+		for _, e := range eds {
+			if e.EntityID == u.EntityID {
+				ed = e
+			}
+		}
+		if ed == nil {
+			rep.errorf(cfg.File(), "organiser.upstream.entity_id", "%q is not in %s", u.EntityID, path)
+			return out
+		}
+	} else if len(eds) > 1 {
+		rep.errorf(cfg.File(), "organiser.upstream.entity_id", "required: %s holds %d entities", path, len(eds))
+		return out
+	}
+	out.entityID = ed.EntityID
+	if out.certs, err = samlmeta.IdPSigningCerts(ed); err != nil || len(out.certs) == 0 {
+		rep.errorf(path, "IDPSSODescriptor/KeyDescriptor", "no usable signing certificate")
+	}
+	for _, c := range out.certs {
+		if time.Now().After(c.NotAfter) {
+			rep.warnf(path, "IDPSSODescriptor/KeyDescriptor", "signing certificate %q expired on %s", c.Subject.CommonName, c.NotAfter.Format(time.DateOnly))
+		}
+	}
+	if out.ssoURL, err = samlmeta.IdPSSORedirectURL(ed); err != nil {
+		rep.errorf(path, "IDPSSODescriptor/SingleSignOnService", "%v", err)
+	} else if err := samlidp.CheckBrowserURL(out.ssoURL, cfg.DevMode); err != nil {
+		rep.errorf(path, "IDPSSODescriptor/SingleSignOnService", "%v", err)
+	}
+	if out.scopes, err = samlmeta.Scopes(b, ed.EntityID); err != nil {
+		rep.errorf(path, "IDPSSODescriptor/Extensions/shibmd:Scope", "%v", err)
+	}
+	return out
+}
+
+func loadVendors(rep *Report, cfg *config.Config) map[string]*samlidp.Vendor {
+	dir := cfg.Path(cfg.Organiser.MetadataDir)
+	out := map[string]*samlidp.Vendor{}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.xml"))
+	sort.Strings(files)
+	upstreamMeta := filepath.Clean(cfg.Path(cfg.Organiser.Upstream.Metadata))
+	for _, f := range files {
+		if filepath.Clean(f) == upstreamMeta {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			rep.errorf(f, "", "%v", err)
+			continue
+		}
+		eds, err := samlmeta.ParseEntities(b)
+		if err != nil {
+			rep.errorf(f, "", "%v", err)
+			continue
+		}
+		for _, ed := range eds {
+			if len(ed.SPSSODescriptors) == 0 {
+				continue // an IdP entity, e.g. the upstream's own metadata
+			}
+			v, err := samlidp.VendorFromMetadata(f, ed, cfg.DevMode)
+			if err != nil {
+				rep.errorf(f, "", "%v", err)
+				continue
+			}
+			if prev, dup := out[v.EntityID]; dup {
+				rep.errorf(f, "", "entityID %q is also defined in %s", v.EntityID, prev.File)
+				continue
+			}
+			out[v.EntityID] = v
+		}
+	}
+	return out
+}
+
+// OpenStore opens the configured store.
+func OpenStore(cfg *config.Config) (store.Store, error) {
+	switch cfg.Store.Type {
+	case "redis":
+		r := cfg.Store.Redis
+		password := ""
+		if r.PasswordFile != "" {
+			b, err := os.ReadFile(cfg.Path(r.PasswordFile))
+			if err != nil {
+				return nil, fmt.Errorf("%s: store.redis.password_file: %w", cfg.File(), err)
+			}
+			password = strings.TrimSpace(string(b))
+		}
+		var tc *tls.Config
+		if r.TLS {
+			tc = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		return store.NewRedisFromConfig(r.Addrs, r.Username, password, r.DB, r.MasterName, tc, r.Prefix)
+	default:
+		return store.NewMemory(nil), nil
+	}
+}

@@ -1,0 +1,82 @@
+// Package autopost writes the HTML page that carries a SAML message to its
+// recipient with the HTTP-POST binding: a form of hidden fields that a
+// nonce-allowed script submits, with a <noscript> button as fallback.
+package autopost
+
+import (
+	"bytes"
+	"crypto/rand"
+	"html/template"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+var page = template.Must(template.New("autopost").Parse(`<!DOCTYPE html>
+<html lang="sv">
+<head>
+<meta charset="utf-8">
+<meta name="referrer" content="no-referrer">
+<title>Skickar vidare</title>
+</head>
+<body>
+<form id="autopost" method="post" action="{{.Action}}">
+{{- range .Fields}}
+<input type="hidden" name="{{.Name}}" value="{{.Value}}">
+{{- end}}
+<noscript>
+<p>Tryck på knappen för att fortsätta. / Press the button to continue.</p>
+<button type="submit">Fortsätt / Continue</button>
+</noscript>
+</form>
+<script nonce="{{.Nonce}}">document.getElementById("autopost").submit();</script>
+</body>
+</html>
+`))
+
+type field struct{ Name, Value string }
+
+// Write answers with a page that POSTs fields to action. action must be an
+// absolute http or https URL; anything else is answered with 500 and
+// nothing is posted. The response is not cached, cannot be framed, and its
+// Content-Security-Policy allows only the one inline script (by nonce) and
+// form submission only to action's origin.
+func Write(w http.ResponseWriter, action string, fields map[string]string) {
+	u, err := url.Parse(action)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+		strings.ContainsAny(u.Host, " ;,'\"") {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	names := make([]string, 0, len(fields))
+	for n := range fields {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	data := struct {
+		Action string
+		Fields []field
+		Nonce  string
+	}{Action: action, Nonce: rand.Text()}
+	for _, n := range names {
+		data.Fields = append(data.Fields, field{Name: n, Value: fields[n]})
+	}
+	var buf bytes.Buffer
+	if err := page.Execute(&buf, data); err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	origin := u.Scheme + "://" + u.Host
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+data.Nonce+
+		"'; form-action "+origin+"; base-uri 'none'; frame-ancestors 'none'")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf.Bytes())
+}

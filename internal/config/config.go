@@ -1,0 +1,358 @@
+// Package config reads the bridge's YAML configuration. Decoding is strict:
+// an unknown key is an error. Validate reports every problem at once, each
+// with the file and the key (and line) that is wrong, and changes nothing.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration file. Everything that belongs to one
+// organiser lives in Organiser, so that a regional hub serving several
+// organisers becomes a list of them, not a rewrite.
+type Config struct {
+	// Listen is the HTTP listen address, e.g. ":8080". TLS is terminated
+	// by the reverse proxy or load balancer in front.
+	Listen string `yaml:"listen"`
+	// ExternalURL is the bridge's public base URL (https). Endpoint URLs
+	// and entityIDs are derived from it.
+	ExternalURL string `yaml:"external_url"`
+	// DevMode allows http: URLs (for the demo and local tests only).
+	DevMode bool `yaml:"dev_mode"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel  string    `yaml:"log_level"`
+	Store     Store     `yaml:"store"`
+	Organiser Organiser `yaml:"organiser"`
+
+	// file is the path the configuration was read from; relative paths in
+	// it are resolved against its directory.
+	file  string
+	lines map[string]int
+}
+
+// Organiser is one school organiser (huvudman): its upstream IdP, keys,
+// pseudonym settings, vendor metadata and release policies.
+type Organiser struct {
+	// ID is a short identifier used in logs and metrics.
+	ID          string `yaml:"id"`
+	DisplayName string `yaml:"display_name"`
+	// Scope is the organiser's domain, used as the scope of EPPNs and
+	// scoped attributes released to vendors (listed as shibmd:Scope in the
+	// bridge's IdP metadata).
+	Scope     string    `yaml:"scope"`
+	Upstream  Upstream  `yaml:"upstream"`
+	Keys      Keys      `yaml:"keys"`
+	Pseudonym Pseudonym `yaml:"pseudonym"`
+	// MetadataDir holds vendor SP metadata files (one entity per file).
+	MetadataDir string `yaml:"metadata_dir"`
+	// PolicyDir holds one release policy file per vendor.
+	PolicyDir string `yaml:"policy_dir"`
+}
+
+// Upstream is the organiser's school IdP.
+type Upstream struct {
+	ID string `yaml:"id"`
+	// Type is "saml" (OIDC comes later).
+	Type string `yaml:"type"`
+	// Metadata is the IdP's SAML metadata file.
+	Metadata string `yaml:"metadata"`
+	// EntityID selects the IdP when the metadata file holds several.
+	EntityID string `yaml:"entity_id"`
+	// Attributes maps extra upstream attribute names to the bridge's names.
+	Attributes map[string]string `yaml:"attributes"`
+	// StableID is the upstream attribute (or "NameID") that identifies a
+	// person stably; pseudonyms are derived from it.
+	StableID string `yaml:"stable_id"`
+	// PersonalNumber lists upstream attributes carrying a personal number.
+	PersonalNumber []string `yaml:"personal_number"`
+	// SecurityMarking is the upstream attribute carrying SS 12000
+	// securityMarking, if the IdP sends one.
+	SecurityMarking string `yaml:"security_marking"`
+	// AssumeUnprotected marks every person as not protected when no
+	// protection source is configured. Off by default: without a source,
+	// everyone is treated as protected (fail closed).
+	AssumeUnprotected bool `yaml:"assume_unprotected"`
+	// Scopes accepted in the IdP's scoped values; defaults to the
+	// shibmd:Scope values of its metadata.
+	Scopes []string `yaml:"scopes"`
+	// ClockSkew is the tolerance on assertion time windows (default 2m).
+	ClockSkew Duration `yaml:"clock_skew"`
+}
+
+// Keys names the bridge's key files.
+type Keys struct {
+	// Signing signs responses and assertions to vendors (RSA, 2048 bits
+	// or more, or ECDSA).
+	Signing KeyPair `yaml:"signing"`
+	// SigningECDSA is an optional P-256 key for vendors whose policy asks
+	// for ecdsa-sha256.
+	SigningECDSA *KeyPair `yaml:"signing_ecdsa"`
+}
+
+// KeyPair is a PEM certificate and private key file.
+type KeyPair struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// Pseudonym configures pseudonymous identifiers.
+type Pseudonym struct {
+	// KeyFile holds the HMAC key (at least 32 bytes, not world readable).
+	KeyFile string `yaml:"key_file"`
+}
+
+// Store selects the shared state backend.
+type Store struct {
+	// Type is "memory" (default, one instance) or "redis".
+	Type  string `yaml:"type"`
+	Redis Redis  `yaml:"redis"`
+}
+
+// Redis configures the Redis store (single, Sentinel or Cluster).
+type Redis struct {
+	Addrs        []string `yaml:"addrs"`
+	MasterName   string   `yaml:"master_name"`
+	Username     string   `yaml:"username"`
+	PasswordFile string   `yaml:"password_file"`
+	DB           int      `yaml:"db"`
+	TLS          bool     `yaml:"tls"`
+	Prefix       string   `yaml:"prefix"`
+}
+
+// Duration is a time.Duration written as "2m" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration like 90s or 2m", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Problem is one thing wrong with the configuration.
+type Problem struct {
+	File    string
+	Key     string
+	Line    int
+	Message string
+}
+
+func (p Problem) Error() string {
+	loc := p.File
+	if p.Line > 0 {
+		loc = fmt.Sprintf("%s:%d", p.File, p.Line)
+	}
+	if p.Key != "" {
+		return fmt.Sprintf("%s: %s: %s", loc, p.Key, p.Message)
+	}
+	return fmt.Sprintf("%s: %s", loc, p.Message)
+}
+
+// Load reads and strictly decodes path and applies defaults. It does not
+// validate; call Validate.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Problem{File: path, Message: err.Error()}
+	}
+	return Parse(path, b)
+}
+
+// Parse decodes b as if read from path.
+func Parse(path string, b []byte) (*Config, error) {
+	c := &Config{file: path, lines: map[string]int{}}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		return nil, Problem{File: path, Message: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err == nil {
+		collectLines(&root, "", c.lines)
+	}
+	c.applyDefaults()
+	return c, nil
+}
+
+func collectLines(n *yaml.Node, prefix string, out map[string]int) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			collectLines(c, prefix, out)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i].Value
+			if prefix != "" {
+				k = prefix + "." + k
+			}
+			out[k] = n.Content[i].Line
+			collectLines(n.Content[i+1], k, out)
+		}
+	}
+}
+
+func (c *Config) applyDefaults() {
+	if c.Listen == "" {
+		c.Listen = ":8080"
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if c.Store.Type == "" {
+		c.Store.Type = "memory"
+	}
+	if c.Store.Redis.Prefix == "" {
+		c.Store.Redis.Prefix = "skolbro:"
+	}
+	o := &c.Organiser
+	if o.Upstream.Type == "" {
+		o.Upstream.Type = "saml"
+	}
+	if o.Upstream.ClockSkew == 0 {
+		o.Upstream.ClockSkew = Duration(2 * time.Minute)
+	}
+	if o.MetadataDir == "" {
+		o.MetadataDir = "metadata"
+	}
+	if o.PolicyDir == "" {
+		o.PolicyDir = "attribute-release"
+	}
+}
+
+// File returns the path the configuration was read from.
+func (c *Config) File() string { return c.file }
+
+// Path resolves p relative to the configuration file's directory.
+func (c *Config) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(filepath.Dir(c.file), p)
+}
+
+// URL returns the external URL joined with path.
+func (c *Config) URL(path string) string {
+	return strings.TrimRight(c.ExternalURL, "/") + path
+}
+
+// Validate reports every problem at once (joined), each naming the file and key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, msg string, args ...any) {
+		errs = append(errs, Problem{File: c.file, Key: key, Line: c.lines[key], Message: fmt.Sprintf(msg, args...)})
+	}
+	u, err := url.Parse(c.ExternalURL)
+	switch {
+	case c.ExternalURL == "":
+		bad("external_url", "required")
+	case err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "":
+		bad("external_url", "must be an absolute URL without query or fragment")
+	case u.Scheme == "http" && !c.DevMode:
+		bad("external_url", "must be https (http only with dev_mode: true)")
+	case u.Scheme != "https" && u.Scheme != "http":
+		bad("external_url", "must be https")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level", "must be debug, info, warn or error")
+	}
+	switch c.Store.Type {
+	case "memory":
+	case "redis":
+		if len(c.Store.Redis.Addrs) == 0 {
+			bad("store.redis.addrs", "required when store.type is redis")
+		}
+		if c.Store.Redis.PasswordFile != "" {
+			if _, err := os.Stat(c.Path(c.Store.Redis.PasswordFile)); err != nil {
+				bad("store.redis.password_file", "cannot be read: %v", err)
+			}
+		}
+	default:
+		bad("store.type", "must be memory or redis")
+	}
+	o := c.Organiser
+	if !validID(o.ID) {
+		bad("organiser.id", "required: lower-case letters, digits and dashes")
+	}
+	if o.DisplayName == "" {
+		bad("organiser.display_name", "required")
+	}
+	if !validScope(o.Scope) {
+		bad("organiser.scope", "required: the organiser's lower-case domain, e.g. exempel.se")
+	}
+	if !validID(o.Upstream.ID) {
+		bad("organiser.upstream.id", "required: lower-case letters, digits and dashes")
+	}
+	if o.Upstream.Type != "saml" {
+		bad("organiser.upstream.type", "must be saml")
+	}
+	fileKey := func(key, p string) {
+		if p == "" {
+			bad(key, "required")
+			return
+		}
+		if _, err := os.Stat(c.Path(p)); err != nil {
+			bad(key, "cannot be read: %v", errors.Unwrap(err))
+		}
+	}
+	fileKey("organiser.upstream.metadata", o.Upstream.Metadata)
+	if o.Upstream.StableID == "" {
+		bad("organiser.upstream.stable_id", "required: the upstream attribute (or NameID) that identifies a person stably")
+	}
+	if time.Duration(o.Upstream.ClockSkew) < 0 || time.Duration(o.Upstream.ClockSkew) > 5*time.Minute {
+		bad("organiser.upstream.clock_skew", "must be between 0 and 5m")
+	}
+	fileKey("organiser.keys.signing.cert", o.Keys.Signing.Cert)
+	fileKey("organiser.keys.signing.key", o.Keys.Signing.Key)
+	if o.Keys.SigningECDSA != nil {
+		fileKey("organiser.keys.signing_ecdsa.cert", o.Keys.SigningECDSA.Cert)
+		fileKey("organiser.keys.signing_ecdsa.key", o.Keys.SigningECDSA.Key)
+	}
+	fileKey("organiser.pseudonym.key_file", o.Pseudonym.KeyFile)
+	dirKey := func(key, p string) {
+		if st, err := os.Stat(c.Path(p)); err != nil || !st.IsDir() {
+			bad(key, "must name a directory")
+		}
+	}
+	dirKey("organiser.metadata_dir", o.MetadataDir)
+	dirKey("organiser.policy_dir", o.PolicyDir)
+	return errors.Join(errs...)
+}
+
+func validID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func validScope(s string) bool {
+	if s == "" || s != strings.ToLower(s) || !strings.Contains(s, ".") {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
+}

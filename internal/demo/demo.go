@@ -1,0 +1,237 @@
+// Package demo sets up `skolbro demo`: a built-in test school IdP, the
+// bridge configured through its ordinary configuration file, and two demo
+// vendors, all on one listener. Every key it makes is generated at start,
+// marked TEST ONLY, and deleted on exit.
+package demo
+
+import (
+	"bytes"
+	"crypto/rand"
+	"embed"
+	"fmt"
+	"html/template"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/rs/zerolog"
+
+	"github.com/skolbro/skolbro/internal/app"
+	"github.com/skolbro/skolbro/internal/config"
+	"github.com/skolbro/skolbro/internal/demovendor"
+	"github.com/skolbro/skolbro/internal/keys"
+	"github.com/skolbro/skolbro/internal/server"
+	"github.com/skolbro/skolbro/internal/store"
+	"github.com/skolbro/skolbro/internal/testidp"
+	"github.com/skolbro/skolbro/internal/xmlsig"
+)
+
+//go:embed policies/*.yaml
+var policyFS embed.FS
+
+// Scopes of the demo: the school IdP's and the organiser's (used in the
+// pseudonymous EPPNs vendors receive).
+const (
+	UpstreamScope  = "skolor.demo-kommun.test"
+	OrganiserScope = "demo-kommun.test"
+)
+
+// Demo is a prepared demo: files written, parts built.
+type Demo struct {
+	Base    string
+	Dir     string
+	Config  *config.Config
+	IdP     *testidp.IdP
+	Vendors []*demovendor.Vendor
+}
+
+// Setup writes the demo's configuration, TEST ONLY keys, metadata and
+// policies under dir, for a bridge reachable at base (e.g.
+// http://127.0.0.1:8080).
+func Setup(base, dir string, now time.Time) (*Demo, error) {
+	d := &Demo{Base: base, Dir: dir}
+	for _, sub := range []string{"keys", "metadata", "attribute-release", "upstream"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	bridgeKey, err := keys.Generate("skolbro demo bridge (TEST ONLY)", keys.RSA2048, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := writePair(filepath.Join(dir, "keys"), "signing", bridgeKey); err != nil {
+		return nil, err
+	}
+	pk := make([]byte, 32)
+	if _, err := rand.Read(pk); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "keys", "pseudonym.key"), pk, 0o600); err != nil {
+		return nil, err
+	}
+
+	idpKey, err := keys.Generate("skolbro demo school IdP (TEST ONLY)", keys.RSA2048, now)
+	if err != nil {
+		return nil, err
+	}
+	idpSigner, err := xmlsig.NewSigner(idpKey)
+	if err != nil {
+		return nil, err
+	}
+	d.IdP = testidp.New(base+"/demo/idp/metadata", base+"/demo/idp/sso", UpstreamScope, idpSigner)
+	d.IdP.ACSURL = base + "/saml/sp/acs"
+	md, err := d.IdP.Metadata()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "upstream", "school-idp.xml"), md, 0o600); err != nil {
+		return nil, err
+	}
+
+	for _, name := range []string{"learning-app", "national-tests"} {
+		v, err := demovendor.New(name, base+"/demo/vendor/"+name, now)
+		if err != nil {
+			return nil, err
+		}
+		vmd, err := v.Metadata()
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "metadata", name+".xml"), vmd, 0o600); err != nil {
+			return nil, err
+		}
+		d.Vendors = append(d.Vendors, v)
+		tmpl, err := template.ParseFS(policyFS, "policies/"+name+".yaml")
+		if err != nil {
+			return nil, err
+		}
+		var buf bytes.Buffer
+		if err := tmpl.Execute(&buf, map[string]string{"Base": base}); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "attribute-release", name+".yaml"), buf.Bytes(), 0o600); err != nil {
+			return nil, err
+		}
+	}
+
+	cfgText := fmt.Sprintf(`# skolbro demo configuration (TEST ONLY)
+external_url: %s
+dev_mode: true
+log_level: info
+store:
+  type: memory
+organiser:
+  id: demo-kommun
+  display_name: Demo kommun
+  scope: %s
+  upstream:
+    id: school-idp
+    type: saml
+    metadata: upstream/school-idp.xml
+    stable_id: %s
+    security_marking: %s
+  keys:
+    signing:
+      cert: keys/signing.crt
+      key: keys/signing.key
+  pseudonym:
+    key_file: keys/pseudonym.key
+  metadata_dir: metadata
+  policy_dir: attribute-release
+`, base, OrganiserScope, testidp.AttrEPPN, testidp.AttrSecurityMarking)
+	cfgPath := filepath.Join(dir, "skolbro.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
+		return nil, err
+	}
+	if d.Config, err = config.Load(cfgPath); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func writePair(dir, name string, p *keys.Pair) error {
+	kp, err := p.KeyPEM()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".crt"), p.CertPEM(), 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, name+".key"), kp, 0o600)
+}
+
+// Handler builds the bridge from the demo configuration, exactly as
+// `skolbro serve` would, with the test IdP and the vendors mounted beside it.
+func (d *Demo) Handler(log zerolog.Logger) (http.Handler, error) {
+	return d.HandlerWithStore(log, store.NewMemory(nil))
+}
+
+// HandlerWithStore is Handler with a given store.
+func (d *Demo) HandlerWithStore(log zerolog.Logger, st store.Store) (http.Handler, error) {
+	org, rep := app.Build(d.Config, st, time.Now)
+	if err := rep.Err(); err != nil {
+		return nil, err
+	}
+	idpMD, err := org.IdP.Metadata(24 * time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range d.Vendors {
+		if err := v.SetIdPMetadata(idpMD); err != nil {
+			return nil, err
+		}
+	}
+	srv, err := server.New(server.Options{
+		Organiser: org, Store: st, Logger: log,
+		SecureCookies: strings.HasPrefix(d.Base, "https://"),
+		Mounts:        []func(*mux.Router){d.mount},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return srv.Handler(), nil
+}
+
+func (d *Demo) mount(r *mux.Router) {
+	r.Handle("/demo/idp/sso", d.IdP).Methods(http.MethodGet, http.MethodPost)
+	r.HandleFunc("/demo/idp/metadata", func(w http.ResponseWriter, _ *http.Request) {
+		b, err := d.IdP.Metadata()
+		if err != nil {
+			http.Error(w, "metadata", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/samlmetadata+xml")
+		w.Write(b)
+	})
+	for _, v := range d.Vendors {
+		prefix := "/demo/vendor/" + v.Name
+		r.PathPrefix(prefix).Handler(http.StripPrefix(prefix, v))
+	}
+	r.HandleFunc("/demo/", d.overview)
+	r.Handle("/", http.RedirectHandler("/demo/", http.StatusFound))
+}
+
+var overviewPage = template.Must(template.New("overview").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>skolbro demo</title><link rel="stylesheet" href="/static/skolbro.css"></head><body><main>
+<h1>skolbro demo</h1>
+<p>This demo runs three parts in one process: a <strong>test school IdP</strong> with invented pupils and teachers,
+the <strong>skolbro bridge</strong>, and two <strong>demo vendors</strong>. Pick a vendor, log in as a test identity,
+and the vendor's page shows exactly what it received. Personal numbers and names stay inside the bridge unless a vendor's
+policy allows them; the EPPN a vendor sees is a pseudonym.</p>
+<div class="box"><h2>Vendors</h2><ul>
+{{range .Vendors}}<li><a href="/demo/vendor/{{.Name}}/">{{.Name}}</a></li>{{end}}
+</ul></div>
+<div class="box"><h2>Test identities at the school IdP</h2><ul>
+{{range .Users}}<li>{{.Label}}</li>{{end}}
+</ul><p class="muted">All identities, personal numbers and keys here are invented and for testing only.</p></div>
+<p class="muted">Bridge metadata: <a href="/saml/idp/metadata">IdP side</a> · <a href="/saml/sp/metadata">SP side</a></p>
+</main></body></html>`))
+
+func (d *Demo) overview(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = overviewPage.Execute(w, map[string]any{"Vendors": d.Vendors, "Users": d.IdP.Users})
+}

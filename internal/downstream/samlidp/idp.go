@@ -1,0 +1,318 @@
+package samlidp
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/skolbro/skolbro/internal/release"
+	"github.com/skolbro/skolbro/internal/xmlenc"
+	"github.com/skolbro/skolbro/internal/xmlsig"
+)
+
+// NameID formats.
+const (
+	NameIDTransient   = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"
+	NameIDPersistent  = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+	NameIDUnspecified = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
+	attrNameFormatURI = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
+	statusSuccess     = "urn:oasis:names:tc:SAML:2.0:status:Success"
+	confirmBearer     = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
+	classUnspecified  = "urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified"
+	nsXSI             = "http://www.w3.org/2001/XMLSchema-instance"
+	nsXS              = "http://www.w3.org/2001/XMLSchema"
+)
+
+// IdP is the bridge's IdP side for one organiser.
+type IdP struct {
+	EntityID string
+	SSOURL   string
+	// Scope is the organiser's scope, published as shibmd:Scope.
+	Scope string
+	// Signer signs responses and assertions (RSA-SHA256 by default).
+	Signer *xmlsig.Signer
+	// AltSigners by signature method URI, for vendors configured for
+	// another algorithm (e.g. ECDSA-SHA256).
+	AltSigners map[string]*xmlsig.Signer
+	// Vendors by entityID: only vendors with both metadata and a policy.
+	Vendors map[string]*Vendor
+	// AssertionLifetime bounds the assertion's validity (default 5m).
+	AssertionLifetime time.Duration
+	// ClockSkew tolerated on incoming IssueInstant (default 2m).
+	ClockSkew time.Duration
+	// MaxRequestAge refuses older AuthnRequests (default 10m).
+	MaxRequestAge time.Duration
+	Now           func() time.Time
+	Rand          io.Reader
+}
+
+func (idp *IdP) now() time.Time {
+	if idp.Now != nil {
+		return idp.Now()
+	}
+	return time.Now()
+}
+
+func (idp *IdP) rand() io.Reader {
+	if idp.Rand != nil {
+		return idp.Rand
+	}
+	return rand.Reader
+}
+
+func (idp *IdP) skew() time.Duration {
+	if idp.ClockSkew > 0 {
+		return idp.ClockSkew
+	}
+	return 2 * time.Minute
+}
+
+func (idp *IdP) maxRequestAge() time.Duration {
+	if idp.MaxRequestAge > 0 {
+		return idp.MaxRequestAge
+	}
+	return 10 * time.Minute
+}
+
+func (idp *IdP) lifetime() time.Duration {
+	if idp.AssertionLifetime > 0 {
+		return idp.AssertionLifetime
+	}
+	return 5 * time.Minute
+}
+
+func (idp *IdP) newID() (string, error) {
+	b := make([]byte, 20)
+	if _, err := io.ReadFull(idp.rand(), b); err != nil {
+		return "", err
+	}
+	return "_" + hex.EncodeToString(b), nil
+}
+
+// ResponseOptions are the per-vendor choices from its release policy.
+type ResponseOptions struct {
+	// SignResponse and SignAssertion; at least one must be set.
+	SignResponse, SignAssertion bool
+	// SignatureMethod selects an alternative signer; "" uses the default.
+	SignatureMethod string
+	// Encrypt: "auto" (when the vendor has an encryption key), "never",
+	// or "required".
+	Encrypt string
+	// PersistentNameID uses rel.NameID as a persistent NameID; otherwise a
+	// fresh transient NameID is made.
+	PersistentNameID bool
+}
+
+// ErrNoEncryptionKey is returned when encryption is required but the
+// vendor's metadata has no encryption key.
+var ErrNoEncryptionKey = errors.New("samlidp: vendor has no encryption key")
+
+// BuildResponse makes the base64 SAMLResponse answering req with what the
+// release step produced. The vendor receives exactly rel.Attributes.
+func (idp *IdP) BuildResponse(req *Request, rel *release.Released, opts ResponseOptions) (string, error) {
+	vendor, ok := idp.Vendors[req.VendorEntityID]
+	if !ok {
+		return "", fmt.Errorf("samlidp: unknown vendor")
+	}
+	if !opts.SignResponse && !opts.SignAssertion {
+		opts.SignResponse, opts.SignAssertion = true, true
+	}
+	signer := idp.Signer
+	if opts.SignatureMethod != "" && opts.SignatureMethod != signer.Method() {
+		if s, ok := idp.AltSigners[opts.SignatureMethod]; ok {
+			signer = s
+		} else {
+			return "", fmt.Errorf("samlidp: no key for signature method %s", opts.SignatureMethod)
+		}
+	}
+	now := idp.now().UTC()
+	assertion, err := idp.buildAssertion(req, rel, opts, now)
+	if err != nil {
+		return "", err
+	}
+	if opts.SignAssertion {
+		if assertion, err = signer.SignEnveloped(assertion); err != nil {
+			return "", fmt.Errorf("samlidp: sign assertion: %w", err)
+		}
+	}
+	encrypt := false
+	switch opts.Encrypt {
+	case "never":
+	case "required":
+		if vendor.EncryptionCert == nil {
+			return "", ErrNoEncryptionKey
+		}
+		encrypt = true
+	default:
+		encrypt = vendor.EncryptionCert != nil
+	}
+	if encrypt {
+		eo := xmlenc.ChooseFromMetadata(vendor.EncryptionMethods)
+		if assertion, err = xmlenc.EncryptAssertion(assertion, vendor.EncryptionCert, eo, idp.rand()); err != nil {
+			return "", fmt.Errorf("samlidp: encrypt assertion: %w", err)
+		}
+	}
+	respID, err := idp.newID()
+	if err != nil {
+		return "", err
+	}
+	resp := etree.NewElement("samlp:Response")
+	resp.CreateAttr("xmlns:samlp", "urn:oasis:names:tc:SAML:2.0:protocol")
+	resp.CreateAttr("xmlns:saml", "urn:oasis:names:tc:SAML:2.0:assertion")
+	resp.CreateAttr("ID", respID)
+	resp.CreateAttr("Version", "2.0")
+	resp.CreateAttr("IssueInstant", stamp(now))
+	resp.CreateAttr("Destination", req.ACSURL)
+	resp.CreateAttr("InResponseTo", req.ID)
+	resp.CreateElement("saml:Issuer").SetText(idp.EntityID)
+	resp.CreateElement("samlp:Status").CreateElement("samlp:StatusCode").CreateAttr("Value", statusSuccess)
+	resp.AddChild(assertion)
+	if opts.SignResponse {
+		if resp, err = signer.SignEnveloped(resp); err != nil {
+			return "", fmt.Errorf("samlidp: sign response: %w", err)
+		}
+	}
+	doc := etree.NewDocument()
+	doc.SetRoot(resp)
+	var buf bytes.Buffer
+	if _, err := doc.WriteTo(&buf); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(buf.Bytes()), nil
+}
+
+func stamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+func (idp *IdP) buildAssertion(req *Request, rel *release.Released, opts ResponseOptions, now time.Time) (*etree.Element, error) {
+	id, err := idp.newID()
+	if err != nil {
+		return nil, err
+	}
+	notAfter := stamp(now.Add(idp.lifetime()))
+	a := etree.NewElement("saml:Assertion")
+	a.CreateAttr("xmlns:saml", "urn:oasis:names:tc:SAML:2.0:assertion")
+	a.CreateAttr("xmlns:xs", nsXS)
+	a.CreateAttr("xmlns:xsi", nsXSI)
+	a.CreateAttr("ID", id)
+	a.CreateAttr("Version", "2.0")
+	a.CreateAttr("IssueInstant", stamp(now))
+	a.CreateElement("saml:Issuer").SetText(idp.EntityID)
+
+	subj := a.CreateElement("saml:Subject")
+	nameID := subj.CreateElement("saml:NameID")
+	if opts.PersistentNameID && rel.NameID != "" {
+		nameID.CreateAttr("Format", NameIDPersistent)
+		nameID.CreateAttr("NameQualifier", idp.EntityID)
+		nameID.CreateAttr("SPNameQualifier", req.VendorEntityID)
+		nameID.SetText(rel.NameID)
+	} else {
+		transient, err := idp.newID()
+		if err != nil {
+			return nil, err
+		}
+		nameID.CreateAttr("Format", NameIDTransient)
+		nameID.CreateAttr("NameQualifier", idp.EntityID)
+		nameID.CreateAttr("SPNameQualifier", req.VendorEntityID)
+		nameID.SetText(transient)
+	}
+	sc := subj.CreateElement("saml:SubjectConfirmation")
+	sc.CreateAttr("Method", confirmBearer)
+	scd := sc.CreateElement("saml:SubjectConfirmationData")
+	// No Address: the client's ip:port is not ours to publish, and strict
+	// SPs refuse it.
+	scd.CreateAttr("InResponseTo", req.ID)
+	scd.CreateAttr("NotOnOrAfter", notAfter)
+	scd.CreateAttr("Recipient", req.ACSURL)
+
+	cond := a.CreateElement("saml:Conditions")
+	cond.CreateAttr("NotBefore", stamp(now))
+	cond.CreateAttr("NotOnOrAfter", notAfter)
+	cond.CreateElement("saml:AudienceRestriction").CreateElement("saml:Audience").SetText(req.VendorEntityID)
+
+	sessionIndex, err := idp.newID()
+	if err != nil {
+		return nil, err
+	}
+	as := a.CreateElement("saml:AuthnStatement")
+	instant := rel.AuthnInstant
+	if instant.IsZero() || instant.After(now) {
+		instant = now
+	}
+	as.CreateAttr("AuthnInstant", stamp(instant))
+	as.CreateAttr("SessionIndex", sessionIndex)
+	class := rel.AuthnContext
+	if class == "" {
+		class = classUnspecified
+	}
+	as.CreateElement("saml:AuthnContext").CreateElement("saml:AuthnContextClassRef").SetText(class)
+
+	// Some SPs refuse an empty AttributeStatement: leave it out when the
+	// vendor is released nothing.
+	if len(rel.Attributes) > 0 {
+		st := a.CreateElement("saml:AttributeStatement")
+		for _, ra := range rel.Attributes {
+			el := st.CreateElement("saml:Attribute")
+			el.CreateAttr("Name", ra.Def.SAMLName)
+			el.CreateAttr("NameFormat", attrNameFormatURI)
+			el.CreateAttr("FriendlyName", ra.Def.Name)
+			for _, v := range ra.Values {
+				ve := el.CreateElement("saml:AttributeValue")
+				ve.CreateAttr("xsi:type", "xs:string")
+				ve.SetText(v)
+			}
+		}
+	}
+	return a, nil
+}
+
+// Metadata returns the bridge's IdP metadata (unsigned): signing key,
+// SSO endpoints for both bindings, and the organiser's scope as
+// shibmd:Scope so that vendors accept the scoped attributes.
+func (idp *IdP) Metadata(validFor time.Duration) ([]byte, error) {
+	ed := etree.NewElement("md:EntityDescriptor")
+	ed.CreateAttr("xmlns:md", "urn:oasis:names:tc:SAML:2.0:metadata")
+	ed.CreateAttr("xmlns:ds", "http://www.w3.org/2000/09/xmldsig#")
+	ed.CreateAttr("xmlns:shibmd", "urn:mace:shibboleth:metadata:1.0")
+	ed.CreateAttr("entityID", idp.EntityID)
+	ed.CreateAttr("validUntil", stamp(idp.now().Add(validFor)))
+	sso := ed.CreateElement("md:IDPSSODescriptor")
+	sso.CreateAttr("protocolSupportEnumeration", "urn:oasis:names:tc:SAML:2.0:protocol")
+	sso.CreateAttr("WantAuthnRequestsSigned", "false")
+	ext := sso.CreateElement("md:Extensions")
+	sc := ext.CreateElement("shibmd:Scope")
+	sc.CreateAttr("regexp", "false")
+	sc.SetText(idp.Scope)
+	signers := []*xmlsig.Signer{idp.Signer}
+	for _, s := range idp.AltSigners {
+		if s != idp.Signer {
+			signers = append(signers, s)
+		}
+	}
+	for _, s := range signers {
+		kd := sso.CreateElement("md:KeyDescriptor")
+		kd.CreateAttr("use", "signing")
+		kd.CreateElement("ds:KeyInfo").CreateElement("ds:X509Data").CreateElement("ds:X509Certificate").
+			SetText(base64.StdEncoding.EncodeToString(s.Pair().Cert.Raw))
+	}
+	for _, f := range []string{NameIDTransient, NameIDPersistent} {
+		sso.CreateElement("md:NameIDFormat").SetText(f)
+	}
+	for _, b := range []string{BindingRedirect, BindingPOST} {
+		e := sso.CreateElement("md:SingleSignOnService")
+		e.CreateAttr("Binding", b)
+		e.CreateAttr("Location", idp.SSOURL)
+	}
+	doc := etree.NewDocument()
+	doc.CreateProcInst("xml", `version="1.0" encoding="UTF-8"`)
+	doc.SetRoot(ed)
+	doc.Indent(2)
+	return doc.WriteToBytes()
+}
+

@@ -1,0 +1,274 @@
+package samlidp
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/skolbro/skolbro/internal/samlxml"
+	"github.com/skolbro/skolbro/internal/xmlsig"
+)
+
+// MaxRelayState is the SAML binding limit on RelayState (SECURITY.md case 23).
+const MaxRelayState = 80
+
+// Request is a validated AuthnRequest: everything the bridge needs to
+// answer it later. It holds no personal data.
+type Request struct {
+	ID             string `json:"id"`
+	VendorEntityID string `json:"vendor"`
+	ACSURL         string `json:"acs"`
+	RelayState     string `json:"relay_state,omitempty"`
+	ForceAuthn     bool   `json:"force_authn,omitempty"`
+}
+
+// Error is a refused AuthnRequest. Reason is a fixed snake_case word, safe
+// to log and to use as a metric label; the user sees a fixed page. No
+// response is ever POSTed for a refused request, because its ACS URL cannot
+// be trusted (SECURITY.md case 21).
+type Error struct {
+	Reason string
+	Status int
+	err    error
+}
+
+func (e *Error) Error() string {
+	if e.err != nil {
+		return "authn request refused: " + e.Reason + ": " + e.err.Error()
+	}
+	return "authn request refused: " + e.Reason
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.err }
+
+func refuse(reason string, err error) *Error {
+	return &Error{Reason: reason, Status: http.StatusBadRequest, err: err}
+}
+
+// ParseRequest reads an AuthnRequest from either binding: HTTP-Redirect
+// (GET, deflated, signature in the query) or HTTP-POST (base64, enveloped
+// signature).
+func (idp *IdP) ParseRequest(r *http.Request) (*Request, error) {
+	switch r.Method {
+	case http.MethodGet:
+		return idp.parseRedirect(r)
+	case http.MethodPost:
+		return idp.parsePOST(r)
+	}
+	return nil, &Error{Reason: "method", Status: http.StatusMethodNotAllowed}
+}
+
+// rawQueryParam returns the still-encoded value of name, as the Redirect
+// binding signs the encoded form exactly as sent.
+func rawQueryParam(raw, name string) (string, bool) {
+	found, val := false, ""
+	for _, kv := range strings.Split(raw, "&") {
+		k, v, _ := strings.Cut(kv, "=")
+		if k == name {
+			if found {
+				return "", false // duplicates are ambiguous: refuse
+			}
+			found, val = true, v
+		}
+	}
+	return val, found
+}
+
+func (idp *IdP) parseRedirect(r *http.Request) (*Request, error) {
+	raw := r.URL.RawQuery
+	encReq, ok := rawQueryParam(raw, "SAMLRequest")
+	if !ok {
+		return nil, refuse("no_request", nil)
+	}
+	samlRequest, err := url.QueryUnescape(encReq)
+	if err != nil {
+		return nil, refuse("malformed", err)
+	}
+	relay := ""
+	encRelay, hasRelay := rawQueryParam(raw, "RelayState")
+	if hasRelay {
+		if relay, err = url.QueryUnescape(encRelay); err != nil {
+			return nil, refuse("malformed", err)
+		}
+	}
+	xmlBytes, err := samlxml.Inflate(samlRequest)
+	if err != nil {
+		return nil, xmlError(err)
+	}
+	req, root, vendor, err := idp.parseRequestXML(xmlBytes, relay)
+	if err != nil {
+		return nil, err
+	}
+	_ = root
+	encSigAlg, hasSigAlg := rawQueryParam(raw, "SigAlg")
+	encSig, hasSig := rawQueryParam(raw, "Signature")
+	if hasSig != hasSigAlg {
+		return nil, refuse("bad_signature", nil)
+	}
+	if !hasSig {
+		if vendor.AuthnRequestsSigned {
+			return nil, refuse("unsigned", nil)
+		}
+		return req, nil
+	}
+	sigAlg, err1 := url.QueryUnescape(encSigAlg)
+	sigB64, err2 := url.QueryUnescape(encSig)
+	sig, err3 := base64.StdEncoding.DecodeString(sigB64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return nil, refuse("bad_signature", nil)
+	}
+	signed := "SAMLRequest=" + encReq
+	if hasRelay {
+		signed += "&RelayState=" + encRelay
+	}
+	signed += "&SigAlg=" + encSigAlg
+	if err := xmlsig.VerifyRaw(sigAlg, []byte(signed), sig, vendor.SigningCerts); err != nil {
+		if errors.Is(err, xmlsig.ErrWeakAlgorithm) {
+			return nil, refuse("weak_algorithm", err)
+		}
+		return nil, refuse("bad_signature", err)
+	}
+	return req, nil
+}
+
+func (idp *IdP) parsePOST(r *http.Request) (*Request, error) {
+	if err := r.ParseForm(); err != nil {
+		return nil, refuse("malformed", err)
+	}
+	relay := r.PostForm.Get("RelayState")
+	xmlBytes, err := samlxml.DecodeBase64(r.PostForm.Get("SAMLRequest"))
+	if err != nil {
+		return nil, xmlError(err)
+	}
+	req, root, vendor, err := idp.parseRequestXML(xmlBytes, relay)
+	if err != nil {
+		return nil, err
+	}
+	hasSig := false
+	for _, c := range root.ChildElements() {
+		if samlxml.Is(c, samlxml.NSDSig, "Signature") {
+			hasSig = true
+		}
+	}
+	if !hasSig {
+		if vendor.AuthnRequestsSigned {
+			return nil, refuse("unsigned", nil)
+		}
+		return req, nil
+	}
+	if _, err := xmlsig.VerifyEnveloped(root, vendor.SigningCerts, idp.now); err != nil {
+		if errors.Is(err, xmlsig.ErrWeakAlgorithm) {
+			return nil, refuse("weak_algorithm", err)
+		}
+		return nil, refuse("bad_signature", err)
+	}
+	return req, nil
+}
+
+func xmlError(err error) *Error {
+	switch {
+	case errors.Is(err, samlxml.ErrTooLarge):
+		return &Error{Reason: "too_large", Status: http.StatusRequestEntityTooLarge, err: err}
+	case errors.Is(err, samlxml.ErrDTD):
+		return refuse("dtd", err)
+	}
+	return refuse("malformed", err)
+}
+
+// parseRequestXML checks the request's content. The signature is checked
+// by the caller, after the vendor (and so its keys) is known; nothing from
+// the request is used to respond before that.
+func (idp *IdP) parseRequestXML(b []byte, relay string) (*Request, *etree.Element, *Vendor, error) {
+	if len(relay) > MaxRelayState {
+		return nil, nil, nil, refuse("relay_state", nil)
+	}
+	doc, err := samlxml.Parse(b)
+	if err != nil {
+		return nil, nil, nil, xmlError(err)
+	}
+	root := doc.Root()
+	if !samlxml.Is(root, samlxml.NSProtocol, "AuthnRequest") {
+		return nil, nil, nil, refuse("malformed", errors.New("not an AuthnRequest"))
+	}
+	if root.SelectAttrValue("Version", "") != "2.0" {
+		return nil, nil, nil, refuse("malformed", errors.New("version is not 2.0"))
+	}
+	id := root.SelectAttrValue("ID", "")
+	if id == "" || len(id) > 256 {
+		return nil, nil, nil, refuse("malformed", errors.New("bad ID"))
+	}
+	issuerEl, err := samlxml.Child(root, samlxml.NSAssertion, "Issuer")
+	if err != nil || issuerEl == nil {
+		return nil, nil, nil, refuse("no_issuer", err)
+	}
+	issuer, err := samlxml.Text(issuerEl)
+	if err != nil {
+		return nil, nil, nil, refuse("malformed", err)
+	}
+	vendor, ok := idp.Vendors[issuer]
+	if !ok {
+		return nil, nil, nil, refuse("unknown_vendor", nil)
+	}
+	if d := root.SelectAttrValue("Destination", ""); d != "" && d != idp.SSOURL {
+		return nil, nil, nil, refuse("destination", nil)
+	}
+	instant, err := time.Parse(time.RFC3339Nano, root.SelectAttrValue("IssueInstant", ""))
+	if err != nil {
+		return nil, nil, nil, refuse("malformed", errors.New("bad IssueInstant"))
+	}
+	now := idp.now()
+	if instant.After(now.Add(idp.skew())) || instant.Before(now.Add(-idp.maxRequestAge())) {
+		return nil, nil, nil, refuse("stale", nil)
+	}
+	if pb := root.SelectAttrValue("ProtocolBinding", ""); pb != "" && pb != BindingPOST {
+		return nil, nil, nil, refuse("binding", nil)
+	}
+	var acs ACS
+	acsURL := root.SelectAttrValue("AssertionConsumerServiceURL", "")
+	acsIndex := root.SelectAttrValue("AssertionConsumerServiceIndex", "")
+	switch {
+	case acsURL != "" && acsIndex != "":
+		return nil, nil, nil, refuse("acs", errors.New("both ACS URL and index"))
+	case acsURL != "":
+		if acs, ok = vendor.ACSByURL(acsURL); !ok {
+			return nil, nil, nil, refuse("acs", nil)
+		}
+	case acsIndex != "":
+		i, err := strconv.Atoi(acsIndex)
+		if err != nil {
+			return nil, nil, nil, refuse("acs", nil)
+		}
+		if acs, ok = vendor.ACSByIndex(i); !ok {
+			return nil, nil, nil, refuse("acs", nil)
+		}
+	default:
+		acs = vendor.DefaultACS()
+	}
+	if root.SelectAttrValue("IsPassive", "") == "true" || root.SelectAttrValue("IsPassive", "") == "1" {
+		// The bridge cannot promise a login without interaction upstream.
+		return nil, nil, nil, refuse("passive", nil)
+	}
+	if nip, _ := samlxml.Child(root, samlxml.NSProtocol, "NameIDPolicy"); nip != nil {
+		switch f := nip.SelectAttrValue("Format", ""); f {
+		case "", NameIDTransient, NameIDPersistent, NameIDUnspecified:
+		default:
+			return nil, nil, nil, refuse("name_id_format", fmt.Errorf("format not supported"))
+		}
+	}
+	fa := root.SelectAttrValue("ForceAuthn", "")
+	return &Request{
+		ID:             id,
+		VendorEntityID: vendor.EntityID,
+		ACSURL:         acs.URL,
+		RelayState:     relay,
+		ForceAuthn:     fa == "true" || fa == "1",
+	}, root, vendor, nil
+}

@@ -1,0 +1,229 @@
+// Package policy loads the attribute-release policies: one YAML file per
+// vendor under attribute-release/, reviewed like code. A policy names the
+// attributes a vendor may receive, why (purpose, legal basis, the data
+// processing agreement) and how the vendor's SAML responses are made.
+//
+// Loading never stops at the first mistake: every problem of every file is
+// reported at once, with the file, the key and the line, so that an admin
+// can fix them in one pass. Problems marked Warning do not stop the bridge;
+// every other problem does.
+package policy
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/skolbro/skolbro/internal/attr"
+)
+
+// Policy is one vendor's validated release policy.
+type Policy struct {
+	// File is the path the policy was loaded from.
+	File string
+	// Hash is the SHA-256 (hex) of the file's bytes: the policy version,
+	// logged with every release so that an audit can name the exact rules.
+	Hash string
+
+	ID          string
+	DisplayName string
+	Purpose     string
+	LegalBasis  string
+
+	// SAML is set for a SAML vendor. (An OIDC section comes later.)
+	SAML *SAMLSettings
+
+	Agreement Agreement
+	// Attributes are the released attributes in file order. None of them
+	// is a personal number.
+	Attributes []Rule
+	// PersonalNumber is the explicit opt-in for releasing a personal
+	// number, or nil.
+	PersonalNumber *PersonalNumberOptIn
+
+	// lines maps key paths (as in Problem.Key) to line numbers.
+	lines map[string]int
+}
+
+// SAMLSettings says how the bridge answers a SAML vendor.
+type SAMLSettings struct {
+	EntityID           string
+	NameID             NameIDKind
+	Sign               SignMode
+	SignatureAlgorithm SignatureAlgorithm
+	Encrypt            EncryptMode
+}
+
+// NameIDKind selects the NameID sent to a SAML vendor.
+type NameIDKind string
+
+// NameID kinds.
+const (
+	// NameIDTransient sends a fresh transient NameID at every login.
+	NameIDTransient NameIDKind = "transient"
+	// NameIDPairwise sends a persistent NameID whose value is the
+	// person's pairwise-id for the vendor.
+	NameIDPairwise NameIDKind = "pairwise"
+)
+
+// SignMode selects what the bridge signs in a SAML response.
+type SignMode string
+
+// Signing modes.
+const (
+	SignAssertionAndResponse SignMode = "assertion_and_response"
+	SignAssertion            SignMode = "assertion"
+	SignResponse             SignMode = "response"
+)
+
+// SignatureAlgorithm selects the XML signature algorithm.
+type SignatureAlgorithm string
+
+// Signature algorithms.
+const (
+	RSASHA256   SignatureAlgorithm = "rsa-sha256"
+	ECDSASHA256 SignatureAlgorithm = "ecdsa-sha256"
+)
+
+// EncryptMode selects whether assertions are encrypted.
+type EncryptMode string
+
+// Encryption modes.
+const (
+	// EncryptAuto encrypts when the vendor's metadata has an encryption key.
+	EncryptAuto EncryptMode = "auto"
+	// EncryptNever never encrypts.
+	EncryptNever EncryptMode = "never"
+	// EncryptRequired refuses to answer a vendor without an encryption key.
+	EncryptRequired EncryptMode = "required"
+)
+
+// Agreement is the data processing agreement (PUB-avtal) with the vendor.
+type Agreement struct {
+	Reference string
+	// Ends is the last day the agreement covers, at 00:00 UTC.
+	Ends time.Time
+}
+
+// Rule is one released attribute.
+type Rule struct {
+	Def attr.Def
+	// Values, when not nil, is the allow-list of values; for scoped
+	// attributes it lists unscoped values. nil releases every value.
+	Values []string
+}
+
+// Allows reports whether the rule releases value (unscoped for scoped
+// attributes).
+func (r Rule) Allows(value string) bool {
+	if r.Values == nil {
+		return true
+	}
+	for _, v := range r.Values {
+		if v == value {
+			return true
+		}
+	}
+	return false
+}
+
+// PersonalNumberOptIn is the separately named, justified permission to
+// release a personal number to a vendor.
+type PersonalNumberOptIn struct {
+	Def        attr.Def
+	LegalBasis string
+	Reason     string
+}
+
+// AgreementActive reports whether the data processing agreement covers now.
+// The end date is inclusive: an agreement ending 2027-06-30 is active until
+// 2027-07-01T00:00:00Z.
+func (p *Policy) AgreementActive(now time.Time) bool {
+	if p.Agreement.Ends.IsZero() {
+		return false
+	}
+	return now.Before(p.Agreement.Ends.AddDate(0, 0, 1))
+}
+
+// Problem is one mistake (or, with Warning, one thing to review) in a
+// policy file.
+type Problem struct {
+	File string
+	// Key is the path of the key at fault, e.g. "attributes[2].name";
+	// empty for problems of the whole file.
+	Key string
+	// Line is the 1-based line in File, or 0 when unknown.
+	Line    int
+	Message string
+	Warning bool
+}
+
+// String formats the problem as file:line: key: message, as compilers do.
+func (p Problem) String() string {
+	s := p.File
+	if p.Line > 0 {
+		s += fmt.Sprintf(":%d", p.Line)
+	}
+	if p.Key != "" {
+		s += ": " + p.Key
+	}
+	if p.Warning {
+		s += ": warning"
+	}
+	return s + ": " + p.Message
+}
+
+// HasErrors reports whether any problem is not a warning.
+func HasErrors(problems []Problem) bool {
+	for _, p := range problems {
+		if !p.Warning {
+			return true
+		}
+	}
+	return false
+}
+
+// Set indexes loaded policies for lookup at login time.
+type Set struct {
+	byID       map[string]*Policy
+	byEntityID map[string]*Policy
+	all        []*Policy
+}
+
+// NewSet indexes policies, which should come from LoadDir without errors.
+// Should two share an id or entityID anyway, the first one wins.
+func NewSet(policies []*Policy) *Set {
+	s := &Set{byID: map[string]*Policy{}, byEntityID: map[string]*Policy{}}
+	for _, p := range policies {
+		if p == nil {
+			continue
+		}
+		if _, dup := s.byID[p.ID]; dup {
+			continue
+		}
+		s.byID[p.ID] = p
+		if p.SAML != nil {
+			if _, dup := s.byEntityID[p.SAML.EntityID]; !dup {
+				s.byEntityID[p.SAML.EntityID] = p
+			}
+		}
+		s.all = append(s.all, p)
+	}
+	sort.Slice(s.all, func(i, j int) bool { return s.all[i].ID < s.all[j].ID })
+	return s
+}
+
+// BySAMLEntityID returns the policy of the SAML vendor with entityID id.
+func (s *Set) BySAMLEntityID(id string) (*Policy, bool) {
+	p, ok := s.byEntityID[id]
+	return p, ok
+}
+
+// ByID returns the policy with the given vendor id.
+func (s *Set) ByID(id string) (*Policy, bool) {
+	p, ok := s.byID[id]
+	return p, ok
+}
+
+// All returns every policy, sorted by id. The slice is a copy.
+func (s *Set) All() []*Policy { return append([]*Policy(nil), s.all...) }

@@ -1,0 +1,180 @@
+// Package release decides what a vendor receives about a person: the
+// attributes its policy lists, pseudonyms in place of identifiers, and a
+// masked set for a protected person. Release is a pure function (no I/O,
+// no clock, no logging) so that every privacy rule is testable as a table;
+// the downstream protocol code accepts only its output, never an Identity.
+package release
+
+import (
+	"time"
+
+	"github.com/skolbro/skolbro/internal/attr"
+	"github.com/skolbro/skolbro/internal/identity"
+	"github.com/skolbro/skolbro/internal/policy"
+	"github.com/skolbro/skolbro/internal/pseudonym"
+)
+
+// Attribute is one released attribute with its values.
+type Attribute struct {
+	Def    attr.Def
+	Values []string
+}
+
+// Released is everything a vendor may receive about one login.
+type Released struct {
+	VendorID string
+	EntityID string
+	// NameID is the pairwise-id value when the policy's name_id is
+	// pairwise; "" means the downstream makes a transient NameID.
+	NameID string
+	// Attributes are in policy order, the personal number (if any) last;
+	// attributes without values are left out.
+	Attributes []Attribute
+
+	AuthnInstant time.Time
+	AuthnContext string
+
+	// Masked is true when the person was treated as protected. It is for
+	// the bridge's own audit log; downstream code must not send it.
+	Masked bool
+}
+
+// Names returns the released attribute names in order. They are safe to log.
+func (r *Released) Names() []string {
+	names := make([]string, len(r.Attributes))
+	for i, a := range r.Attributes {
+		names[i] = a.Def.Name
+	}
+	return names
+}
+
+// Release computes what the vendor of p receives about id. The pseudonyms
+// are derived by d from id.StableID; without a stable id (or without d) no
+// derived attribute and no pairwise NameID is released. Inputs are not
+// modified and the result shares no slices with them.
+func Release(p *policy.Policy, id *identity.Identity, d *pseudonym.Deriver) *Released {
+	r := &Released{
+		VendorID:     p.ID,
+		AuthnInstant: id.AuthnInstant,
+		AuthnContext: id.AuthnContext,
+		// Unknown counts as protected: the bridge fails closed.
+		Masked: id.Protection.Protected(),
+	}
+	if p.SAML != nil {
+		r.EntityID = p.SAML.EntityID
+	}
+	sector := r.EntityID
+	canDerive := d != nil && !id.StableID.IsZero()
+
+	if p.SAML != nil && p.SAML.NameID == policy.NameIDPairwise && canDerive {
+		r.NameID = d.PairwiseID(id.StableID, sector)
+	}
+
+	allowed := maskFor(p, id.Protection)
+	for _, rule := range p.Attributes {
+		if !allowed(rule.Def) {
+			continue
+		}
+		var values []string
+		switch rule.Def.Kind {
+		case attr.Derived:
+			if canDerive {
+				values = derive(rule.Def.Name, id.StableID, sector, d)
+			}
+		case attr.Scoped:
+			if d != nil {
+				values = scoped(rule, id.Attributes, d.Scope())
+			}
+		case attr.Plain:
+			values = filter(rule, id.Attributes[rule.Def.Name])
+		case attr.PersonalNumber:
+			// Never from the attribute list: only through the opt-in below.
+		}
+		if len(values) > 0 {
+			r.Attributes = append(r.Attributes, Attribute{Def: rule.Def, Values: values})
+		}
+	}
+
+	// The personal number: only with the policy's explicit opt-in, only
+	// for a person known not to be protected, only in the 12-digit form.
+	if o := p.PersonalNumber; o != nil && o.Def.Kind == attr.PersonalNumber &&
+		!id.Protection.Protected() && !id.PersonalNumber.IsZero() {
+		r.Attributes = append(r.Attributes, Attribute{Def: o.Def, Values: []string{id.PersonalNumber.RevealPersonalNumber()}})
+	}
+	return r
+}
+
+// mask says whether an attribute may be released at the given protection
+// level. It is a table per policy so that per-level overrides in the policy
+// file can replace the default later.
+type mask func(attr.Def) bool
+
+func maskFor(_ *policy.Policy, level identity.Protection) mask {
+	if !level.Protected() {
+		return releaseAll
+	}
+	return protectedDefault
+}
+
+func releaseAll(d attr.Def) bool { return d.Kind != attr.PersonalNumber }
+
+// protectedDefault releases, for a protected person, only what cannot tell
+// anyone who or where the person is: pseudonyms, affiliation and assurance.
+func protectedDefault(d attr.Def) bool {
+	if d.Identifying || d.Kind == attr.PersonalNumber {
+		return false
+	}
+	if d.Kind == attr.Derived {
+		return true
+	}
+	switch d.Name {
+	case attr.ScopedAffiliation, attr.Affiliation, attr.Assurance:
+		return true
+	}
+	return false
+}
+
+func derive(name string, stable identity.Secret, sector string, d *pseudonym.Deriver) []string {
+	switch name {
+	case attr.EPPN:
+		return []string{d.EPPN(stable)}
+	case attr.PairwiseID, attr.TargetedID:
+		if sector == "" {
+			// Without a sector every such vendor would share one value.
+			return nil
+		}
+		return []string{d.PairwiseID(stable, sector)}
+	case attr.SubjectID:
+		return []string{d.SubjectID(stable)}
+	case attr.UniqueID:
+		// eduPersonUniqueID has the EPPN's form and, as the bridge never
+		// reassigns an EPPN, the same value.
+		return []string{d.EPPN(stable)}
+	}
+	// A derived attribute the bridge cannot compute is left out.
+	return nil
+}
+
+// scoped renders eduPersonScopedAffiliation from the unscoped
+// eduPersonAffiliation values the mapping stored, with the bridge's scope.
+func scoped(rule policy.Rule, attrs identity.Attributes, scope string) []string {
+	if rule.Def.Name != attr.ScopedAffiliation {
+		return nil
+	}
+	var out []string
+	for _, v := range filter(rule, attrs[attr.Affiliation]) {
+		out = append(out, v+"@"+scope)
+	}
+	return out
+}
+
+// filter copies the values the rule allows.
+func filter(rule policy.Rule, values []string) []string {
+	var out []string
+	for _, v := range values {
+		if v != "" && rule.Allows(v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}

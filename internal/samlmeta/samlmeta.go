@@ -1,0 +1,220 @@
+// Package samlmeta reads the IdP side of SAML metadata: an entity's signing
+// certificates, its HTTP-Redirect single sign-on endpoint and its shibmd:Scope
+// values. Metadata goes through samlxml's bounded parser first, like every
+// other XML the bridge reads.
+package samlmeta
+
+import (
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/beevik/etree"
+	"github.com/crewjam/saml"
+
+	"github.com/skolbro/skolbro/internal/samlxml"
+)
+
+// NSShibMD is the namespace of shibmd:Scope.
+const NSShibMD = "urn:mace:shibboleth:metadata:1.0"
+
+// HTTPRedirectBinding is the SAML HTTP-Redirect binding URI.
+const HTTPRedirectBinding = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+
+// Errors returned for metadata that cannot be used. They carry no input.
+var (
+	ErrNotEntity   = errors.New("samlmeta: not an EntityDescriptor")
+	ErrNotEntities = errors.New("samlmeta: not an EntityDescriptor or EntitiesDescriptor")
+	ErrDecode      = errors.New("samlmeta: metadata does not decode")
+	ErrNoIdP       = errors.New("samlmeta: no IDPSSODescriptor")
+	ErrNoCert      = errors.New("samlmeta: no signing certificate")
+	ErrBadCert     = errors.New("samlmeta: signing certificate does not parse")
+	ErrNoSSO       = errors.New("samlmeta: no HTTP-Redirect SingleSignOnService")
+	ErrNoEntity    = errors.New("samlmeta: entity not found")
+)
+
+// ParseEntity parses one EntityDescriptor.
+func ParseEntity(b []byte) (*saml.EntityDescriptor, error) {
+	doc, err := samlxml.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("samlmeta: %w", err)
+	}
+	if !samlxml.Is(doc.Root(), samlxml.NSMetadata, "EntityDescriptor") {
+		return nil, ErrNotEntity
+	}
+	ed := &saml.EntityDescriptor{}
+	// encoding/xml's errors quote element names from the input; keep them out.
+	if err := xml.Unmarshal(b, ed); err != nil {
+		return nil, ErrDecode
+	}
+	return ed, nil
+}
+
+// ParseEntities parses an EntitiesDescriptor (nested ones flattened, in
+// document order) or a single EntityDescriptor.
+//
+// The input is bounded by samlxml's limits (size, namespace declarations),
+// which fit one organiser's metadata but not a whole federation aggregate.
+func ParseEntities(b []byte) ([]*saml.EntityDescriptor, error) {
+	doc, err := samlxml.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("samlmeta: %w", err)
+	}
+	root := doc.Root()
+	switch {
+	case samlxml.Is(root, samlxml.NSMetadata, "EntityDescriptor"):
+		ed := &saml.EntityDescriptor{}
+		if err := xml.Unmarshal(b, ed); err != nil {
+			return nil, ErrDecode
+		}
+		return []*saml.EntityDescriptor{ed}, nil
+	case samlxml.Is(root, samlxml.NSMetadata, "EntitiesDescriptor"):
+		eds := &saml.EntitiesDescriptor{}
+		if err := xml.Unmarshal(b, eds); err != nil {
+			return nil, ErrDecode
+		}
+		var out []*saml.EntityDescriptor
+		flatten(eds, &out)
+		return out, nil
+	}
+	return nil, ErrNotEntities
+}
+
+func flatten(eds *saml.EntitiesDescriptor, out *[]*saml.EntityDescriptor) {
+	for i := range eds.EntityDescriptors {
+		*out = append(*out, &eds.EntityDescriptors[i])
+	}
+	for i := range eds.EntitiesDescriptors {
+		flatten(&eds.EntitiesDescriptors[i], out)
+	}
+}
+
+// IdPSigningCerts returns every certificate of the entity's IDPSSODescriptors
+// whose KeyDescriptor has use="signing" or no use. During a key rollover the
+// metadata lists two, and responses signed with either must verify.
+func IdPSigningCerts(ed *saml.EntityDescriptor) ([]*x509.Certificate, error) {
+	if ed == nil || len(ed.IDPSSODescriptors) == 0 {
+		return nil, ErrNoIdP
+	}
+	var out []*x509.Certificate
+	for _, idp := range ed.IDPSSODescriptors {
+		for _, kd := range idp.KeyDescriptors {
+			if kd.Use != "" && kd.Use != "signing" {
+				continue
+			}
+			for _, xc := range kd.KeyInfo.X509Data.X509Certificates {
+				der, err := base64.StdEncoding.DecodeString(stripSpace(xc.Data))
+				if err != nil {
+					return nil, ErrBadCert
+				}
+				c, err := x509.ParseCertificate(der)
+				if err != nil {
+					return nil, ErrBadCert
+				}
+				if !containsCert(out, c) {
+					out = append(out, c)
+				}
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, ErrNoCert
+	}
+	return out, nil
+}
+
+func containsCert(cs []*x509.Certificate, c *x509.Certificate) bool {
+	for _, x := range cs {
+		if x.Equal(c) {
+			return true
+		}
+	}
+	return false
+}
+
+func stripSpace(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// IdPSSORedirectURL returns the Location of the first HTTP-Redirect
+// SingleSignOnService. Only absolute http and https URLs are accepted.
+func IdPSSORedirectURL(ed *saml.EntityDescriptor) (string, error) {
+	if ed == nil || len(ed.IDPSSODescriptors) == 0 {
+		return "", ErrNoIdP
+	}
+	for _, idp := range ed.IDPSSODescriptors {
+		for _, ep := range idp.SingleSignOnServices {
+			if ep.Binding != HTTPRedirectBinding {
+				continue
+			}
+			u, err := url.Parse(ep.Location)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				continue
+			}
+			return ep.Location, nil
+		}
+	}
+	return "", ErrNoSSO
+}
+
+// Scopes returns the literal shibmd:Scope values in the Extensions of the
+// IDPSSODescriptor of the entity entityID in metadata (an EntityDescriptor
+// or an EntitiesDescriptor). crewjam's types drop Extensions, so this reads
+// the XML itself rather than a parsed *saml.EntityDescriptor. Scopes marked
+// regexp="true" are left out: a relying party that compares scopes as
+// strings must not accept a pattern as if it were a domain.
+func Scopes(metadata []byte, entityID string) ([]string, error) {
+	doc, err := samlxml.Parse(metadata)
+	if err != nil {
+		return nil, fmt.Errorf("samlmeta: %w", err)
+	}
+	ent := findEntity(doc.Root(), entityID)
+	if ent == nil {
+		return nil, ErrNoEntity
+	}
+	var out []string
+	for _, idp := range samlxml.Children(ent, samlxml.NSMetadata, "IDPSSODescriptor") {
+		for _, ext := range samlxml.Children(idp, samlxml.NSMetadata, "Extensions") {
+			for _, sc := range samlxml.Children(ext, NSShibMD, "Scope") {
+				if v := strings.TrimSpace(sc.SelectAttrValue("regexp", "false")); v == "true" || v == "1" {
+					continue
+				}
+				s, err := samlxml.Text(sc)
+				if err != nil {
+					return nil, fmt.Errorf("samlmeta: scope: %w", err)
+				}
+				if s != "" {
+					out = append(out, s)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+func findEntity(el *etree.Element, entityID string) *etree.Element {
+	if samlxml.Is(el, samlxml.NSMetadata, "EntityDescriptor") {
+		if el.SelectAttrValue("entityID", "") == entityID {
+			return el
+		}
+		return nil
+	}
+	if !samlxml.Is(el, samlxml.NSMetadata, "EntitiesDescriptor") {
+		return nil
+	}
+	for _, c := range el.ChildElements() {
+		if f := findEntity(c, entityID); f != nil {
+			return f
+		}
+	}
+	return nil
+}

@@ -1,0 +1,212 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/rs/zerolog"
+
+	"github.com/skolbro/skolbro/internal/autopost"
+	"github.com/skolbro/skolbro/internal/downstream/samlidp"
+	"github.com/skolbro/skolbro/internal/identity"
+	"github.com/skolbro/skolbro/internal/mapping"
+	"github.com/skolbro/skolbro/internal/policy"
+	"github.com/skolbro/skolbro/internal/release"
+	"github.com/skolbro/skolbro/internal/upstream/samlsp"
+	"github.com/skolbro/skolbro/internal/xmlsig"
+)
+
+// bindingCookie ties a login's upstream leg to the browser that started it
+// (SECURITY.md case 13). It is not a session: it carries no identity, and
+// the pending request it points to is consumed by the ACS.
+const bindingCookie = "skolbro_login"
+
+// maxACSBody bounds the ACS POST body (SECURITY.md case 18).
+const maxACSBody = 512 << 10
+
+// pendingLogin is what the bridge keeps in the store while the person logs
+// in upstream: the vendor's validated request. No personal data.
+type pendingLogin struct {
+	Protocol string           `json:"p"`
+	Vendor   string           `json:"v"`
+	SAML     *samlidp.Request `json:"s,omitempty"`
+}
+
+// handleSSO receives a vendor's AuthnRequest and sends the browser upstream.
+func (s *Server) handleSSO(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxACSBody)
+	l := zerolog.Ctx(r.Context())
+	req, err := s.org.IdP.ParseRequest(r)
+	if err != nil {
+		var e *samlidp.Error
+		if errors.As(err, &e) {
+			if e.Status == http.StatusRequestEntityTooLarge {
+				s.fail(w, r, failTooLarge, "vendor_"+e.Reason, err)
+				return
+			}
+			s.failStatus(w, r, failVendorRequest, e.Status, "vendor_"+e.Reason, err)
+			return
+		}
+		s.fail(w, r, failVendorRequest, "vendor_malformed", err)
+		return
+	}
+	pol, ok := s.org.Policies.BySAMLEntityID(req.VendorEntityID)
+	if !ok {
+		s.fail(w, r, failVendorRequest, "vendor_no_policy", nil)
+		return
+	}
+	if !pol.AgreementActive(s.now()) {
+		l.Warn().Str("vendor", pol.ID).Msg("data processing agreement has ended")
+		s.fail(w, r, failAgreement, "agreement_ended", nil)
+		return
+	}
+	state, err := json.Marshal(pendingLogin{Protocol: "saml", Vendor: pol.ID, SAML: req})
+	if err != nil {
+		s.fail(w, r, failInternal, "state", err)
+		return
+	}
+	binding, err := s.binding(w, r)
+	if err != nil {
+		s.fail(w, r, failInternal, "binding", err)
+		return
+	}
+	to, err := s.org.SP.StartLogin(r.Context(), binding, state, "")
+	if err != nil {
+		s.fail(w, r, failUnavailable, "store_unavailable", err)
+		return
+	}
+	l.Info().Str("vendor", pol.ID).Str("protocol", "saml").Msg("login started")
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, to, http.StatusFound)
+}
+
+// binding returns the browser's binding cookie value, setting a new one
+// when there is none. SameSite=None (with Secure) because the upstream IdP
+// answers with a cross-site POST, which SameSite=Lax cookies do not follow.
+func (s *Server) binding(w http.ResponseWriter, r *http.Request) (string, error) {
+	if c, err := r.Cookie(bindingCookie); err == nil && len(c.Value) >= 43 && len(c.Value) <= 64 {
+		return c.Value, nil
+	}
+	b := make([]byte, 32)
+	if _, err := io.ReadFull(rand.Reader, b); err != nil {
+		return "", err
+	}
+	v := base64.RawURLEncoding.EncodeToString(b)
+	c := &http.Cookie{Name: bindingCookie, Value: v, Path: "/saml/", HttpOnly: true, MaxAge: 3600}
+	if s.secureCookies {
+		c.Secure = true
+		c.SameSite = http.SameSiteNoneMode
+	} else {
+		c.SameSite = http.SameSiteLaxMode
+	}
+	http.SetCookie(w, c)
+	return v, nil
+}
+
+// handleACS receives the school IdP's response, maps and releases the
+// identity for the vendor, and POSTs the vendor's response to its ACS.
+func (s *Server) handleACS(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxACSBody)
+	l := zerolog.Ctx(r.Context())
+	if err := r.ParseForm(); err != nil {
+		s.fail(w, r, failTooLarge, "upstream_too_large", nil)
+		return
+	}
+	c, err := r.Cookie(bindingCookie)
+	if err != nil {
+		s.fail(w, r, failExpired, "upstream_no_binding", nil)
+		return
+	}
+	a, state, err := s.org.SP.HandleResponse(r.Context(), r.PostForm.Get("SAMLResponse"), c.Value)
+	if err != nil {
+		s.upstreamFailed(w, r, err)
+		return
+	}
+	var p pendingLogin
+	if err := json.Unmarshal(state, &p); err != nil || p.SAML == nil {
+		s.fail(w, r, failInternal, "state", errors.New("bad pending login state"))
+		return
+	}
+	pol, ok := s.org.Policies.ByID(p.Vendor)
+	if !ok {
+		s.fail(w, r, failVendorRequest, "vendor_no_policy", nil)
+		return
+	}
+	if !pol.AgreementActive(s.now()) {
+		s.fail(w, r, failAgreement, "agreement_ended", nil)
+		return
+	}
+	id, err := mapping.Map(s.org.Mapping, mapping.Input{
+		Subject:       a.NameID,
+		Attributes:    a.Attributes,
+		FriendlyNames: a.FriendlyNames,
+		AuthnInstant:  a.AuthnInstant,
+		AuthnContext:  a.AuthnContext,
+	}, s.now())
+	if err != nil {
+		s.fail(w, r, failUpstream, "mapping", err)
+		return
+	}
+	if id.Protection == identity.ProtectionUnknown && s.org.AssumeUnprotected && s.org.Mapping.SecurityMarking == "" {
+		id.Protection = identity.ProtectionNone
+	}
+	rel := release.Release(pol, id, s.org.Deriver)
+	resp, err := s.org.IdP.BuildResponse(p.SAML, rel, responseOptions(pol))
+	if err != nil {
+		s.fail(w, r, failInternal, "build_response", err)
+		return
+	}
+	l.Info().Str("vendor", pol.ID).Str("protocol", "saml").Str("policy_version", pol.Hash).
+		Strs("released", rel.Names()).Bool("masked", rel.Masked).Msg("released")
+	fields := map[string]string{"SAMLResponse": resp}
+	if p.SAML.RelayState != "" {
+		fields["RelayState"] = p.SAML.RelayState
+	}
+	autopost.Write(w, p.SAML.ACSURL, fields)
+}
+
+func (s *Server) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) {
+	var e *samlsp.Error
+	if !errors.As(err, &e) {
+		s.fail(w, r, failUpstream, "upstream_malformed", err)
+		return
+	}
+	reason := "upstream_" + e.Reason
+	switch {
+	case e.Status == http.StatusServiceUnavailable:
+		s.fail(w, r, failUnavailable, reason, err)
+	case e.Status == http.StatusRequestEntityTooLarge:
+		s.fail(w, r, failTooLarge, reason, err)
+	case e.Reason == "status":
+		s.fail(w, r, failCancelled, reason, err)
+	case e.Reason == "in_response_to" || e.Reason == "binding" || e.Reason == "expired" || e.Reason == "replay":
+		s.failStatus(w, r, failExpired, e.Status, reason, err)
+	default:
+		s.failStatus(w, r, failUpstream, e.Status, reason, err)
+	}
+}
+
+func responseOptions(p *policy.Policy) samlidp.ResponseOptions {
+	o := samlidp.ResponseOptions{SignResponse: true, SignAssertion: true, Encrypt: "auto"}
+	if p.SAML == nil {
+		return o
+	}
+	switch p.SAML.Sign {
+	case "assertion":
+		o.SignResponse = false
+	case "response":
+		o.SignAssertion = false
+	}
+	if p.SAML.SignatureAlgorithm == "ecdsa-sha256" {
+		o.SignatureMethod = xmlsig.ECDSASHA256
+	}
+	if p.SAML.Encrypt != "" {
+		o.Encrypt = string(p.SAML.Encrypt)
+	}
+	o.PersistentNameID = p.SAML.NameID == "pairwise"
+	return o
+}

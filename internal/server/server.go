@@ -1,0 +1,189 @@
+// Package server is the bridge's HTTP side: routing, per-request logging
+// with a request id, security headers, error pages, and the login flows that
+// join the upstream side (a school IdP) to the downstream side (vendors)
+// through the release step.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"html/template"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/rs/zerolog"
+
+	"github.com/skolbro/skolbro/internal/downstream/samlidp"
+	"github.com/skolbro/skolbro/internal/mapping"
+	"github.com/skolbro/skolbro/internal/policy"
+	"github.com/skolbro/skolbro/internal/pseudonym"
+	"github.com/skolbro/skolbro/internal/store"
+	"github.com/skolbro/skolbro/internal/upstream/samlsp"
+	"github.com/skolbro/skolbro/web"
+)
+
+// Organiser is everything that belongs to one school organiser: its
+// upstream IdP, its IdP side towards vendors with their metadata, its
+// release policies and its pseudonym key. A second organiser is a second
+// value.
+type Organiser struct {
+	ID       string
+	SP       *samlsp.SP
+	IdP      *samlidp.IdP
+	Policies *policy.Set
+	Deriver  *pseudonym.Deriver
+	Mapping  *mapping.Config
+	// AssumeUnprotected marks a person whose protection status no source
+	// could determine as unprotected. Off by default (fail closed).
+	AssumeUnprotected bool
+	// SPMetadata is the bridge's SP metadata towards the upstream IdP.
+	SPMetadata []byte
+}
+
+// Server serves the bridge.
+type Server struct {
+	org   *Organiser
+	store store.Store
+	log   zerolog.Logger
+	tmpl  *template.Template
+	// secureCookies is true when the external URL is https.
+	secureCookies bool
+	now           func() time.Time
+	rand          io.Reader
+	// Mount adds extra routes (the demo's test IdP and vendors).
+	mounts []func(*mux.Router)
+}
+
+// Options configure a Server.
+type Options struct {
+	Organiser     *Organiser
+	Store         store.Store
+	Logger        zerolog.Logger
+	SecureCookies bool
+	Now           func() time.Time
+	Rand          io.Reader
+	// Mounts add extra routes, e.g. the demo IdP and vendors.
+	Mounts []func(*mux.Router)
+}
+
+// New builds a Server.
+func New(o Options) (*Server, error) {
+	t, err := web.Templates()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{org: o.Organiser, store: o.Store, log: o.Logger, tmpl: t,
+		secureCookies: o.SecureCookies, now: o.Now, rand: o.Rand, mounts: o.Mounts}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.rand == nil {
+		s.rand = rand.Reader
+	}
+	return s, nil
+}
+
+// Handler returns the HTTP handler with all routes.
+func (s *Server) Handler() http.Handler {
+	r := mux.NewRouter()
+	r.HandleFunc("/saml/idp/sso", s.handleSSO).Methods(http.MethodGet, http.MethodPost)
+	r.HandleFunc("/saml/idp/metadata", s.handleIdPMetadata).Methods(http.MethodGet)
+	r.HandleFunc("/saml/sp/acs", s.handleACS).Methods(http.MethodPost)
+	r.HandleFunc("/saml/sp/metadata", s.handleSPMetadata).Methods(http.MethodGet)
+	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	r.HandleFunc("/readyz", s.handleReady)
+	r.PathPrefix("/static/").Handler(http.StripPrefix("/static/", http.FileServerFS(web.Static())))
+	for _, m := range s.mounts {
+		m(r)
+	}
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, failNotFound, "not_found", nil)
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, failMethod, "method", nil)
+	})
+	return s.withRequestID(securityHeaders(r))
+}
+
+type ctxKey int
+
+const requestIDKey ctxKey = 0
+
+// RequestID returns the request id of ctx, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+// withRequestID gives every request an id, a logger carrying it, and an
+// access log line. The query string is never logged: it carries SAML
+// messages.
+func (s *Server) withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := make([]byte, 12)
+		_, _ = io.ReadFull(s.rand, b)
+		id := hex.EncodeToString(b)
+		l := s.log.With().Str("request_id", id).Logger()
+		ctx := context.WithValue(l.WithContext(r.Context()), requestIDKey, id)
+		w.Header().Set("X-Request-Id", id)
+		rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		start := time.Now()
+		next.ServeHTTP(rw, r.WithContext(ctx))
+		l.Info().Str("method", r.Method).Str("path", r.URL.Path).Int("status", rw.status).
+			Dur("duration", time.Since(start)).Msg("request")
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		if h.Get("Content-Security-Policy") == "" {
+			h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) handleIdPMetadata(w http.ResponseWriter, r *http.Request) {
+	b, err := s.org.IdP.Metadata(7 * 24 * time.Hour)
+	if err != nil {
+		s.fail(w, r, failInternal, "metadata", err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/samlmetadata+xml")
+	w.Write(b)
+}
+
+func (s *Server) handleSPMetadata(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/samlmetadata+xml")
+	w.Write(s.org.SPMetadata)
+}
+
+// handleReady fails when the store is unreachable: without it no login can
+// be checked for replay, so the instance must not take traffic.
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		zerolog.Ctx(r.Context()).Warn().Err(err).Msg("readiness: store unreachable")
+		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	io.WriteString(w, "ready\n")
+}

@@ -1,0 +1,200 @@
+package store
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Timeouts for NewRedisFromConfig: short, so that a dead or unreachable
+// Redis fails a login with 503 within seconds instead of hanging it.
+const (
+	redisDialTimeout  = 2 * time.Second
+	redisReadTimeout  = time.Second
+	redisWriteTimeout = time.Second
+	redisPoolTimeout  = time.Second
+)
+
+// Redis is a Store on Redis, for several bridge instances sharing state. It
+// is built on redis.UniversalClient, so a single server, Sentinel or Cluster
+// is a matter of configuration. Take needs Redis 6.2 or later (GETDEL).
+type Redis struct {
+	client redis.UniversalClient
+	prefix string
+}
+
+var _ Store = (*Redis)(nil)
+
+// NewRedis returns a Store on client that puts prefix before every key, so
+// that several deployments or tests can share one Redis. The client's own
+// options decide timeouts and retries: RedisOptions explains the ones that
+// suit this store.
+func NewRedis(client redis.UniversalClient, prefix string) *Redis {
+	return &Redis{client: client, prefix: prefix}
+}
+
+// RedisOptions returns client options for NewRedisFromConfig: one address
+// is a single server, several are a Cluster, and a non-empty masterName
+// means Sentinel (addrs are then the sentinels; username and password are
+// used for the master and the sentinels alike).
+//
+// Commands are not retried: Take (GETDEL) and Add (SET NX) are not
+// idempotent, and a retry after a lost reply would turn a success into a
+// false ErrNotFound or ErrExists. Dialing is tried once per command, with
+// short timeouts, so a dead Redis fails fast.
+func RedisOptions(addrs []string, username, password string, db int, masterName string, tlsConfig *tls.Config) *redis.UniversalOptions {
+	return &redis.UniversalOptions{
+		Addrs:            append([]string(nil), addrs...),
+		Username:         username,
+		Password:         password,
+		SentinelUsername: username,
+		SentinelPassword: password,
+		DB:               db,
+		MasterName:       masterName,
+		TLSConfig:        tlsConfig,
+
+		DialTimeout:           redisDialTimeout,
+		DialerRetries:         1,
+		ReadTimeout:           redisReadTimeout,
+		WriteTimeout:          redisWriteTimeout,
+		PoolTimeout:           redisPoolTimeout,
+		MaxRetries:            -1, // -1 means none; 0 would mean the default of 3
+		ContextTimeoutEnabled: true,
+	}
+}
+
+// NewRedisFromConfig builds a UniversalClient from RedisOptions and returns
+// a Store on it with the given key prefix. It does not connect: use Ping to
+// check that Redis is reachable.
+func NewRedisFromConfig(addrs []string, username, password string, db int, masterName string, tlsConfig *tls.Config, prefix string) (*Redis, error) {
+	if len(addrs) == 0 {
+		return nil, errors.New("store: redis: no address")
+	}
+	for _, a := range addrs {
+		if a == "" {
+			return nil, errors.New("store: redis: empty address")
+		}
+	}
+	if db < 0 {
+		return nil, errors.New("store: redis: negative database number")
+	}
+	if db != 0 && masterName == "" && len(addrs) > 1 {
+		return nil, errors.New("store: redis: a cluster has only database 0")
+	}
+	opts := RedisOptions(addrs, username, password, db, masterName, tlsConfig)
+	return NewRedis(redis.NewUniversalClient(opts), prefix), nil
+}
+
+// Put stores value under key for ttl, replacing any value (SET PX).
+func (r *Redis) Put(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := checkTTL(ttl); err != nil {
+		return fmt.Errorf("store: redis put: %w", err)
+	}
+	if err := r.client.Set(ctx, r.prefix+key, value, ttl).Err(); err != nil {
+		return backendError("put", err)
+	}
+	return nil
+}
+
+// Add stores value under key for ttl only if key is absent (SET NX PX);
+// otherwise it returns ErrExists.
+func (r *Redis) Add(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := checkTTL(ttl); err != nil {
+		return fmt.Errorf("store: redis add: %w", err)
+	}
+	ok, err := r.client.SetNX(ctx, r.prefix+key, value, ttl).Result()
+	if err != nil {
+		return backendError("add", err)
+	}
+	if !ok {
+		return ErrExists
+	}
+	return nil
+}
+
+// Get returns the value under key (GET), or ErrNotFound.
+func (r *Redis) Get(ctx context.Context, key string) ([]byte, error) {
+	v, err := r.client.Get(ctx, r.prefix+key).Bytes()
+	return result("get", v, err)
+}
+
+// Take returns the value under key and deletes it in one command (GETDEL),
+// or returns ErrNotFound.
+func (r *Redis) Take(ctx context.Context, key string) ([]byte, error) {
+	v, err := r.client.GetDel(ctx, r.prefix+key).Bytes()
+	return result("take", v, err)
+}
+
+// Delete removes key (DEL); deleting an absent key is not an error.
+func (r *Redis) Delete(ctx context.Context, key string) error {
+	if err := r.client.Del(ctx, r.prefix+key).Err(); err != nil {
+		return backendError("delete", err)
+	}
+	return nil
+}
+
+// Ping reports whether Redis answers (PING).
+func (r *Redis) Ping(ctx context.Context) error {
+	if err := r.client.Ping(ctx).Err(); err != nil {
+		return backendError("ping", err)
+	}
+	return nil
+}
+
+// Close closes the client and its connections.
+func (r *Redis) Close() error {
+	if err := r.client.Close(); err != nil {
+		return backendError("close", err)
+	}
+	return nil
+}
+
+// result maps a reply to Get and Take: redis.Nil, and only redis.Nil, is a
+// miss.
+func result(op string, v []byte, err error) ([]byte, error) {
+	switch {
+	case err == nil:
+		return v, nil
+	case errors.Is(err, redis.Nil):
+		return nil, ErrNotFound
+	default:
+		return nil, backendError(op, err)
+	}
+}
+
+// backendError wraps a client error with ErrBackend; redis.ErrClosed is
+// also reported as ErrClosed. Network and client errors name an address or
+// a failure, never a key or a value. An error reply from the server can
+// quote the command's arguments (older servers answer an unknown command
+// with "with args beginning with: <key>"), and keys can be codes, so only
+// its first word (ERR, NOAUTH, READONLY, ...) is kept.
+func backendError(op string, err error) error {
+	if errors.Is(err, redis.ErrClosed) {
+		return fmt.Errorf("store: redis %s: %w: %w: %w", op, ErrBackend, ErrClosed, err)
+	}
+	var reply redis.Error
+	if errors.As(err, &reply) {
+		return fmt.Errorf("store: redis %s: %w: server replied %s", op, ErrBackend, replyCode(reply.Error()))
+	}
+	return fmt.Errorf("store: redis %s: %w: %w", op, ErrBackend, err)
+}
+
+// replyCode returns the first word of a Redis error reply, if it looks like
+// an error code (upper-case letters only), and "an error" otherwise.
+func replyCode(msg string) string {
+	code, _, _ := strings.Cut(msg, " ")
+	if code == "" || len(code) > 32 {
+		return "an error"
+	}
+	for _, c := range code {
+		if c < 'A' || c > 'Z' {
+			return "an error"
+		}
+	}
+	return code
+}

@@ -1,0 +1,351 @@
+package samlsp
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/skolbro/skolbro/internal/samlxml"
+	"github.com/skolbro/skolbro/internal/store"
+)
+
+// Assertion is what the bridge takes from a verified assertion.
+type Assertion struct {
+	ID, Issuer           string
+	NameID, NameIDFormat string
+	SessionIndex         string
+	AuthnInstant         time.Time
+	AuthnContext         string
+	// Attributes are keyed by the Attribute's Name (e.g. urn:oid:...);
+	// values are the full text. Values that are elements (such as a NameID
+	// inside eduPersonTargetedID) are left out.
+	Attributes map[string][]string
+	// FriendlyNames maps Name to FriendlyName where one was given.
+	FriendlyNames map[string]string
+}
+
+// Fixed causes. None carries input.
+var (
+	errNotResponse     = errors.New("root is not a SAML 2.0 Response")
+	errBadID           = errors.New("missing or malformed ID")
+	errDuplicateAttr   = errors.New("duplicate attribute on an element")
+	errDuplicateID     = errors.New("duplicate ID in document")
+	errNestedResponse  = errors.New("response inside response")
+	errEncrypted       = errors.New("encrypted content is not supported")
+	errDestination     = errors.New("destination is not this ACS")
+	errIssuer          = errors.New("issuer is not the IdP")
+	errAssertionCount  = errors.New("not exactly one assertion as a child of the response")
+	errComment         = errors.New("comment or processing instruction inside the response")
+	errStatus          = errors.New("missing or malformed status")
+	errUpstreamStatus  = errors.New("IdP returned a non-Success status")
+	errInResponseTo    = errors.New("InResponseTo missing or not matching")
+	errUnknownRequest  = errors.New("no pending request for InResponseTo")
+	errBinding         = errors.New("pending request belongs to another browser")
+	errReplay          = errors.New("assertion already used")
+	errPending         = errors.New("pending request does not decode")
+	errTime            = errors.New("missing or malformed time")
+	errNotYetValid     = errors.New("assertion not yet valid")
+	errExpired         = errors.New("assertion expired")
+	errAudience        = errors.New("audience restriction missing or not this SP")
+	errRecipient       = errors.New("recipient is not this ACS")
+	errConfirmation    = errors.New("not exactly one bearer subject confirmation")
+	errSubject         = errors.New("missing or malformed subject")
+	errAuthnStatement  = errors.New("not exactly one authn statement")
+	errAttribute       = errors.New("malformed attribute")
+	errCondition       = errors.New("unknown condition")
+	errAssertionShape  = errors.New("malformed assertion")
+	errResponseChanged = errors.New("verified element differs from the received one")
+)
+
+// idPattern is an xsd:ID as IdPs write them (goxmldsig resolves
+// references with the same pattern), bounded in length.
+var idPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,255}$`)
+
+// requestIDPattern matches the IDs StartLogin makes; anything else cannot
+// be one of ours and is not looked up.
+var requestIDPattern = regexp.MustCompile(`^_[0-9a-f]{32}$`)
+
+// HandleResponse validates a base64 SAMLResponse from the ACS POST, for
+// the browser identified by binding, and returns the assertion and the
+// state given to StartLogin. Every refusal is an *Error.
+func (sp *SP) HandleResponse(ctx context.Context, samlResponse string, binding string) (*Assertion, []byte, error) {
+	a, state, e := sp.handle(ctx, samlResponse, binding)
+	if e != nil {
+		return nil, nil, e
+	}
+	return a, state, nil
+}
+
+func parseError(err error) *Error {
+	switch {
+	case errors.Is(err, samlxml.ErrTooLarge):
+		return refuse(ReasonTooLarge, samlxml.ErrTooLarge)
+	case errors.Is(err, samlxml.ErrDTD):
+		return refuse(ReasonDTD, samlxml.ErrDTD)
+	case errors.Is(err, samlxml.ErrTooDeep):
+		return refuse(ReasonTooDeep, samlxml.ErrTooDeep)
+	case errors.Is(err, samlxml.ErrTooManyNS):
+		return refuse(ReasonTooManyNamespaces, samlxml.ErrTooManyNS)
+	case errors.Is(err, samlxml.ErrRoundTrip):
+		return refuse(ReasonRoundTrip, samlxml.ErrRoundTrip)
+	}
+	return refuse(ReasonMalformed, samlxml.ErrMalformed)
+}
+
+// scan is what one walk over the received tree finds.
+type scan struct {
+	assertions []*etree.Element // local name Assertion, any namespace
+	signatures []*etree.Element // local name Signature, any namespace
+	responses  int              // local name Response, any namespace
+	encrypted  bool             // any Encrypted* element
+	comments   bool             // a comment or PI inside the root
+	ids        map[string]bool
+	dupID      bool
+	dupAttr    bool
+}
+
+func (s *scan) walk(el *etree.Element) {
+	switch el.Tag {
+	case "Assertion":
+		s.assertions = append(s.assertions, el)
+	case "Signature":
+		s.signatures = append(s.signatures, el)
+	case "Response":
+		s.responses++
+	case "EncryptedAssertion", "EncryptedID", "EncryptedAttribute", "EncryptedData", "EncryptedKey":
+		s.encrypted = true
+	}
+	for i, a := range el.Attr {
+		for _, b := range el.Attr[:i] {
+			if a.Space == b.Space && a.Key == b.Key {
+				s.dupAttr = true
+			}
+		}
+		if a.Key == "ID" || a.Key == "Id" || a.Key == "id" {
+			if s.ids[a.Value] {
+				s.dupID = true
+			}
+			s.ids[a.Value] = true
+		}
+	}
+	for _, t := range el.Child {
+		switch c := t.(type) {
+		case *etree.Element:
+			s.walk(c)
+		case *etree.Comment, *etree.ProcInst:
+			s.comments = true
+		}
+	}
+}
+
+func (sp *SP) handle(ctx context.Context, samlResponse, binding string) (*Assertion, []byte, *Error) {
+	if binding == "" {
+		return nil, nil, refuse(ReasonBinding, errBinding)
+	}
+	raw, err := samlxml.DecodeBase64(samlResponse)
+	if err != nil {
+		return nil, nil, parseError(err)
+	}
+	doc, err := samlxml.Parse(raw)
+	if err != nil {
+		return nil, nil, parseError(err)
+	}
+	root := doc.Root()
+	if !samlxml.Is(root, samlxml.NSProtocol, "Response") || root.SelectAttrValue("Version", "") != "2.0" {
+		return nil, nil, refuse(ReasonMalformed, errNotResponse)
+	}
+	if !idPattern.MatchString(root.SelectAttrValue("ID", "")) {
+		return nil, nil, refuse(ReasonMalformed, errBadID)
+	}
+
+	s := scan{ids: map[string]bool{}}
+	s.walk(root)
+	switch {
+	case s.dupAttr:
+		return nil, nil, refuse(ReasonMalformed, errDuplicateAttr)
+	case s.dupID:
+		return nil, nil, refuse(ReasonDuplicateID, errDuplicateID)
+	case s.responses != 1:
+		return nil, nil, refuse(ReasonWrapped, errNestedResponse)
+	case s.encrypted:
+		// Refused before any decryption is attempted: the bridge publishes
+		// no encryption key, and this costs what every other refusal costs.
+		return nil, nil, refuse(ReasonEncryptedUnsupported, errEncrypted)
+	case s.comments:
+		// Canonicalisation drops comments, so "a<!---->b" would verify and
+		// read as "ab" while a naive reader sees "a": refuse it outright.
+		return nil, nil, refuse(ReasonComment, errComment)
+	}
+
+	if root.SelectAttrValue("Destination", "") != sp.acsURL {
+		return nil, nil, refuse(ReasonDestination, errDestination)
+	}
+	if e := sp.checkIssuer(root, false); e != nil {
+		return nil, nil, e
+	}
+
+	// Success needs exactly one saml:Assertion as a direct child of the
+	// Response; an error status needs none. Every Assertion anywhere, in
+	// any namespace, counts: copies hidden in Extensions, Advice or a
+	// Signature's Object are how wrapping attacks work.
+	code, sub, e := readStatus(root)
+	if e != nil {
+		return nil, nil, e
+	}
+	var assertion *etree.Element
+	if code == StatusSuccess {
+		if len(s.assertions) != 1 || s.assertions[0].Parent() != root ||
+			!samlxml.Is(s.assertions[0], samlxml.NSAssertion, "Assertion") {
+			return nil, nil, refuse(ReasonAssertionCount, errAssertionCount)
+		}
+		assertion = s.assertions[0]
+	} else if len(s.assertions) != 0 {
+		return nil, nil, refuse(ReasonAssertionCount, errAssertionCount)
+	}
+
+	if e := checkSignatures(s.signatures, root, assertion); e != nil {
+		return nil, nil, e
+	}
+
+	// A signed Response must verify; from then on the Response's own
+	// fields are read from the verified copy.
+	resp := root
+	if directSignature(root) != nil {
+		v, err := sp.verify(root)
+		if err != nil {
+			return nil, nil, refuse(ReasonBadSignature, err)
+		}
+		if !samlxml.Is(v, samlxml.NSProtocol, "Response") || v.SelectAttrValue("ID", "") != root.SelectAttrValue("ID", "") {
+			return nil, nil, refuse(ReasonBadSignature, errResponseChanged)
+		}
+		resp = v
+		if code, sub, e = readStatus(resp); e != nil {
+			return nil, nil, e
+		}
+	}
+	inResponseTo := resp.SelectAttrValue("InResponseTo", "")
+	if !requestIDPattern.MatchString(inResponseTo) {
+		return nil, nil, refuse(ReasonInResponseTo, errInResponseTo)
+	}
+
+	if code != StatusSuccess {
+		// The user's login ends here: consume the pending request (only
+		// the browser that started it may), then report the IdP's status.
+		if _, e := sp.takePending(ctx, inResponseTo, binding); e != nil {
+			return nil, nil, e
+		}
+		e := refuse(ReasonStatus, errUpstreamStatus)
+		e.UpstreamStatus, e.UpstreamSubStatus = safeStatus(code), safeStatus(sub)
+		return nil, nil, e
+	}
+
+	if directSignature(assertion) == nil {
+		return nil, nil, refuse(ReasonUnsigned, errNoSignature)
+	}
+	verified, err := sp.verify(assertion)
+	if err != nil {
+		return nil, nil, refuse(ReasonBadSignature, err)
+	}
+	now := sp.now()
+	a, v, e := sp.readAssertion(verified, assertion.SelectAttrValue("ID", ""), now)
+	if e != nil {
+		return nil, nil, e
+	}
+	if v.inResponseTo != inResponseTo {
+		return nil, nil, refuse(ReasonInResponseTo, errInResponseTo)
+	}
+
+	// Replay cache: an assertion is accepted once, across every instance
+	// sharing the store, for as long as it could be accepted at all.
+	ttl := v.acceptUntil.Sub(now) + time.Second
+	if ttl < time.Second {
+		ttl = time.Second
+	}
+	if err := sp.store.Add(ctx, replayKeyPrefix+sp.idpEntityID+"|"+a.ID, []byte{1}, ttl); err != nil {
+		if errors.Is(err, store.ErrExists) {
+			return nil, nil, refuse(ReasonReplay, errReplay)
+		}
+		return nil, nil, refuse(ReasonStoreUnavailable, fmt.Errorf("replay cache: %w", err))
+	}
+
+	p, e := sp.takePending(ctx, inResponseTo, binding)
+	if e != nil {
+		return nil, nil, e
+	}
+	return a, p.State, nil
+}
+
+// takePending redeems the pending request id for the browser binding.
+func (sp *SP) takePending(ctx context.Context, id, binding string) (*pending, *Error) {
+	val, err := sp.store.Take(ctx, requestKeyPrefix+id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, refuse(ReasonInResponseTo, errUnknownRequest)
+	}
+	if err != nil {
+		return nil, refuse(ReasonStoreUnavailable, fmt.Errorf("pending request: %w", err))
+	}
+	var p pending
+	if err := json.Unmarshal(val, &p); err != nil {
+		return nil, refuse(ReasonInResponseTo, errPending)
+	}
+	h := sha256.Sum256([]byte(binding))
+	if subtle.ConstantTimeCompare(h[:], p.BindingHash) != 1 {
+		return nil, refuse(ReasonBinding, errBinding)
+	}
+	return &p, nil
+}
+
+// checkIssuer checks el's saml:Issuer: it must be the IdP, with the entity
+// format or none. required says whether it may be absent.
+func (sp *SP) checkIssuer(el *etree.Element, required bool) *Error {
+	iss, err := samlxml.Child(el, samlxml.NSAssertion, "Issuer")
+	if err != nil {
+		return refuse(ReasonIssuer, errIssuer)
+	}
+	if iss == nil {
+		if required {
+			return refuse(ReasonIssuer, errIssuer)
+		}
+		return nil
+	}
+	v, err := samlxml.Text(iss)
+	if err != nil || v != sp.idpEntityID {
+		return refuse(ReasonIssuer, errIssuer)
+	}
+	if f := iss.SelectAttrValue("Format", NameIDEntity); f != NameIDEntity {
+		return refuse(ReasonIssuer, errIssuer)
+	}
+	return nil
+}
+
+// readStatus returns the top-level and second-level status codes.
+func readStatus(resp *etree.Element) (string, string, *Error) {
+	st, err := samlxml.Child(resp, samlxml.NSProtocol, "Status")
+	if err != nil || st == nil {
+		return "", "", refuse(ReasonMalformed, errStatus)
+	}
+	sc, err := samlxml.Child(st, samlxml.NSProtocol, "StatusCode")
+	if err != nil || sc == nil {
+		return "", "", refuse(ReasonMalformed, errStatus)
+	}
+	code := sc.SelectAttrValue("Value", "")
+	if code == "" {
+		return "", "", refuse(ReasonMalformed, errStatus)
+	}
+	sub := ""
+	inner, err := samlxml.Child(sc, samlxml.NSProtocol, "StatusCode")
+	if err != nil {
+		return "", "", refuse(ReasonMalformed, errStatus)
+	}
+	if inner != nil {
+		sub = inner.SelectAttrValue("Value", "")
+	}
+	return code, sub, nil
+}
