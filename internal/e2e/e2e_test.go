@@ -248,7 +248,7 @@ func TestLogin_EPPNStableAcrossLoginsAndVendors(t *testing.T) {
 	first := attrs(e.login(newBrowser(t, e.srv.Client()), "learning-app", "anna.a").received)["eduPersonPrincipalName"]
 	second := attrs(e.login(newBrowser(t, e.srv.Client()), "learning-app", "anna.a").received)["eduPersonPrincipalName"]
 	other := attrs(e.login(newBrowser(t, e.srv.Client()), "national-tests", "anna.a").received)["eduPersonPrincipalName"]
-	classmate := attrs(e.login(newBrowser(t, e.srv.Client()), "learning-app", "bertil.a").received)["eduPersonPrincipalName"]
+	classmate := attrs(e.login(newBrowser(t, e.srv.Client()), "learning-app", "bertil.b").received)["eduPersonPrincipalName"]
 	if len(first) != 1 || first[0] != second[0] {
 		t.Errorf("EPPN changed between two logins: %q then %q", first, second)
 	}

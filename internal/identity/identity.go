@@ -225,3 +225,6 @@ func (p Protection) String() string {
 		return "unknown"
 	}
 }
+
+// GoString prints only the attribute names, also under %#v.
+func (a Attributes) GoString() string { return a.String() }

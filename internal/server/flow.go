@@ -140,7 +140,7 @@ func (s *Server) handleACS(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, failAgreement, "agreement_ended", nil)
 		return
 	}
-	id, err := mapping.Map(s.org.Mapping, mapping.Input{
+	id, warnings, err := mapping.MapWithWarnings(s.org.Mapping, mapping.Input{
 		Subject:       a.NameID,
 		Attributes:    a.Attributes,
 		FriendlyNames: a.FriendlyNames,
@@ -150,6 +150,10 @@ func (s *Server) handleACS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.fail(w, r, failUpstream, "mapping", err)
 		return
+	}
+	for _, w := range warnings {
+		// Attribute names and fixed reasons only: no values.
+		l.Warn().Str("attribute", w.Attribute).Str("reason", w.Reason).Msg("upstream attribute dropped")
 	}
 	if id.Protection == identity.ProtectionUnknown && s.org.AssumeUnprotected && s.org.Mapping.SecurityMarking == "" {
 		id.Protection = identity.ProtectionNone
