@@ -1,0 +1,200 @@
+package e2e
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/skolbro/skolbro/internal/testidp"
+)
+
+// toBridgeACS drives a login up to the test IdP's auto-post form towards
+// the bridge's ACS, and returns that page without submitting it.
+func (e *env) toBridgeACS(b *browser, vendorName, user string) page {
+	e.t.Helper()
+	start, err := e.vendor(vendorName).LoginURL("rs")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	p := b.get(start)
+	if p.status != http.StatusOK {
+		e.t.Fatalf("picker: %s", p)
+	}
+	return b.submit(p, url.Values{"user": {user}})
+}
+
+func onlyForm(t *testing.T, p page) form {
+	t.Helper()
+	fs, err := p.forms()
+	if err != nil || len(fs) != 1 {
+		t.Fatalf("expected one form at %s", p)
+	}
+	return fs[0]
+}
+
+var requestIDOnPage = regexp.MustCompile(`<code>([0-9a-f]{24})</code>`)
+
+// assertErrorPage checks a refusal: the status, a request id on the page,
+// no form (nothing is posted onwards), and no internals.
+func assertErrorPage(t *testing.T, p page, status int) {
+	t.Helper()
+	if p.status != status {
+		t.Errorf("status %d, want %d", p.status, status)
+	}
+	if !requestIDOnPage.MatchString(p.body) {
+		t.Errorf("error page shows no request id")
+	}
+	if fs, _ := p.forms(); len(fs) != 0 {
+		t.Errorf("error page carries a form: something would be posted onwards")
+	}
+	for _, internal := range []string{"saml", "xml", "signature", "goroutine", "panic", "redis"} {
+		if strings.Contains(strings.ToLower(p.body), internal) {
+			t.Errorf("error page mentions %q: internals must go to the log only", internal)
+		}
+	}
+}
+
+// TestLogs_NoPersonalDataAcrossFlows runs successful logins and every kind
+// of failure the flows have, captures every log line the bridge wrote, and
+// fails on anything that looks like a personal number, a test identity's
+// name, an upstream identifier, an assertion or a SAML message
+// (SECURITY.md case 37).
+func TestLogs_NoPersonalDataAcrossFlows(t *testing.T) {
+	e := startEnv(t, 1, memoryStore)
+
+	// Successful logins, protected pupil included.
+	for _, u := range e.demo.IdP.Users {
+		e.login(newBrowser(t, e.srv.Client()), "learning-app", u.Login)
+		e.login(newBrowser(t, e.srv.Client()), "national-tests", u.Login)
+	}
+
+	t.Run("replayed upstream response", func(t *testing.T) {
+		b := newBrowser(t, e.srv.Client())
+		p := e.toBridgeACS(b, "learning-app", "anna.a")
+		f := onlyForm(t, p)
+		if first := b.post(f.action, f.fields); first.status != http.StatusOK {
+			t.Fatalf("first post: %s", first)
+		}
+		assertErrorPage(t, b.post(f.action, f.fields), http.StatusBadRequest)
+	})
+
+	t.Run("upstream response changed after signing", func(t *testing.T) {
+		b := newBrowser(t, e.srv.Client())
+		p := e.toBridgeACS(b, "learning-app", "cecilia.c")
+		f := onlyForm(t, p)
+		raw, err := base64.StdEncoding.DecodeString(f.fields.Get("SAMLResponse"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, _ := e.demo.IdP.User("cecilia.c")
+		given := u.Attributes[testidp.AttrGivenName][0]
+		tampered := strings.Replace(string(raw), ">"+given+"<", ">Mallory<", 1)
+		if tampered == string(raw) {
+			t.Fatal("test did not tamper")
+		}
+		f.fields.Set("SAMLResponse", base64.StdEncoding.EncodeToString([]byte(tampered)))
+		assertErrorPage(t, b.post(f.action, f.fields), http.StatusBadRequest)
+	})
+
+	t.Run("response posted from another browser", func(t *testing.T) {
+		b := newBrowser(t, e.srv.Client())
+		p := e.toBridgeACS(b, "learning-app", "bertil.b")
+		f := onlyForm(t, p)
+		other := newBrowser(t, e.srv.Client())
+		assertErrorPage(t, other.post(f.action, f.fields), http.StatusBadRequest) // no login cookie at all
+		e.toBridgeACS(other, "learning-app", "david.d")                          // its own login in flight
+		assertErrorPage(t, other.post(f.action, f.fields), http.StatusBadRequest)
+		// A response seen from another browser is burnt: fail closed, the
+		// rightful browser starts again.
+		assertErrorPage(t, b.post(f.action, f.fields), http.StatusBadRequest)
+	})
+
+	t.Run("upstream refused the login", func(t *testing.T) {
+		b := newBrowser(t, e.srv.Client())
+		start, _ := e.vendor("learning-app").LoginURL("rs")
+		p := b.get(start) // the picker; its URL carries the bridge's AuthnRequest
+		req, err := testidp.ParseAuthnRequest(p.url.Query().Get("SAMLRequest"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ACSURL = e.srv.URL + "/saml/sp/acs"
+		u, _ := e.demo.IdP.User("anna.a")
+		resp, err := e.demo.IdP.Respond(req, u, testidp.Status("urn:oasis:names:tc:SAML:2.0:status:Responder", "urn:oasis:names:tc:SAML:2.0:status:AuthnFailed"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertErrorPage(t, b.post(req.ACSURL, url.Values{"SAMLResponse": {resp}}), http.StatusForbidden)
+	})
+
+	t.Run("garbage at every endpoint", func(t *testing.T) {
+		b := newBrowser(t, e.srv.Client())
+		assertErrorPage(t, b.get(e.srv.URL+"/saml/idp/sso?SAMLRequest=bm90IHNhbWw%3D"), http.StatusBadRequest)
+		b.get(e.srv.URL + "/saml/idp/sso?SAMLRequest=x") // sets nothing
+		p := e.toBridgeACS(b, "learning-app", "anna.a")
+		f := onlyForm(t, p)
+		f.fields.Set("SAMLResponse", base64.StdEncoding.EncodeToString([]byte(`<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "`+strings.Repeat("A", 100)+`">]><x>&a;</x>`)))
+		assertErrorPage(t, b.post(f.action, f.fields), http.StatusBadRequest)
+	})
+
+	logs := e.logs.String()
+	if !strings.Contains(logs, `"reason":"upstream_replay"`) || !strings.Contains(logs, `"reason":"upstream_binding"`) {
+		t.Errorf("the refusals were not logged with their reasons")
+	}
+	checkLogs(t, e, logs)
+}
+
+var (
+	personalNumberPattern = regexp.MustCompile(`\d{6,8}[-+]?\d{4}`)
+	hexValue              = regexp.MustCompile(`^[0-9a-f]{24,64}$`)
+)
+
+func checkLogs(t *testing.T, e *env, logs string) {
+	t.Helper()
+	if strings.Count(logs, "\n") < 20 {
+		t.Fatalf("only %d log lines captured: the capture is not working", strings.Count(logs, "\n"))
+	}
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		var fields map[string]any
+		if err := json.Unmarshal([]byte(line), &fields); err != nil {
+			t.Errorf("a log line is not JSON")
+			continue
+		}
+		for k, v := range fields {
+			s := fmt.Sprint(v)
+			// Hashes and ids are lower-case hex; a personal number has no
+			// letters around it.
+			if hexValue.MatchString(s) {
+				continue
+			}
+			if personalNumberPattern.MatchString(s) {
+				t.Errorf("log field %q holds something shaped like a personal number", k)
+			}
+		}
+	}
+	if os.Getenv("SKOLBRO_DUMP_LOGS") != "" {
+		os.WriteFile(os.Getenv("SKOLBRO_DUMP_LOGS"), []byte(logs), 0o600)
+	}
+	var secrets []string
+	for _, u := range e.demo.IdP.Users {
+		secrets = append(secrets, u.NameID)
+		for _, n := range []string{testidp.AttrGivenName, testidp.AttrSurname, testidp.AttrDisplayName, testidp.AttrMail, testidp.AttrEPPN} {
+			secrets = append(secrets, u.Attributes[n]...)
+		}
+	}
+	for _, s := range secrets {
+		if strings.Contains(logs, s) {
+			t.Errorf("logs contain a test identity's name or identifier")
+		}
+	}
+	for _, s := range []string{"SAMLResponse", "SAMLRequest", "<saml", "Assertion", "PHNhbWxw" /* base64 of <samlp */} {
+		if strings.Contains(logs, s) {
+			t.Errorf("logs contain %q: a SAML message or its name leaked", s)
+		}
+	}
+}

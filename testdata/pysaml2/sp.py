@@ -1,0 +1,215 @@
+#!/usr/bin/python3
+"""A vendor SP built on pysaml2 (Debian's python3-pysaml2), for skolbro's
+end-to-end test internal/e2e/pysaml2_test.go.
+
+pysaml2 is a SAML implementation the project did not write: it signs the
+AuthnRequest, and it verifies the bridge's signatures and decrypts its
+EncryptedAssertion with xmlsec1. Nothing here relaxes its checks.
+
+Subcommands (all state lives in WORKDIR; JSON on stdout, errors on stderr,
+exit status 1 on failure):
+
+  metadata WORKDIR BASEURL
+      Writes WORKDIR/sp-metadata.xml and WORKDIR/sp.json (the base URL, so
+      the other subcommands build the same configuration). Needs the PEM
+      files sp-signing.{crt,key} and sp-encryption.{crt,key} in WORKDIR.
+  login WORKDIR IDP_METADATA_FILE RELAYSTATE
+      Prints {"url": ..., "request_id": ...}: a signed (RSA-SHA256)
+      HTTP-Redirect AuthnRequest to the IdP in IDP_METADATA_FILE.
+  acs WORKDIR IDP_METADATA_FILE REQUEST_ID SAMLRESPONSE_FILE
+      Parses the base64 SAMLResponse in SAMLRESPONSE_FILE as an answer to
+      REQUEST_ID, requiring signed assertions, and prints what it accepted.
+
+Run it with /usr/bin/python3: Debian's packages are not seen by other
+interpreters.
+"""
+
+import json
+import os
+import sys
+import xml.etree.ElementTree as ET
+
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+from saml2.client import Saml2Client
+from saml2.config import SPConfig
+from saml2.metadata import create_metadata_string
+from saml2.saml import NAMEID_FORMAT_PERSISTENT
+from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
+
+NS_PROTOCOL = "urn:oasis:names:tc:SAML:2.0:protocol"
+NS_ASSERTION = "urn:oasis:names:tc:SAML:2.0:assertion"
+
+
+class UsageError(Exception):
+    pass
+
+
+def config_dict(workdir, base, idp_metadata=None):
+    """The SP's configuration. The same dict serves metadata, login and acs,
+    so the metadata the bridge trusts is the SP that runs."""
+    path = lambda name: os.path.join(workdir, name)
+    conf = {
+        "entityid": base + "/pysaml2/metadata",
+        "xmlsec_binary": "/usr/bin/xmlsec1",
+        "key_file": path("sp-signing.key"),
+        "cert_file": path("sp-signing.crt"),
+        "encryption_keypairs": [
+            {"key_file": path("sp-encryption.key"), "cert_file": path("sp-encryption.crt")},
+        ],
+        "metadata_key_usage": "both",
+        # Unknown attributes (sisSchoolUnitCode has no entry in pysaml2's
+        # bundled maps) are kept under their SAML name instead of dropped.
+        "allow_unknown_attributes": True,
+        "signing_algorithm": SIG_RSA_SHA256,
+        "digest_algorithm": DIGEST_SHA256,
+        "name_id_format": [NAMEID_FORMAT_PERSISTENT],
+        "delete_tmpfiles": True,
+        "service": {
+            "sp": {
+                "endpoints": {
+                    "assertion_consumer_service": [(base + "/pysaml2/acs", BINDING_HTTP_POST)],
+                },
+                "authn_requests_signed": True,
+                "want_assertions_signed": True,
+                "want_response_signed": True,
+                "allow_unsolicited": False,
+                "name_id_policy_format": NAMEID_FORMAT_PERSISTENT,
+            },
+        },
+    }
+    if idp_metadata is not None:
+        # Local files only: the SP never fetches anything.
+        conf["metadata"] = {"local": [idp_metadata]}
+    return conf
+
+
+def load_config(workdir, idp_metadata=None, base=None):
+    if base is None:
+        with open(os.path.join(workdir, "sp.json")) as f:
+            base = json.load(f)["base"]
+    conf = SPConfig()
+    conf.load(config_dict(workdir, base, idp_metadata))
+    return conf
+
+
+def idp_entity_id(idp_metadata):
+    root = ET.parse(idp_metadata).getroot()
+    eid = root.get("entityID")
+    if not eid:
+        raise UsageError("IdP metadata has no entityID")
+    return eid
+
+
+def cmd_metadata(workdir, base):
+    conf = load_config(workdir, base=base)
+    md = create_metadata_string(None, config=conf, sign=False)
+    if isinstance(md, bytes):
+        md = md.decode("utf-8")
+    with open(os.path.join(workdir, "sp-metadata.xml"), "w") as f:
+        f.write(md)
+    with open(os.path.join(workdir, "sp.json"), "w") as f:
+        json.dump({"base": base}, f)
+    return {"entity_id": conf.entityid, "metadata": os.path.join(workdir, "sp-metadata.xml")}
+
+
+def cmd_login(workdir, idp_metadata, relay_state):
+    client = Saml2Client(config=load_config(workdir, idp_metadata))
+    req_id, info = client.prepare_for_authenticate(
+        entityid=idp_entity_id(idp_metadata),
+        relay_state=relay_state,
+        binding=BINDING_HTTP_REDIRECT,
+        sign=True,
+        sigalg=SIG_RSA_SHA256,
+        digest_alg=DIGEST_SHA256,
+    )
+    location = dict(info["headers"]).get("Location")
+    if not location:
+        raise UsageError("pysaml2 made no redirect URL")
+    return {"url": location, "request_id": req_id}
+
+
+def raw_shape(xml_text):
+    """Counts the Response's direct Assertion and EncryptedAssertion
+    children in the XML as received, before pysaml2 touches it."""
+    root = ET.fromstring(xml_text)
+    if root.tag != "{%s}Response" % NS_PROTOCOL:
+        raise UsageError("not a samlp:Response")
+    plain = len(root.findall("{%s}Assertion" % NS_ASSERTION))
+    enc = len(root.findall("{%s}EncryptedAssertion" % NS_ASSERTION))
+    return plain, enc
+
+
+def cmd_acs(workdir, idp_metadata, request_id, response_file):
+    import base64
+
+    with open(response_file) as f:
+        saml_response = f.read().strip()
+    plain, enc = raw_shape(base64.b64decode(saml_response))
+
+    client = Saml2Client(config=load_config(workdir, idp_metadata))
+    resp = client.parse_authn_request_response(
+        saml_response, BINDING_HTTP_POST, outstanding={request_id: "/"}
+    )
+    if resp is None:
+        raise UsageError("pysaml2 returned no response")
+    assertion = resp.assertion
+    if assertion is None:
+        raise UsageError("pysaml2 found no assertion")
+
+    # The attributes exactly as the (decrypted, verified) assertion carries
+    # them, keyed by FriendlyName (or Name when there is none).
+    attributes = {}
+    names = {}
+    for statement in assertion.attribute_statement:
+        for a in statement.attribute:
+            key = a.friendly_name or a.name
+            vals = attributes.setdefault(key, [])
+            for v in a.attribute_value:
+                vals.append(v.text or "")
+            names[key] = a.name
+    name_id = resp.name_id
+    return {
+        "name_id": name_id.text if name_id is not None else None,
+        "name_id_format": name_id.format if name_id is not None else None,
+        "attributes": attributes,
+        "attribute_names": names,
+        # pysaml2's own view after its attribute converters.
+        "ava": resp.ava,
+        "issuer": resp.issuer(),
+        "in_response_to": resp.in_response_to,
+        "came_from": resp.came_from,
+        "assertion_signed": assertion.signature is not None,
+        "response_signed": resp.response.signature is not None,
+        "encrypted": enc == 1 and plain == 0,
+        "raw_assertions": plain,
+        "raw_encrypted_assertions": enc,
+    }
+
+
+COMMANDS = {
+    "metadata": (cmd_metadata, 2),
+    "login": (cmd_login, 3),
+    "acs": (cmd_acs, 4),
+}
+
+
+def main(argv):
+    if len(argv) < 2 or argv[1] not in COMMANDS:
+        print("usage: sp.py metadata|login|acs WORKDIR ...", file=sys.stderr)
+        return 2
+    fn, nargs = COMMANDS[argv[1]]
+    if len(argv) != 2 + nargs:
+        print("usage: sp.py %s needs %d arguments" % (argv[1], nargs), file=sys.stderr)
+        return 2
+    try:
+        out = fn(*argv[2:])
+    except Exception as exc:  # report every refusal by its type and message
+        print("%s: %s" % (type(exc).__name__, exc), file=sys.stderr)
+        return 1
+    json.dump(out, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
