@@ -22,6 +22,7 @@ import (
 	"github.com/skolbro/skolbro/internal/config"
 	"github.com/skolbro/skolbro/internal/demo"
 	"github.com/skolbro/skolbro/internal/server"
+	"github.com/skolbro/skolbro/internal/store"
 )
 
 const usage = `skolbro: an identity bridge for schools
@@ -72,7 +73,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "error: %v\n", err)
 		return 1
 	}
-	_, rep := app.Build(cfg, nil, time.Now)
+	// check opens no store: a memory store stands in, so that the same
+	// Build that serve runs checks everything else.
+	_, rep := app.Build(cfg, store.NewMemory(nil), time.Now)
 	for _, w := range rep.Warnings {
 		fmt.Fprintf(stdout, "warning: %s\n", w)
 	}

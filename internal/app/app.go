@@ -103,6 +103,7 @@ func Build(cfg *config.Config, st store.Store, now func() time.Time) (*server.Or
 	pols, probs := policy.LoadDir(cfg.Path(o.PolicyDir), policy.At(now()))
 	for _, p := range probs {
 		if p.Warning {
+			p.Warning = false // the report says it is a warning
 			rep.Warnings = append(rep.Warnings, p.String())
 		} else {
 			rep.Errors = append(rep.Errors, p.String())

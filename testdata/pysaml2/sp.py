@@ -26,6 +26,7 @@ interpreters.
 
 import json
 import os
+import shutil
 import sys
 import xml.etree.ElementTree as ET
 
@@ -50,7 +51,7 @@ def config_dict(workdir, base, idp_metadata=None):
     path = lambda name: os.path.join(workdir, name)
     conf = {
         "entityid": base + "/pysaml2/metadata",
-        "xmlsec_binary": "/usr/bin/xmlsec1",
+        "xmlsec_binary": shutil.which("xmlsec1") or "/usr/bin/xmlsec1",
         "key_file": path("sp-signing.key"),
         "cert_file": path("sp-signing.crt"),
         "encryption_keypairs": [

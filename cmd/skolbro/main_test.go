@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skolbro/skolbro/internal/keys"
+)
+
+// deployDir lays out a deployment in a temp dir: the repository's example
+// configuration, metadata and policies, with freshly generated keys.
+func deployDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	copyTree(t, "../../metadata", filepath.Join(dir, "metadata"))
+	copyTree(t, "../../attribute-release", filepath.Join(dir, "attribute-release"))
+	cfg, err := os.ReadFile("../../skolbro.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, "skolbro.yaml"), string(cfg))
+	p, err := keys.Generate("test", keys.RSA2048, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, _ := p.KeyPEM()
+	write(t, filepath.Join(dir, "keys", "signing.crt"), string(p.CertPEM()))
+	write(t, filepath.Join(dir, "keys", "signing.key"), string(kp))
+	pk := make([]byte, 32)
+	rand.Read(pk)
+	write(t, filepath.Join(dir, "keys", "pseudonym.key"), string(pk))
+	return dir
+}
+
+func write(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func copyTree(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.WalkDir(from, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), 0o700)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(to, rel), b, 0o600)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func runCmd(args ...string) (int, string) {
+	var out, errOut bytes.Buffer
+	code := run(args, &out, &errOut)
+	return code, out.String() + errOut.String()
+}
+
+// The repository's own metadata/ and attribute-release/ are reviewed like
+// code: they must load without errors.
+func TestCheck_RepositoryFilesLoad(t *testing.T) {
+	dir := deployDir(t)
+	code, out := runCmd("check", "--config", filepath.Join(dir, "skolbro.yaml"))
+	if code != 0 || !strings.Contains(out, "ok:") {
+		t.Fatalf("check on the repository's example files: exit %d\n%s", code, out)
+	}
+}
+
+func TestCheck_ReportsEveryProblemWithFileAndKey(t *testing.T) {
+	dir := deployDir(t)
+	pol := filepath.Join(dir, "attribute-release")
+	header := func(id, entity string) string {
+		return "id: " + id + "\ndisplay_name: X\nsaml:\n  entity_id: " + entity + "\npurpose: p\nlegal_basis: l\n"
+	}
+	const known = "https://app.example.com/saml/metadata"
+	write(t, filepath.Join(pol, "example-learning-app.yaml"),
+		header("unknown-attr", known)+"agreement:\n  reference: r\n  ends: 2099-01-01\nattributes:\n  - name: eduPersonPrincipalName\n  - name: favouriteColour\n")
+	write(t, filepath.Join(pol, "no-end-date.yaml"),
+		header("no-end-date", "https://b.example.com/sp")+"agreement:\n  reference: r\nattributes:\n  - name: eduPersonPrincipalName\n")
+	write(t, filepath.Join(pol, "pnr-no-optin.yaml"),
+		header("pnr-no-optin", "https://c.example.com/sp")+"agreement:\n  reference: r\n  ends: 2099-01-01\nattributes:\n  - name: personalIdentityNumber\n")
+	write(t, filepath.Join(pol, "no-metadata.yaml"),
+		header("no-metadata", "https://nowhere.example.com/sp")+"agreement:\n  reference: r\n  ends: 2099-01-01\nattributes:\n  - name: givenName\n")
+
+	code, out := runCmd("check", "--config", filepath.Join(dir, "skolbro.yaml"))
+	if code == 0 {
+		t.Fatalf("check accepted broken policies:\n%s", out)
+	}
+	want := []*regexp.Regexp{
+		regexp.MustCompile(`example-learning-app\.yaml:\d+: attributes\[1\]\.name: .*favouriteColour`),
+		regexp.MustCompile(`no-end-date\.yaml:\d+: agreement\.ends: `),
+		regexp.MustCompile(`pnr-no-optin\.yaml:\d+: attributes\[0\]\.name: .*personal_number`),
+		regexp.MustCompile(`no-metadata\.yaml: saml\.entity_id: no metadata for entityID "https://nowhere\.example\.com/sp"`),
+	}
+	for _, re := range want {
+		if !re.MatchString(out) {
+			t.Errorf("check output lacks %s", re)
+		}
+	}
+	if t.Failed() {
+		t.Logf("check output:\n%s", out)
+	}
+}
+
+func TestCheck_ConfigErrorsNameFileAndKey(t *testing.T) {
+	dir := deployDir(t)
+	cfg := filepath.Join(dir, "skolbro.yaml")
+	b, _ := os.ReadFile(cfg)
+	s := strings.Replace(string(b), "external_url: https://skolbro.exempel.se", "external_url: http://skolbro.exempel.se", 1)
+	s = strings.Replace(s, "key_file: keys/pseudonym.key", "key_file: keys/missing.key", 1)
+	write(t, cfg, s)
+	code, out := runCmd("check", "--config", cfg)
+	if code == 0 {
+		t.Fatalf("check accepted a broken configuration:\n%s", out)
+	}
+	for _, re := range []*regexp.Regexp{
+		regexp.MustCompile(`skolbro\.yaml:\d+: external_url: must be https`),
+		regexp.MustCompile(`skolbro\.yaml:\d+: organiser\.pseudonym\.key_file: cannot be read`),
+	} {
+		if !re.MatchString(out) {
+			t.Errorf("check output lacks %s:\n%s", re, out)
+		}
+	}
+
+	write(t, cfg, string(b)+"\nunknown_key: 1\n")
+	code, out = runCmd("check", "--config", cfg)
+	if code == 0 || !strings.Contains(out, "unknown_key") || !strings.Contains(out, "skolbro.yaml") {
+		t.Errorf("an unknown key was not refused with file and key: exit %d\n%s", code, out)
+	}
+}
+
+func TestCheck_WarnsAboutPersonalNumberOptIn(t *testing.T) {
+	dir := deployDir(t)
+	write(t, filepath.Join(dir, "attribute-release", "example-learning-app.yaml"), `id: example-learning-app
+display_name: X
+saml:
+  entity_id: https://app.example.com/saml/metadata
+purpose: p
+legal_basis: l
+agreement:
+  reference: r
+  ends: 2099-01-01
+attributes:
+  - name: eduPersonPrincipalName
+personal_number:
+  attribute: personalIdentityNumber
+  legal_basis: "Legal obligation"
+  reason: "The vendor reports grades to a register keyed by personal number"
+`)
+	code, out := runCmd("check", "--config", filepath.Join(dir, "skolbro.yaml"))
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if !regexp.MustCompile(`warning: .*example-learning-app\.yaml:\d+: personal_number`).MatchString(out) {
+		t.Errorf("no warning for the personal number opt-in:\n%s", out)
+	}
+}
