@@ -4,9 +4,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"os"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -108,7 +108,7 @@ func TestLogs_NoPersonalDataAcrossFlows(t *testing.T) {
 		f := onlyForm(t, p)
 		other := newBrowser(t, e.srv.Client())
 		assertErrorPage(t, other.post(f.action, f.fields), http.StatusBadRequest) // no login cookie at all
-		e.toBridgeACS(other, "learning-app", "david.d")                          // its own login in flight
+		e.toBridgeACS(other, "learning-app", "david.d")                           // its own login in flight
 		assertErrorPage(t, other.post(f.action, f.fields), http.StatusBadRequest)
 		// A response seen from another browser is burnt: fail closed, the
 		// rightful browser starts again.
