@@ -24,6 +24,7 @@ Run it with /usr/bin/python3: Debian's packages are not seen by other
 interpreters.
 """
 
+import base64
 import json
 import os
 import shutil
@@ -141,8 +142,6 @@ def raw_shape(xml_text):
 
 
 def cmd_acs(workdir, idp_metadata, request_id, response_file):
-    import base64
-
     with open(response_file) as f:
         saml_response = f.read().strip()
     plain, enc = raw_shape(base64.b64decode(saml_response))
@@ -178,7 +177,6 @@ def cmd_acs(workdir, idp_metadata, request_id, response_file):
         "ava": resp.ava,
         "issuer": resp.issuer(),
         "in_response_to": resp.in_response_to,
-        "came_from": resp.came_from,
         "assertion_signed": assertion.signature is not None,
         "response_signed": resp.response.signature is not None,
         "encrypted": enc == 1 and plain == 0,

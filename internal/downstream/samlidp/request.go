@@ -66,6 +66,30 @@ func (idp *IdP) ParseRequest(r *http.Request) (*Request, error) {
 	return nil, &Error{Reason: "method", Status: http.StatusMethodNotAllowed}
 }
 
+// errBadEscape replaces url.EscapeError, whose message quotes the input.
+var errBadEscape = errors.New("bad percent-encoding")
+
+// duplicateParam reports whether a Redirect binding parameter occurs more
+// than once, also under a percent-encoded name: which copy counts would
+// depend on the parser that reads it, and a signature covers only one.
+func duplicateParam(raw string) bool {
+	seen := map[string]bool{}
+	for _, kv := range strings.Split(raw, "&") {
+		k, _, _ := strings.Cut(kv, "=")
+		if dk, err := url.QueryUnescape(k); err == nil {
+			k = dk
+		}
+		switch k {
+		case "SAMLRequest", "RelayState", "SigAlg", "Signature":
+			if seen[k] {
+				return true
+			}
+			seen[k] = true
+		}
+	}
+	return false
+}
+
 // rawQueryParam returns the still-encoded value of name, as the Redirect
 // binding signs the encoded form exactly as sent.
 func rawQueryParam(raw, name string) (string, bool) {
@@ -84,19 +108,22 @@ func rawQueryParam(raw, name string) (string, bool) {
 
 func (idp *IdP) parseRedirect(r *http.Request) (*Request, error) {
 	raw := r.URL.RawQuery
+	if duplicateParam(raw) {
+		return nil, refuse("duplicate_parameter", nil)
+	}
 	encReq, ok := rawQueryParam(raw, "SAMLRequest")
 	if !ok {
 		return nil, refuse("no_request", nil)
 	}
 	samlRequest, err := url.QueryUnescape(encReq)
 	if err != nil {
-		return nil, refuse("malformed", err)
+		return nil, refuse("malformed", errBadEscape)
 	}
 	relay := ""
 	encRelay, hasRelay := rawQueryParam(raw, "RelayState")
 	if hasRelay {
 		if relay, err = url.QueryUnescape(encRelay); err != nil {
-			return nil, refuse("malformed", err)
+			return nil, refuse("malformed", errBadEscape)
 		}
 	}
 	xmlBytes, err := samlxml.Inflate(samlRequest)

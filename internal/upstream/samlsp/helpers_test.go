@@ -221,7 +221,7 @@ func (s *memStore) keys() []string {
 
 // fixture is one SP, one test IdP and their shared store and clock.
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	clock *clock
 	store *memStore
 	keys  *testKeys
@@ -245,7 +245,7 @@ func withIdPSigner(s *xmlsig.Signer) fixtureOpt {
 	return func(_ *Config, idp *testidp.IdP) { idp.Signer = s }
 }
 
-func newFixture(t *testing.T, opts ...fixtureOpt) *fixture {
+func newFixture(t testing.TB, opts ...fixtureOpt) *fixture {
 	t.Helper()
 	k := mustKeys(t)
 	c := &clock{t: t0}

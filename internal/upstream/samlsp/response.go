@@ -1,12 +1,15 @@
 package samlsp
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"time"
 
@@ -43,6 +46,7 @@ var (
 	errIssuer          = errors.New("issuer is not the IdP")
 	errAssertionCount  = errors.New("not exactly one assertion as a child of the response")
 	errComment         = errors.New("comment or processing instruction inside the response")
+	errDirective       = errors.New("declaration inside the response")
 	errStatus          = errors.New("missing or malformed status")
 	errUpstreamStatus  = errors.New("IdP returned a non-Success status")
 	errInResponseTo    = errors.New("InResponseTo missing or not matching")
@@ -106,6 +110,7 @@ type scan struct {
 	responses  int              // local name Response, any namespace
 	encrypted  bool             // any Encrypted* element
 	comments   bool             // a comment or PI inside the root
+	directive  bool             // a <!...> declaration inside the root
 	ids        map[string]bool
 	dupID      bool
 	dupAttr    bool
@@ -122,12 +127,17 @@ func (s *scan) walk(el *etree.Element) {
 	case "EncryptedAssertion", "EncryptedID", "EncryptedAttribute", "EncryptedData", "EncryptedKey":
 		s.encrypted = true
 	}
-	for i, a := range el.Attr {
-		for _, b := range el.Attr[:i] {
-			if a.Space == b.Space && a.Key == b.Key {
+	if len(el.Attr) > 1 {
+		seen := make(map[etree.Attr]bool, len(el.Attr))
+		for _, a := range el.Attr {
+			k := etree.Attr{Space: a.Space, Key: a.Key}
+			if seen[k] {
 				s.dupAttr = true
 			}
+			seen[k] = true
 		}
+	}
+	for _, a := range el.Attr {
 		if a.Key == "ID" || a.Key == "Id" || a.Key == "id" {
 			if s.ids[a.Value] {
 				s.dupID = true
@@ -141,6 +151,8 @@ func (s *scan) walk(el *etree.Element) {
 			s.walk(c)
 		case *etree.Comment, *etree.ProcInst:
 			s.comments = true
+		case *etree.Directive:
+			s.directive = true
 		}
 	}
 }
@@ -157,6 +169,11 @@ func (sp *SP) handle(ctx context.Context, samlResponse, binding string) (*Assert
 	if err != nil {
 		return nil, nil, parseError(err)
 	}
+	// etree keeps the last of two same-named attributes; refuse the
+	// ill-formed input rather than pick one.
+	if duplicateAttributes(raw) {
+		return nil, nil, refuse(ReasonMalformed, errDuplicateAttr)
+	}
 	root := doc.Root()
 	if !samlxml.Is(root, samlxml.NSProtocol, "Response") || root.SelectAttrValue("Version", "") != "2.0" {
 		return nil, nil, refuse(ReasonMalformed, errNotResponse)
@@ -170,6 +187,8 @@ func (sp *SP) handle(ctx context.Context, samlResponse, binding string) (*Assert
 	switch {
 	case s.dupAttr:
 		return nil, nil, refuse(ReasonMalformed, errDuplicateAttr)
+	case s.directive:
+		return nil, nil, refuse(ReasonMalformed, errDirective)
 	case s.dupID:
 		return nil, nil, refuse(ReasonDuplicateID, errDuplicateID)
 	case s.responses != 1:
@@ -280,6 +299,35 @@ func (sp *SP) handle(ctx context.Context, samlResponse, binding string) (*Assert
 		return nil, nil, e
 	}
 	return a, p.State, nil
+}
+
+// duplicateAttributes reports whether any start tag in b repeats an
+// attribute name (prefix and local name as written). b has passed
+// samlxml.Parse, so it is bounded and well-formed otherwise.
+func duplicateAttributes(b []byte) bool {
+	d := xml.NewDecoder(bytes.NewReader(b))
+	for {
+		tok, err := d.RawToken()
+		if err != nil {
+			return !errors.Is(err, io.EOF)
+		}
+		se, ok := tok.(xml.StartElement)
+		if !ok {
+			continue
+		}
+		if len(se.Attr) < 2 {
+			continue
+		}
+		// A map, not a nested loop: one element may carry tens of
+		// thousands of attributes.
+		seen := make(map[xml.Name]bool, len(se.Attr))
+		for _, a := range se.Attr {
+			if seen[a.Name] {
+				return true
+			}
+			seen[a.Name] = true
+		}
+	}
 }
 
 // takePending redeems the pending request id for the browser binding.
