@@ -315,4 +315,3 @@ func (idp *IdP) Metadata(validFor time.Duration) ([]byte, error) {
 	doc.Indent(2)
 	return doc.WriteToBytes()
 }
-

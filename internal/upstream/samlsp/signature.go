@@ -77,24 +77,24 @@ func algorithmRefusal(uri string) *Error {
 func checkAlgorithms(sig *etree.Element) *Error {
 	for _, si := range samlxml.Children(sig, samlxml.NSDSig, "SignedInfo") {
 		for _, sm := range samlxml.Children(si, samlxml.NSDSig, "SignatureMethod") {
-			if a := sm.SelectAttrValue("Algorithm", ""); !xmlsig.AcceptedSignatureMethods[a] {
+			if a := plainAttr(sm, "Algorithm"); !xmlsig.AcceptedSignatureMethods[a] {
 				return algorithmRefusal(a)
 			}
 		}
 		for _, cm := range samlxml.Children(si, samlxml.NSDSig, "CanonicalizationMethod") {
-			if a := cm.SelectAttrValue("Algorithm", ""); a != algExcC14N && a != algExcC14NComment {
+			if a := plainAttr(cm, "Algorithm"); a != algExcC14N && a != algExcC14NComment {
 				return refuse(ReasonBadAlgorithm, errSignatureMethod)
 			}
 		}
 		for _, ref := range samlxml.Children(si, samlxml.NSDSig, "Reference") {
 			for _, dm := range samlxml.Children(ref, samlxml.NSDSig, "DigestMethod") {
-				if a := dm.SelectAttrValue("Algorithm", ""); !xmlsig.AcceptedDigestMethods[a] {
+				if a := plainAttr(dm, "Algorithm"); !xmlsig.AcceptedDigestMethods[a] {
 					return algorithmRefusal(a)
 				}
 			}
 			for _, ts := range samlxml.Children(ref, samlxml.NSDSig, "Transforms") {
 				for _, t := range samlxml.Children(ts, samlxml.NSDSig, "Transform") {
-					switch t.SelectAttrValue("Algorithm", "") {
+					switch plainAttr(t, "Algorithm") {
 					case algEnveloped, algExcC14N, algExcC14NComment:
 					default:
 						return refuse(ReasonBadAlgorithm, errSignatureMethod)
@@ -153,15 +153,15 @@ func checkShape(sig *etree.Element) *Error {
 	}
 	enveloped := false
 	for _, t := range ts.ChildElements() {
-		if t.SelectAttrValue("Algorithm", "") == algEnveloped {
+		if plainAttr(t, "Algorithm") == algEnveloped {
 			enveloped = true
 		}
 	}
 	if !enveloped {
 		return bad
 	}
-	id := sig.Parent().SelectAttrValue("ID", "")
-	if id == "" || ref.SelectAttrValue("URI", "") != "#"+id {
+	id := plainAttr(sig.Parent(), "ID")
+	if id == "" || plainAttr(ref, "URI") != "#"+id {
 		return refuse(ReasonBadSignature, errSignatureReference)
 	}
 	return nil
@@ -229,7 +229,7 @@ func fixECDSA(sig *etree.Element, cert *x509.Certificate) error {
 		return nil
 	}
 	sm := samlxml.Children(si[0], samlxml.NSDSig, "SignatureMethod")
-	if len(sm) != 1 || !strings.Contains(sm[0].SelectAttrValue("Algorithm", ""), "ecdsa") {
+	if len(sm) != 1 || !strings.Contains(plainAttr(sm[0], "Algorithm"), "ecdsa") {
 		return nil
 	}
 	sv := samlxml.Children(sig, samlxml.NSDSig, "SignatureValue")

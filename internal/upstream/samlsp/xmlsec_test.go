@@ -1,9 +1,11 @@
 package samlsp
 
 import (
+	"encoding/base64"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/beevik/etree"
@@ -33,9 +35,8 @@ func TestInteropXmlsec1Signer(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t)
-			pair := tc.pair(f.keys)
-			f2 := newFixture(t, withCerts(pair))
+			pair := tc.pair(mustKeys(t))
+			f2 := newFixture(t, withCerts(pair), withIdPSigner(signer(t, pair)))
 			req := f2.login(browserA)
 			unsigned := f2.respond(req, testidp.UnsignedAssertion(), testidp.AfterSigning(func(doc *etree.Document) {
 				a := assertionOf(doc)
@@ -62,6 +63,17 @@ func TestInteropXmlsec1Signer(t *testing.T) {
 			signed, err := os.ReadFile(out)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tc.sigMethod == xmlsig.ECDSASHA256 {
+				// XML-DSig's r||s form: what the SP must convert.
+				d := etree.NewDocument()
+				if err := d.ReadFromBytes(signed); err != nil {
+					t.Fatal(err)
+				}
+				sv := mustFind(t, assertionOf(d), "ds:Signature/ds:SignatureValue")
+				if raw, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(sv.Text()), "")); err != nil || len(raw) != 64 {
+					t.Fatalf("xmlsec1 ECDSA signature is %d bytes, want 64 (r||s)", len(raw))
+				}
 			}
 			a := f2.expectSuccess(t, f2.sp, encode(string(signed)), browserA)
 			if a.NameID != f2.user.NameID {
