@@ -52,13 +52,15 @@ func newOptions(opts []Option) options {
 type rawPolicy struct {
 	ID             string        `yaml:"id"`
 	DisplayName    string        `yaml:"display_name"`
+	Preset         string        `yaml:"preset"`
 	SAML           *rawSAML      `yaml:"saml"`
-	OIDC           yaml.Node     `yaml:"oidc"` // reserved for OIDC vendors
+	OIDC           *rawOIDC      `yaml:"oidc"`
 	Purpose        string        `yaml:"purpose"`
 	LegalBasis     string        `yaml:"legal_basis"`
 	Agreement      *rawAgreement `yaml:"agreement"`
 	Attributes     []rawRule     `yaml:"attributes"`
 	PersonalNumber *rawOptIn     `yaml:"personal_number"`
+	Protected      []rawMask     `yaml:"protected"`
 }
 
 type rawSAML struct {
@@ -436,6 +438,7 @@ var affiliations = map[string]bool{
 }
 
 func (l *loader) validate(raw *rawPolicy, p *Policy, o options) {
+	p.Preset = strings.TrimSpace(raw.Preset)
 	p.ID = l.required("id", raw.ID, "a short vendor id of a-z, 0-9 and -")
 	if p.ID != "" && !idPattern.MatchString(p.ID) {
 		l.errorf("id", "%q must be 1-63 characters of a-z, 0-9 and -, starting with a letter or digit", p.ID)
@@ -464,20 +467,24 @@ func (l *loader) validate(raw *rawPolicy, p *Policy, o options) {
 		}
 	}
 
-	hasOIDC := raw.OIDC.Kind != 0
-	if hasOIDC && !l.isBad("oidc") {
-		l.errorf("oidc", "OIDC vendors are not supported yet")
-	}
-	if raw.SAML == nil && !hasOIDC && !l.isBad("saml") {
-		l.errorf("saml", "is required: a vendor needs a saml section")
+	if raw.SAML == nil && raw.OIDC == nil && !l.isBad("saml") && !l.isBad("oidc") {
+		l.errorf("saml", "is required: a vendor needs a saml or an oidc section")
 	}
 	if raw.SAML != nil {
 		p.SAML = l.validateSAML(raw.SAML)
 	}
+	if raw.OIDC != nil {
+		p.OIDC = l.validateOIDC(raw.OIDC, filepath.Dir(l.file))
+	}
 
+	l.applyPreset(raw)
 	l.validateAttributes(raw.Attributes, p)
 	if raw.PersonalNumber != nil {
 		p.PersonalNumber = l.validateOptIn(raw.PersonalNumber)
+	}
+	l.validateMasks(raw.Protected, p)
+	if p.Preset == PresetDNP {
+		l.checkDNP(p)
 	}
 }
 

@@ -30,8 +30,13 @@ type Policy struct {
 	Purpose     string
 	LegalBasis  string
 
-	// SAML is set for a SAML vendor. (An OIDC section comes later.)
+	// Preset names a built-in preset the policy starts from ("dnp"), or "".
+	Preset string
+
+	// SAML is set for a SAML vendor, OIDC for an OIDC vendor; a vendor
+	// may have both.
 	SAML *SAMLSettings
+	OIDC *OIDCSettings
 
 	Agreement Agreement
 	// Attributes are the released attributes in file order. None of them
@@ -40,6 +45,9 @@ type Policy struct {
 	// PersonalNumber is the explicit opt-in for releasing a personal
 	// number, or nil.
 	PersonalNumber *PersonalNumberOptIn
+	// Protected overrides the default masking of protected persons, per
+	// attribute and marking level.
+	Protected []MaskRule
 
 	// lines maps key paths (as in Problem.Key) to line numbers.
 	lines map[string]int

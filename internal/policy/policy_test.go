@@ -173,8 +173,17 @@ var brokenCases = map[string][]Problem{
 	"agreement-ended.yaml": {
 		{Key: "agreement.ends", Line: 10, Warning: true, Message: "the agreement ended on 2025-06-30: renew it or remove this vendor"},
 	},
-	"missing-saml.yaml":            {{Key: "saml", Line: 2, Message: "is required: a vendor needs a saml section"}},
-	"oidc-section.yaml":            {{Key: "oidc", Line: 4, Message: "OIDC vendors are not supported yet"}},
+	"missing-saml.yaml": {{Key: "saml", Line: 2, Message: "is required: a vendor needs a saml or an oidc section"}},
+	"oidc-incomplete.yaml": {
+		{Key: "oidc.redirect_uris", Line: 4, Message: "is required: the vendor's exact redirect URIs"},
+		{Key: "oidc.jwks_file", Line: 4, Message: "is required for private_key_jwt: the vendor's public keys (JWKS)"},
+	},
+	"mask-keep-no-reason.yaml": {{Key: "protected[0].reason", Line: 15, Message: "is required: why this vendor must get the real value for protected persons"}},
+	"mask-unlisted.yaml":       {{Key: "protected[0].attribute", Line: 14, Message: "sisSchoolUnitCode is not in this policy's attributes: there is nothing to mask"}},
+	"dnp-personal-number.yaml": {
+		{Key: "personal_number", Line: 12, Message: "this vendor may receive personal numbers (never for protected persons); review the legal basis and reason", Warning: true},
+		{Key: "personal_number", Line: 12, Message: "the dnp preset never releases personal numbers"},
+	},
 	"bad-entity-id.yaml":           {{Key: "saml.entity_id", Line: 5, Message: `"vendor-sp" is not an absolute URI of at most 1024 characters`}},
 	"bad-name-id.yaml":             {{Key: "saml.name_id", Line: 6, Message: `unknown value "persistent"; use one of transient, pairwise`}},
 	"bad-sign.yaml":                {{Key: "saml.sign", Line: 6, Message: `unknown value "everything"; use one of assertion_and_response, assertion, response`}},

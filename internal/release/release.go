@@ -27,6 +27,8 @@ type Released struct {
 	// NameID is the pairwise-id value when the policy's name_id is
 	// pairwise; "" means the downstream makes a transient NameID.
 	NameID string
+	// Sub is the OIDC pairwise subject (OIDC Core 8.1) for an OIDC vendor.
+	Sub string
 	// Attributes are in policy order, the personal number (if any) last;
 	// attributes without values are left out.
 	Attributes []Attribute
@@ -64,15 +66,25 @@ func Release(p *policy.Policy, id *identity.Identity, d *pseudonym.Deriver) *Rel
 		r.EntityID = p.SAML.EntityID
 	}
 	sector := r.EntityID
+	if sector == "" && p.OIDC != nil {
+		sector = p.OIDC.Sector
+	}
 	canDerive := d != nil && !id.StableID.IsZero()
 
 	if p.SAML != nil && p.SAML.NameID == policy.NameIDPairwise && canDerive {
 		r.NameID = d.PairwiseID(id.StableID, sector)
 	}
+	if p.OIDC != nil && canDerive && p.OIDC.Sector != "" {
+		r.Sub = d.PairwiseSub(id.StableID, p.OIDC.Sector)
+	}
 
-	allowed := maskFor(p, id.Protection)
 	for _, rule := range p.Attributes {
-		if !allowed(rule.Def) {
+		action := maskAction(p, rule.Def, id.Protection)
+		if action == policy.Withhold {
+			continue
+		}
+		if action == policy.Replace {
+			r.Attributes = append(r.Attributes, Attribute{Def: rule.Def, Values: []string{replacement(p, rule.Def, id.Protection)}})
 			continue
 		}
 		var values []string
@@ -104,19 +116,43 @@ func Release(p *policy.Policy, id *identity.Identity, d *pseudonym.Deriver) *Rel
 	return r
 }
 
-// mask says whether an attribute may be released at the given protection
-// level. It is a table per policy so that per-level overrides in the policy
-// file can replace the default later.
-type mask func(attr.Def) bool
-
-func maskFor(_ *policy.Policy, level identity.Protection) mask {
+// maskAction decides what happens to one attribute of the person: Keep
+// (release as for anyone), Withhold or Replace. For an unprotected person
+// everything in the policy is kept; for a protected one (unknown counts as
+// protected) the policy's rule for that attribute and level decides, a
+// rule naming the level before one for every level, and without a rule
+// the default below.
+func maskAction(p *policy.Policy, d attr.Def, level identity.Protection) policy.MaskAction {
 	if !level.Protected() {
-		return releaseAll
+		return policy.Keep
 	}
-	return protectedDefault
+	if m := maskRule(p, d, level); m != nil {
+		return m.Action
+	}
+	if protectedDefault(d) {
+		return policy.Keep
+	}
+	return policy.Withhold
 }
 
-func releaseAll(d attr.Def) bool { return d.Kind != attr.PersonalNumber }
+func maskRule(p *policy.Policy, d attr.Def, level identity.Protection) *policy.MaskRule {
+	var general *policy.MaskRule
+	for i := range p.Protected {
+		m := &p.Protected[i]
+		if m.Def.Name != d.Name || !m.Applies(level) {
+			continue
+		}
+		if len(m.Levels) > 0 {
+			return m
+		}
+		general = m
+	}
+	return general
+}
+
+func replacement(p *policy.Policy, d attr.Def, level identity.Protection) string {
+	return maskRule(p, d, level).Value
+}
 
 // protectedDefault releases, for a protected person, only what cannot tell
 // anyone who or where the person is: pseudonyms, affiliation and assurance.

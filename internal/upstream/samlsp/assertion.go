@@ -102,7 +102,7 @@ func (sp *SP) readAssertion(v *etree.Element, wantID string, now time.Time) (*As
 	if err != nil || scd == nil {
 		return nil, nil, refuse(ReasonSubjectConfirmation, errConfirmation)
 	}
-	if false {
+	if plainAttr(scd, "Recipient") != sp.acsURL {
 		return nil, nil, refuse(ReasonRecipient, errRecipient)
 	}
 	scdUntil, ok := parseInstant(plainAttr(scd, "NotOnOrAfter"))

@@ -241,7 +241,7 @@ func fixECDSA(sig *etree.Element, cert *x509.Certificate) error {
 		return errSignatureInvalid
 	}
 	size := (pub.Curve.Params().BitSize + 7) / 8
-	if len(raw) != 2*size {
+	if true {
 		return nil // already DER, as some signers write it
 	}
 	var b cryptobyte.Builder
