@@ -48,10 +48,13 @@ type Organiser struct {
 	// Scope is the organiser's domain, used as the scope of EPPNs and
 	// scoped attributes released to vendors (listed as shibmd:Scope in the
 	// bridge's IdP metadata).
-	Scope     string    `yaml:"scope"`
-	Upstream  Upstream  `yaml:"upstream"`
-	Keys      Keys      `yaml:"keys"`
-	Pseudonym Pseudonym `yaml:"pseudonym"`
+	Scope      string     `yaml:"scope"`
+	Upstream   Upstream   `yaml:"upstream"`
+	Keys       Keys       `yaml:"keys"`
+	Pseudonym  Pseudonym  `yaml:"pseudonym"`
+	Protection Protection `yaml:"protection"`
+	Audit      Audit      `yaml:"audit"`
+	Admin      Admin      `yaml:"admin"`
 	// MetadataDir holds vendor SP metadata files (one entity per file).
 	MetadataDir string `yaml:"metadata_dir"`
 	// PolicyDir holds one release policy file per vendor.
@@ -61,8 +64,14 @@ type Organiser struct {
 // Upstream is the organiser's school IdP.
 type Upstream struct {
 	ID string `yaml:"id"`
-	// Type is "saml" (OIDC comes later).
+	// Type is "saml" or "oidc".
 	Type string `yaml:"type"`
+	// Issuer, ClientID, ClientSecretFile and Scopes configure an OIDC
+	// upstream (type oidc).
+	Issuer           string   `yaml:"issuer"`
+	ClientID         string   `yaml:"client_id"`
+	ClientSecretFile string   `yaml:"client_secret_file"`
+	OIDCScopes       []string `yaml:"oidc_scopes"`
 	// Metadata is the IdP's SAML metadata file.
 	Metadata string `yaml:"metadata"`
 	// EntityID selects the IdP when the metadata file holds several.
@@ -96,6 +105,66 @@ type Keys struct {
 	// SigningECDSA is an optional P-256 key for vendors whose policy asks
 	// for ecdsa-sha256.
 	SigningECDSA *KeyPair `yaml:"signing_ecdsa"`
+	// OIDC are the OpenID Provider's token signing keys, for rotation:
+	// each is published from the start and used from UseFrom.
+	OIDC []OIDCKey `yaml:"oidc"`
+}
+
+// OIDCKey is one ID token signing key (a PEM private key, P-256 for ES256
+// or RSA for RS256).
+type OIDCKey struct {
+	Key      string `yaml:"key"`
+	KID      string `yaml:"kid"`
+	UseFrom  string `yaml:"use_from"`  // YYYY-MM-DD; empty: from now
+	RetireAt string `yaml:"retire_at"` // YYYY-MM-DD; empty: never
+}
+
+// Protection configures where protection status comes from, besides the
+// upstream attribute (upstream.security_marking).
+type Protection struct {
+	Register *Register `yaml:"register"`
+	SS12000  *SS12000  `yaml:"ss12000"`
+}
+
+// Register is the organiser's manual protection register. Entries are
+// keyed HMACs of personal numbers; with the redis store the register lives
+// in Redis, otherwise in File.
+type Register struct {
+	KeyFile string `yaml:"key_file"`
+	File    string `yaml:"file"`
+}
+
+// SS12000 is an SS 12000 API that answers a person's securityMarking.
+type SS12000 struct {
+	BaseURL    string   `yaml:"base_url"`
+	TokenFile  string   `yaml:"token_file"`
+	ClientCert *KeyPair `yaml:"client_cert"`
+	CAFile     string   `yaml:"ca_file"`
+	Timeout    Duration `yaml:"timeout"`
+	CacheTTL   Duration `yaml:"cache_ttl"`
+}
+
+// Audit configures the release log.
+type Audit struct {
+	// Dir holds the append-only JSON-lines files; empty disables the log
+	// (check warns).
+	Dir string `yaml:"dir"`
+	// KeyFile is the audit HMAC key for subject keys, separate from the
+	// pseudonym key.
+	KeyFile     string   `yaml:"key_file"`
+	MaxBytes    int64    `yaml:"max_bytes"`
+	RotateDaily bool     `yaml:"rotate_daily"`
+	Retention   Duration `yaml:"retention"`
+	// Sync is "each" (fsync per event, default) or "batch".
+	Sync string `yaml:"sync"`
+	// WarnDays warns this many days before an agreement ends (default 30).
+	WarnDays int `yaml:"warn_days"`
+}
+
+// Admin configures the admin web interface. Admins log in through the
+// upstream IdP and must carry Entitlement (an eduPersonEntitlement value).
+type Admin struct {
+	Entitlement string `yaml:"entitlement"`
 }
 
 // KeyPair is a PEM certificate and private key file.
@@ -201,6 +270,12 @@ func collectLines(n *yaml.Node, prefix string, out map[string]int) {
 			out[k] = n.Content[i].Line
 			collectLines(n.Content[i+1], k, out)
 		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			k := fmt.Sprintf("%s[%d]", prefix, i)
+			out[k] = c.Line
+			collectLines(c, k, out)
+		}
 	}
 }
 
@@ -223,6 +298,20 @@ func (c *Config) applyDefaults() {
 	}
 	if o.Upstream.ClockSkew == 0 {
 		o.Upstream.ClockSkew = Duration(2 * time.Minute)
+	}
+	if o.Audit.Sync == "" {
+		o.Audit.Sync = "each"
+	}
+	if o.Audit.WarnDays == 0 {
+		o.Audit.WarnDays = 30
+	}
+	if ss := o.Protection.SS12000; ss != nil {
+		if ss.Timeout == 0 {
+			ss.Timeout = Duration(2 * time.Second)
+		}
+		if ss.CacheTTL == 0 {
+			ss.CacheTTL = Duration(time.Minute)
+		}
 	}
 	if o.MetadataDir == "" {
 		o.MetadataDir = "metadata"
@@ -297,8 +386,17 @@ func (c *Config) Validate() error {
 	if !validID(o.Upstream.ID) {
 		bad("organiser.upstream.id", "required: lower-case letters, digits and dashes")
 	}
-	if o.Upstream.Type != "saml" {
-		bad("organiser.upstream.type", "must be saml")
+	switch o.Upstream.Type {
+	case "saml":
+	case "oidc":
+		if u, err := url.Parse(o.Upstream.Issuer); err != nil || u.Scheme != "https" && !(c.DevMode && u.Scheme == "http") || u.Host == "" {
+			bad("organiser.upstream.issuer", "required for type oidc: the IdP's https issuer URL")
+		}
+		if o.Upstream.ClientID == "" {
+			bad("organiser.upstream.client_id", "required for type oidc")
+		}
+	default:
+		bad("organiser.upstream.type", "must be saml or oidc")
 	}
 	fileKey := func(key, p string) {
 		if p == "" {
@@ -309,7 +407,57 @@ func (c *Config) Validate() error {
 			bad(key, "cannot be read: %v", errors.Unwrap(err))
 		}
 	}
-	fileKey("organiser.upstream.metadata", o.Upstream.Metadata)
+	if o.Upstream.Type == "saml" {
+		fileKey("organiser.upstream.metadata", o.Upstream.Metadata)
+	} else {
+		fileKey("organiser.upstream.client_secret_file", o.Upstream.ClientSecretFile)
+	}
+	for i, k := range o.Keys.OIDC {
+		key := fmt.Sprintf("organiser.keys.oidc[%d]", i)
+		fileKey(key+".key", k.Key)
+		if k.KID == "" {
+			bad(key+".kid", "required: a key id published in the JWKS")
+		}
+		for _, d := range []struct{ name, v string }{{"use_from", k.UseFrom}, {"retire_at", k.RetireAt}} {
+			if d.v != "" {
+				if _, err := time.Parse(time.DateOnly, d.v); err != nil {
+					bad(key+"."+d.name, "%q is not a date YYYY-MM-DD", d.v)
+				}
+			}
+		}
+	}
+	if r := o.Protection.Register; r != nil {
+		fileKey("organiser.protection.register.key_file", r.KeyFile)
+		if c.Store.Type == "memory" && r.File == "" {
+			bad("organiser.protection.register.file", "required with the memory store: where the register is kept")
+		}
+	}
+	if ss := o.Protection.SS12000; ss != nil {
+		if u, err := url.Parse(ss.BaseURL); err != nil || u.Host == "" || u.Scheme != "https" && !(c.DevMode && u.Scheme == "http") {
+			bad("organiser.protection.ss12000.base_url", "required: the SS 12000 API's https base URL")
+		}
+		if ss.TokenFile == "" && ss.ClientCert == nil {
+			bad("organiser.protection.ss12000", "needs token_file or client_cert")
+		}
+		if ss.TokenFile != "" {
+			fileKey("organiser.protection.ss12000.token_file", ss.TokenFile)
+		}
+		if ss.ClientCert != nil {
+			fileKey("organiser.protection.ss12000.client_cert.cert", ss.ClientCert.Cert)
+			fileKey("organiser.protection.ss12000.client_cert.key", ss.ClientCert.Key)
+		}
+		if ss.CAFile != "" {
+			fileKey("organiser.protection.ss12000.ca_file", ss.CAFile)
+		}
+	}
+	if o.Audit.Dir != "" {
+		fileKey("organiser.audit.key_file", o.Audit.KeyFile)
+		switch o.Audit.Sync {
+		case "each", "batch":
+		default:
+			bad("organiser.audit.sync", "must be each or batch")
+		}
+	}
 	if o.Upstream.StableID == "" {
 		bad("organiser.upstream.stable_id", "required: the upstream attribute (or NameID) that identifies a person stably")
 	}

@@ -107,11 +107,9 @@ func (s *Server) binding(w http.ResponseWriter, r *http.Request) (string, error)
 	return v, nil
 }
 
-// handleACS receives the school IdP's response, maps and releases the
-// identity for the vendor, and POSTs the vendor's response to its ACS.
+// handleACS receives the school IdP's SAML response and finishes the login.
 func (s *Server) handleACS(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxACSBody)
-	l := zerolog.Ctx(r.Context())
 	if err := r.ParseForm(); err != nil {
 		s.fail(w, r, failTooLarge, "upstream_too_large", nil)
 		return
@@ -126,6 +124,21 @@ func (s *Server) handleACS(w http.ResponseWriter, r *http.Request) {
 		s.upstreamFailed(w, r, err)
 		return
 	}
+	s.finish(w, r, state, mapping.Input{
+		Subject:       a.NameID,
+		Attributes:    a.Attributes,
+		FriendlyNames: a.FriendlyNames,
+		AuthnInstant:  a.AuthnInstant,
+		AuthnContext:  a.AuthnContext,
+	})
+}
+
+// finish is the protocol-neutral second half of every login: map the
+// upstream answer into an identity, decide protection, release what the
+// vendor's policy allows, record the release, and answer the vendor in its
+// own protocol.
+func (s *Server) finish(w http.ResponseWriter, r *http.Request, state []byte, in mapping.Input) {
+	l := zerolog.Ctx(r.Context())
 	var p pendingLogin
 	if err := json.Unmarshal(state, &p); err != nil || p.SAML == nil {
 		s.fail(w, r, failInternal, "state", errors.New("bad pending login state"))
@@ -140,13 +153,7 @@ func (s *Server) handleACS(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, failAgreement, "agreement_ended", nil)
 		return
 	}
-	id, warnings, err := mapping.MapWithWarnings(s.org.Mapping, mapping.Input{
-		Subject:       a.NameID,
-		Attributes:    a.Attributes,
-		FriendlyNames: a.FriendlyNames,
-		AuthnInstant:  a.AuthnInstant,
-		AuthnContext:  a.AuthnContext,
-	}, s.now())
+	id, warnings, err := mapping.MapWithWarnings(s.org.Mapping, in, s.now())
 	if err != nil {
 		s.fail(w, r, failUpstream, "mapping", err)
 		return
