@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 
 	"github.com/beevik/etree"
@@ -22,8 +23,13 @@ const (
 	MaxMessageBytes = 256 << 10
 	// MaxDepth bounds element nesting; SAML messages need fewer than 15 levels.
 	MaxDepth = 48
-	// MaxNamespaceDecls bounds the xmlns declarations of a whole message.
+	// MaxNamespaceDecls bounds the distinct namespace declarations
+	// (prefix and URI pairs) of a whole message. IdPs that repeat xs/xsi on
+	// every AttributeValue declare the same pairs many times; that is fine.
 	MaxNamespaceDecls = 64
+	// MaxNamespaceDeclOccurrences bounds xmlns attributes in all, so that
+	// thousands of declarations cannot make parsing slow.
+	MaxNamespaceDeclOccurrences = 4096
 )
 
 // Namespaces used by SAML.
@@ -92,8 +98,8 @@ func Parse(b []byte) (*etree.Document, error) {
 	if bytes.Contains(b, []byte("<!DOCTYPE")) || bytes.Contains(b, []byte("<!ENTITY")) {
 		return nil, ErrDTD
 	}
-	if bytes.Count(b, []byte("xmlns")) > MaxNamespaceDecls {
-		return nil, ErrTooManyNS
+	if err := checkNamespaces(b); err != nil {
+		return nil, err
 	}
 	if err := rtvalidator.Validate(bytes.NewReader(b)); err != nil {
 		return nil, ErrRoundTrip
@@ -115,6 +121,24 @@ func Parse(b []byte) (*etree.Document, error) {
 		}
 	}
 	return doc, nil
+}
+
+var nsDecl = regexp.MustCompile(`xmlns(?::[A-Za-z_][\w.-]*)?\s*=\s*("[^"]*"|'[^']*')`)
+
+// checkNamespaces bounds namespace declarations before the parser sees
+// them (SECURITY.md case 18).
+func checkNamespaces(b []byte) error {
+	if bytes.Count(b, []byte("xmlns")) > MaxNamespaceDeclOccurrences {
+		return ErrTooManyNS
+	}
+	distinct := map[string]bool{}
+	for _, m := range nsDecl.FindAll(b, -1) {
+		distinct[string(m)] = true
+		if len(distinct) > MaxNamespaceDecls {
+			return ErrTooManyNS
+		}
+	}
+	return nil
 }
 
 // NS returns the namespace URI of el, resolved through its ancestors.
