@@ -54,8 +54,9 @@ func ParseEntity(b []byte) (*saml.EntityDescriptor, error) {
 	return ed, nil
 }
 
-// ParseEntities parses an EntitiesDescriptor (nested ones flattened, in
-// document order) or a single EntityDescriptor.
+// ParseEntities parses an EntitiesDescriptor or a single EntityDescriptor.
+// Nested EntitiesDescriptors are flattened: an aggregate's own entities
+// first, then those of each nested aggregate.
 //
 // The input is bounded by samlxml's limits (size, namespace declarations),
 // which fit one organiser's metadata but not a whole federation aggregate.

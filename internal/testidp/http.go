@@ -148,7 +148,12 @@ func (idp *IdP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case http.MethodPost:
 		r.Body = http.MaxBytesReader(w, r.Body, 2*samlxml.MaxMessageBytes)
 		if err := r.ParseForm(); err != nil {
-			http.Error(w, "bad request", http.StatusRequestEntityTooLarge)
+			status := http.StatusBadRequest
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				status = http.StatusRequestEntityTooLarge
+			}
+			http.Error(w, "bad request", status)
 			return
 		}
 		samlRequest, relayState = r.PostForm.Get("SAMLRequest"), r.PostForm.Get("RelayState")

@@ -250,8 +250,8 @@ func restyle(style string) func(*etree.Document) {
 			a.RemoveAttr("xmlns:saml")
 			a.CreateAttr("xmlns", samlxml.NSAssertion)
 		case "shibboleth_saml2_prefix":
-			// Shibboleth: saml2p/saml2 prefixes, xsd/xsi declared on each
-			// AttributeValue.
+			// saml2p/saml2 prefixes as Shibboleth writes them, and xsd/xsi
+			// declared on each AttributeValue as some IdPs do.
 			r := doc.Root()
 			for _, el := range append([]*etree.Element{r}, descendants(r)...) {
 				switch el.Space {

@@ -107,7 +107,7 @@ func checkAlgorithms(sig *etree.Element) *Error {
 }
 
 // onlyChildren reports whether every child element of el is a ds element
-// named in allowed, with at most max[i] of each and at least min[i].
+// named in names, with between lo[i] and hi[i] of names[i].
 func onlyChildren(el *etree.Element, names []string, lo, hi []int) bool {
 	counts := make([]int, len(names))
 	for _, c := range el.ChildElements() {
@@ -241,7 +241,7 @@ func fixECDSA(sig *etree.Element, cert *x509.Certificate) error {
 		return errSignatureInvalid
 	}
 	size := (pub.Curve.Params().BitSize + 7) / 8
-	if true {
+	if len(raw) != 2*size {
 		return nil // already DER, as some signers write it
 	}
 	var b cryptobyte.Builder
