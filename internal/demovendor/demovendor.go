@@ -33,6 +33,7 @@ type Vendor struct {
 	requests map[string]time.Time // outstanding AuthnRequest ids
 	sessions map[string]*Received // demo session cookie -> what arrived
 	last     *Received
+	history  []*Received // the most recent logins, newest first, for comparison
 }
 
 // Received is what a login delivered to the vendor.
@@ -171,6 +172,14 @@ var page = template.Must(template.New("vendor").Parse(`<!doctype html>
 {{else}}<tr><td colspan="2">No attributes.</td></tr>{{end}}
 </table></div>
 {{end}}
+{{with .Compare}}{{if gt (len .Logins) 1}}
+<h2>Recent logins side by side</h2>
+<p class="muted">Log in as a pupil, then as the pupil with protected identity, and compare: the protected pupil's school, name and
+grade are withheld, and nothing in the response says why.</p>
+<div class="box"><table>
+<tr><th>attribute</th>{{range .Logins}}<th>{{.At.Format "15:04:05"}}</th>{{end}}</tr>
+{{range .Rows}}<tr><th>{{.Name}}</th>{{range .Cells}}<td>{{range .}}<code>{{.}}</code><br>{{else}}<span class="muted">–</span>{{end}}</td>{{end}}</tr>{{end}}
+</table></div>{{end}}{{end}}
 <form method="post" action="{{.Base}}/login"><button type="submit">Log in with the school account (via skolbro)</button></form>
 <p><a href="/demo/">Back to the demo overview</a></p>
 </main></body></html>`))
@@ -186,8 +195,11 @@ func (v *Vendor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rec = v.sessions[c.Value]
 			v.mu.Unlock()
 		}
+		v.mu.Lock()
+		cmp := comparison(v.history)
+		v.mu.Unlock()
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_ = page.Execute(w, map[string]any{"Name": v.Name, "Base": v.Base, "EntityID": v.SP.EntityID, "Received": rec})
+		_ = page.Execute(w, map[string]any{"Name": v.Name, "Base": v.Base, "EntityID": v.SP.EntityID, "Received": rec, "Compare": cmp})
 	case "/login":
 		if r.Method != http.MethodPost {
 			http.Error(w, "use the button", http.StatusMethodNotAllowed)
@@ -211,6 +223,10 @@ func (v *Vendor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v.mu.Lock()
 		v.sessions[sid] = rec
 		v.last = rec
+		v.history = append([]*Received{rec}, v.history...)
+		if len(v.history) > 4 {
+			v.history = v.history[:4]
+		}
 		v.mu.Unlock()
 		http.SetCookie(w, &http.Cookie{Name: "demo_vendor_" + v.Name, Value: sid, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
 		http.Redirect(w, r, v.Base+"/", http.StatusSeeOther)
@@ -232,4 +248,44 @@ func (v *Vendor) Last() *Received {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return v.last
+}
+
+type compareRow struct {
+	Name  string
+	Cells [][]string
+}
+
+type compareTable struct {
+	Logins []*Received
+	Rows   []compareRow
+}
+
+// comparison lays out recent logins as columns, one row per attribute.
+func comparison(history []*Received) compareTable {
+	t := compareTable{Logins: history}
+	var names []string
+	seen := map[string]bool{}
+	for _, r := range history {
+		for _, a := range r.Attributes {
+			if !seen[a.FriendlyName] {
+				seen[a.FriendlyName] = true
+				names = append(names, a.FriendlyName)
+			}
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		row := compareRow{Name: n}
+		for _, r := range history {
+			var vals []string
+			for _, a := range r.Attributes {
+				if a.FriendlyName == n {
+					vals = append(vals, a.Values...)
+				}
+			}
+			row.Cells = append(row.Cells, vals)
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	return t
 }
