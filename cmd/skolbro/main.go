@@ -102,6 +102,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file")
+	drain := fs.Duration("drain-delay", 5*time.Second, "on SIGTERM, how long readiness fails before the listener closes")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -134,12 +135,17 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "skolbro: %v\n", err)
 		return 1
 	}
-	return listenAndServe(cfg.Listen, srv.Handler(), log, nil)
+	return listenAndServe(cfg.Listen, srv.Handler(), log, nil, func() {
+		srv.StartDrain()
+		log.Info().Dur("drain_delay", *drain).Msg("draining: readiness fails, in-flight logins finish")
+		time.Sleep(*drain)
+	})
 }
 
 // listenAndServe runs h until SIGINT/SIGTERM, then shuts down gracefully:
-// in-flight requests finish (up to 20 s).
-func listenAndServe(addr string, h http.Handler, log zerolog.Logger, ready func(net.Addr)) int {
+// drain runs first (readiness fails while the listener still serves), then
+// the listener closes and in-flight requests finish (up to 20 s).
+func listenAndServe(addr string, h http.Handler, log zerolog.Logger, ready func(net.Addr), drain func()) int {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		log.Error().Err(err).Str("addr", addr).Msg("cannot listen")
@@ -169,6 +175,9 @@ func listenAndServe(addr string, h http.Handler, log zerolog.Logger, ready func(
 		}
 	case <-ctx.Done():
 		log.Info().Msg("shutting down")
+		if drain != nil {
+			drain()
+		}
 		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		if err := hs.Shutdown(sctx); err != nil {
@@ -215,5 +224,5 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	return listenAndServe(*addr, h, log, func(net.Addr) {
 		fmt.Fprintf(stdout, "\nskolbro demo is running. Open %s/demo/ in your browser.\n", base)
 		fmt.Fprintf(stdout, "Test keys and configuration (TEST ONLY, deleted on exit): %s\n\n", dir)
-	})
+	}, nil)
 }

@@ -11,6 +11,7 @@ import (
 	"html/template"
 	"io"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -55,7 +56,13 @@ type Server struct {
 	rand          io.Reader
 	// Mount adds extra routes (the demo's test IdP and vendors).
 	mounts []func(*mux.Router)
+	// draining is set on SIGTERM: readiness fails first so that the load
+	// balancer stops sending new logins, while in-flight ones finish.
+	draining atomic.Bool
 }
+
+// StartDrain makes readiness fail from now on (graceful shutdown, SECURITY.md case 41).
+func (s *Server) StartDrain() { s.draining.Store(true) }
 
 // Options configure a Server.
 type Options struct {
@@ -178,6 +185,10 @@ func (s *Server) handleSPMetadata(w http.ResponseWriter, _ *http.Request) {
 // handleReady fails when the store is unreachable: without it no login can
 // be checked for replay, so the instance must not take traffic.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
