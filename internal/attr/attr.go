@@ -93,12 +93,16 @@ var defs = []Def{
 var (
 	byName     = map[string]Def{}
 	bySAMLName = map[string]Def{}
+	byClaim    = map[string]Def{}
 )
 
 func init() {
 	for _, d := range defs {
 		byName[d.Name] = d
 		bySAMLName[d.SAMLName] = d
+		if d.OIDCClaim != "" {
+			byClaim[d.OIDCClaim] = d
+		}
 	}
 }
 
@@ -108,6 +112,12 @@ func Lookup(name string) (Def, bool) {
 		return d, true
 	}
 	d, ok := bySAMLName[name]
+	return d, ok
+}
+
+// LookupClaim finds an attribute by its OIDC claim name.
+func LookupClaim(claim string) (Def, bool) {
+	d, ok := byClaim[claim]
 	return d, ok
 }
 

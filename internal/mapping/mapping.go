@@ -224,7 +224,11 @@ func (m *mapper) resolve(name, friendly string) (attr.Def, bool) {
 	if to, ok := m.c.Attributes[friendly]; ok && friendly != "" {
 		return attr.Lookup(to)
 	}
-	return attr.Lookup(name)
+	if d, ok := attr.Lookup(name); ok {
+		return d, true
+	}
+	// An OIDC upstream names attributes by claim (given_name, email, ...).
+	return attr.LookupClaim(name)
 }
 
 func (m *mapper) isPersonalNumber(u upstreamAttr) bool {
