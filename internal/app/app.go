@@ -6,10 +6,12 @@
 package app
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -25,6 +27,7 @@ import (
 	"github.com/skolbro/skolbro/internal/samlmeta"
 	"github.com/skolbro/skolbro/internal/server"
 	"github.com/skolbro/skolbro/internal/store"
+	"github.com/skolbro/skolbro/internal/upstream/oidcrp"
 	"github.com/skolbro/skolbro/internal/upstream/samlsp"
 	"github.com/skolbro/skolbro/internal/xmlsig"
 )
@@ -63,6 +66,23 @@ func (r *Report) Err() error {
 // for pending requests and the replay cache. It returns a nil Organiser
 // when the report has errors.
 func Build(cfg *config.Config, st store.Store, now func() time.Time) (*server.Organiser, *Report) {
+	return BuildWith(cfg, st, Options{Now: now})
+}
+
+// Options are the parts of a build that are not configuration.
+type Options struct {
+	Now func() time.Time
+	// HTTPClient is used towards an OIDC upstream (discovery, JWKS,
+	// tokens); the demo routes it in-process to its test provider.
+	HTTPClient *http.Client
+}
+
+// BuildWith is Build with options.
+func BuildWith(cfg *config.Config, st store.Store, opts Options) (*server.Organiser, *Report) {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
 	rep := &Report{}
 	if err := cfg.Validate(); err != nil {
 		for _, e := range splitJoined(err) {
@@ -96,7 +116,10 @@ func Build(cfg *config.Config, st store.Store, now func() time.Time) (*server.Or
 	}
 
 	// Upstream IdP.
-	up := loadUpstream(rep, cfg)
+	var up upstream
+	if o.Upstream.Type == "saml" {
+		up = loadUpstream(rep, cfg)
+	}
 
 	// Vendors: metadata and policies.
 	vendors := loadVendors(rep, cfg)
@@ -145,24 +168,51 @@ func Build(cfg *config.Config, st store.Store, now func() time.Time) (*server.Or
 	if ecdsaSigner != nil {
 		alt[ecdsaSigner.Method()] = ecdsaSigner
 	}
-	sp, err := samlsp.New(samlsp.Config{
-		EntityID:    cfg.URL("/saml/sp/metadata"),
-		ACSURL:      cfg.URL("/saml/sp/acs"),
-		IdPEntityID: up.entityID,
-		IdPSSOURL:   up.ssoURL,
-		IdPCerts:    up.certs,
-		Store:       st,
-		ClockSkew:   time.Duration(o.Upstream.ClockSkew),
-		Now:         now,
-	})
-	if err != nil {
-		rep.errorf(file, "organiser.upstream", "%v", err)
-		return nil, rep
-	}
-	spMeta, err := sp.Metadata()
-	if err != nil {
-		rep.errorf(file, "organiser.upstream", "%v", err)
-		return nil, rep
+	var sp *samlsp.SP
+	var rp *oidcrp.RP
+	var spMeta []byte
+	if o.Upstream.Type == "oidc" {
+		secret, err := os.ReadFile(cfg.Path(o.Upstream.ClientSecretFile))
+		if err != nil {
+			rep.errorf(file, "organiser.upstream.client_secret_file", "%v", err)
+			return nil, rep
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		rp, err = oidcrp.New(ctx, oidcrp.Config{
+			Issuer:       o.Upstream.Issuer,
+			ClientID:     o.Upstream.ClientID,
+			ClientSecret: strings.TrimSpace(string(secret)),
+			RedirectURL:  cfg.URL("/oidc/rp/callback"),
+			Scopes:       o.Upstream.OIDCScopes,
+			Store:        st,
+			HTTPClient:   opts.HTTPClient,
+			Now:          now,
+		})
+		if err != nil {
+			rep.errorf(file, "organiser.upstream.issuer", "%v", err)
+			return nil, rep
+		}
+	} else {
+		var err error
+		sp, err = samlsp.New(samlsp.Config{
+			EntityID:    cfg.URL("/saml/sp/metadata"),
+			ACSURL:      cfg.URL("/saml/sp/acs"),
+			IdPEntityID: up.entityID,
+			IdPSSOURL:   up.ssoURL,
+			IdPCerts:    up.certs,
+			Store:       st,
+			ClockSkew:   time.Duration(o.Upstream.ClockSkew),
+			Now:         now,
+		})
+		if err != nil {
+			rep.errorf(file, "organiser.upstream", "%v", err)
+			return nil, rep
+		}
+		if spMeta, err = sp.Metadata(); err != nil {
+			rep.errorf(file, "organiser.upstream", "%v", err)
+			return nil, rep
+		}
 	}
 	scopes := o.Upstream.Scopes
 	if len(scopes) == 0 {
@@ -171,6 +221,7 @@ func Build(cfg *config.Config, st store.Store, now func() time.Time) (*server.Or
 	org := &server.Organiser{
 		ID: o.ID,
 		SP: sp,
+		RP: rp,
 		IdP: &samlidp.IdP{
 			EntityID:   cfg.URL("/saml/idp/metadata"),
 			SSOURL:     cfg.URL("/saml/idp/sso"),

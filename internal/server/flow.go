@@ -16,6 +16,7 @@ import (
 	"github.com/skolbro/skolbro/internal/mapping"
 	"github.com/skolbro/skolbro/internal/policy"
 	"github.com/skolbro/skolbro/internal/release"
+	"github.com/skolbro/skolbro/internal/upstream/oidcrp"
 	"github.com/skolbro/skolbro/internal/upstream/samlsp"
 	"github.com/skolbro/skolbro/internal/xmlsig"
 )
@@ -74,7 +75,7 @@ func (s *Server) handleSSO(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, failInternal, "binding", err)
 		return
 	}
-	to, err := s.org.SP.StartLogin(r.Context(), binding, state, "")
+	to, err := s.startUpstream(r, binding, state)
 	if err != nil {
 		s.fail(w, r, failUnavailable, "store_unavailable", err)
 		return
@@ -82,6 +83,34 @@ func (s *Server) handleSSO(w http.ResponseWriter, r *http.Request) {
 	l.Info().Str("vendor", pol.ID).Str("protocol", "saml").Msg("login started")
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, to, http.StatusFound)
+}
+
+// startUpstream sends the login to the school IdP in its own protocol.
+func (s *Server) startUpstream(r *http.Request, binding string, state []byte) (string, error) {
+	if s.org.RP != nil {
+		return s.org.RP.StartLogin(r.Context(), binding, state)
+	}
+	return s.org.SP.StartLogin(r.Context(), binding, state, "")
+}
+
+// handleRPCallback receives the school's OIDC IdP's answer and finishes
+// the login.
+func (s *Server) handleRPCallback(w http.ResponseWriter, r *http.Request) {
+	if s.org.RP == nil {
+		s.fail(w, r, failNotFound, "not_found", nil)
+		return
+	}
+	c, err := r.Cookie(bindingCookie)
+	if err != nil {
+		s.fail(w, r, failExpired, "upstream_no_binding", nil)
+		return
+	}
+	res, state, err := s.org.RP.HandleCallback(r.Context(), r, c.Value)
+	if err != nil {
+		s.upstreamFailed(w, r, err)
+		return
+	}
+	s.finish(w, r, state, res.Input())
 }
 
 // binding returns the browser's binding cookie value, setting a new one
@@ -96,7 +125,7 @@ func (s *Server) binding(w http.ResponseWriter, r *http.Request) (string, error)
 		return "", err
 	}
 	v := base64.RawURLEncoding.EncodeToString(b)
-	c := &http.Cookie{Name: bindingCookie, Value: v, Path: "/saml/", HttpOnly: true, MaxAge: 3600}
+	c := &http.Cookie{Name: bindingCookie, Value: v, Path: "/", HttpOnly: true, MaxAge: 3600}
 	if s.secureCookies {
 		c.Secure = true
 		c.SameSite = http.SameSiteNoneMode
@@ -181,23 +210,28 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, state []byte, in
 }
 
 func (s *Server) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) {
-	var e *samlsp.Error
-	if !errors.As(err, &e) {
+	var reason string
+	var status int
+	if e := (*samlsp.Error)(nil); errors.As(err, &e) {
+		reason, status = e.Reason, e.Status
+	} else if e := (*oidcrp.Error)(nil); errors.As(err, &e) {
+		reason, status = e.Reason, e.Status
+	} else {
 		s.fail(w, r, failUpstream, "upstream_malformed", err)
 		return
 	}
-	reason := "upstream_" + e.Reason
+	label := "upstream_" + reason
 	switch {
-	case e.Status == http.StatusServiceUnavailable:
-		s.fail(w, r, failUnavailable, reason, err)
-	case e.Status == http.StatusRequestEntityTooLarge:
-		s.fail(w, r, failTooLarge, reason, err)
-	case e.Reason == "status":
-		s.fail(w, r, failCancelled, reason, err)
-	case e.Reason == "in_response_to" || e.Reason == "binding" || e.Reason == "expired" || e.Reason == "replay":
-		s.failStatus(w, r, failExpired, e.Status, reason, err)
+	case status == http.StatusServiceUnavailable:
+		s.fail(w, r, failUnavailable, label, err)
+	case status == http.StatusRequestEntityTooLarge:
+		s.fail(w, r, failTooLarge, label, err)
+	case reason == "status":
+		s.fail(w, r, failCancelled, label, err)
+	case reason == "in_response_to" || reason == "binding" || reason == "expired" || reason == "replay" || reason == "state":
+		s.failStatus(w, r, failExpired, status, label, err)
 	default:
-		s.failStatus(w, r, failUpstream, e.Status, reason, err)
+		s.failStatus(w, r, failUpstream, status, label, err)
 	}
 }
 

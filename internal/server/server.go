@@ -22,6 +22,7 @@ import (
 	"github.com/skolbro/skolbro/internal/policy"
 	"github.com/skolbro/skolbro/internal/pseudonym"
 	"github.com/skolbro/skolbro/internal/store"
+	"github.com/skolbro/skolbro/internal/upstream/oidcrp"
 	"github.com/skolbro/skolbro/internal/upstream/samlsp"
 	"github.com/skolbro/skolbro/web"
 )
@@ -31,8 +32,11 @@ import (
 // release policies and its pseudonym key. A second organiser is a second
 // value.
 type Organiser struct {
-	ID       string
+	ID string
+	// SP is the upstream side when the school IdP speaks SAML, RP when it
+	// speaks OIDC; exactly one is set.
 	SP       *samlsp.SP
+	RP       *oidcrp.RP
 	IdP      *samlidp.IdP
 	Policies *policy.Set
 	Deriver  *pseudonym.Deriver
@@ -100,6 +104,7 @@ func (s *Server) Handler() http.Handler {
 	r.HandleFunc("/saml/idp/metadata", s.handleIdPMetadata).Methods(http.MethodGet)
 	r.HandleFunc("/saml/sp/acs", s.handleACS).Methods(http.MethodPost)
 	r.HandleFunc("/saml/sp/metadata", s.handleSPMetadata).Methods(http.MethodGet)
+	r.HandleFunc("/oidc/rp/callback", s.handleRPCallback).Methods(http.MethodGet)
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	r.HandleFunc("/readyz", s.handleReady)
 	r.PathPrefix("/static/").Handler(http.StripPrefix("/static/", http.FileServerFS(web.Static())))
@@ -177,7 +182,11 @@ func (s *Server) handleIdPMetadata(w http.ResponseWriter, r *http.Request) {
 	w.Write(b)
 }
 
-func (s *Server) handleSPMetadata(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) handleSPMetadata(w http.ResponseWriter, r *http.Request) {
+	if s.org.SP == nil {
+		s.fail(w, r, failNotFound, "not_found", nil)
+		return
+	}
 	w.Header().Set("Content-Type", "application/samlmetadata+xml")
 	w.Write(s.org.SPMetadata)
 }
