@@ -129,6 +129,15 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	for _, w := range rep.Warnings {
 		log.Warn().Str("problem", w).Msg("configuration warning")
 	}
+	sink, err := app.OpenAudit(cfg, time.Now)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro: %s: organiser.audit: %v\n", cfg.File(), err)
+		return 1
+	}
+	if sink != nil {
+		defer sink.Close()
+		org.Audit = sink
+	}
 	srv, err := server.New(server.Options{Organiser: org, Store: st, Logger: log,
 		SecureCookies: strings.HasPrefix(cfg.ExternalURL, "https://")})
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/skolbro/skolbro/internal/audit"
 	"github.com/skolbro/skolbro/internal/config"
 	"github.com/skolbro/skolbro/internal/downstream/samlidp"
 	"github.com/skolbro/skolbro/internal/keys"
@@ -113,6 +114,17 @@ func BuildWith(cfg *config.Config, st store.Store, opts Options) (*server.Organi
 		} else if deriver, err = pseudonym.New(key, o.Scope); err != nil {
 			rep.errorf(file, "organiser.scope", "%v", err)
 		}
+	}
+
+	var auditKeys *audit.SubjectKeyer
+	if o.Audit.Dir != "" && o.Audit.KeyFile != "" {
+		k, err := audit.LoadSubjectKeyer(cfg.Path(o.Audit.KeyFile))
+		if err != nil {
+			rep.errorf(file, "organiser.audit.key_file", "%v", err)
+		}
+		auditKeys = k
+	} else if o.Audit.Dir == "" {
+		rep.warnf(file, "organiser.audit.dir", "no release log is configured: releases are not recorded")
 	}
 
 	// Upstream IdP.
@@ -244,6 +256,19 @@ func BuildWith(cfg *config.Config, st store.Store, opts Options) (*server.Organi
 		},
 		AssumeUnprotected: o.Upstream.AssumeUnprotected,
 		SPMetadata:        spMeta,
+		UpstreamID:        o.Upstream.ID,
+		AuditKeys:         auditKeys,
+	}
+	warnDays := time.Duration(o.Audit.WarnDays) * 24 * time.Hour
+	for _, e := range audit.ExpiringAgreements(pols, now(), warnDays) {
+		if e.DaysLeft < 0 {
+			continue // already reported by the policy loader
+		}
+		for _, p := range pols {
+			if p.ID == e.VendorID {
+				rep.warnf(p.File, "agreement.ends", "%s", e.String())
+			}
+		}
 	}
 	if o.Upstream.SecurityMarking == "" && !o.Upstream.AssumeUnprotected {
 		rep.warnf(file, "organiser.upstream.security_marking", "no protection source is configured: every person is treated as protected and masked (fail closed)")
@@ -367,6 +392,26 @@ func loadVendors(rep *Report, cfg *config.Config) map[string]*samlidp.Vendor {
 		}
 	}
 	return out
+}
+
+// OpenAudit opens the release log, or returns nil when none is configured.
+func OpenAudit(cfg *config.Config, now func() time.Time) (audit.Sink, error) {
+	a := cfg.Organiser.Audit
+	if a.Dir == "" {
+		return nil, nil
+	}
+	sync := audit.SyncEach
+	if a.Sync == "batch" {
+		sync = audit.SyncBatch
+	}
+	return audit.OpenFileSink(audit.FileSinkConfig{
+		Dir:         cfg.Path(a.Dir),
+		MaxBytes:    a.MaxBytes,
+		RotateDaily: a.RotateDaily,
+		Retention:   time.Duration(a.Retention),
+		Sync:        sync,
+		Now:         now,
+	})
 }
 
 // OpenStore opens the configured store.

@@ -72,6 +72,13 @@ func Setup(base, dir string, now time.Time) (*Demo, error) {
 	if err := os.WriteFile(filepath.Join(dir, "keys", "pseudonym.key"), pk, 0o600); err != nil {
 		return nil, err
 	}
+	ak := make([]byte, 32)
+	if _, err := rand.Read(ak); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "keys", "audit.key"), ak, 0o600); err != nil {
+		return nil, err
+	}
 
 	idpKey, err := keys.Generate("skolbro demo school IdP (TEST ONLY)", keys.RSA2048, now)
 	if err != nil {
@@ -139,6 +146,9 @@ organiser:
       key: keys/signing.key
   pseudonym:
     key_file: keys/pseudonym.key
+  audit:
+    dir: audit
+    key_file: keys/audit.key
   metadata_dir: metadata
   policy_dir: attribute-release
 `, base, OrganiserScope, testidp.AttrEPPN, testidp.AttrSecurityMarking)
@@ -175,6 +185,11 @@ func (d *Demo) HandlerWithStore(log zerolog.Logger, st store.Store) (http.Handle
 	if err := rep.Err(); err != nil {
 		return nil, err
 	}
+	sink, err := app.OpenAudit(d.Config, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	org.Audit = sink
 	idpMD, err := org.IdP.Metadata(24 * time.Hour)
 	if err != nil {
 		return nil, err

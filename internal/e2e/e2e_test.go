@@ -58,11 +58,21 @@ type env struct {
 // instances behind a round-robin balancer, all on one store.
 func startEnv(t *testing.T, instances int, newStore func(t *testing.T) store.Store) *env {
 	t.Helper()
+	return startEnvWith(t, instances, newStore, nil)
+}
+
+// startEnvWith is startEnv with a hook that may change the demo's files
+// before the bridge is built from them.
+func startEnvWith(t *testing.T, instances int, newStore func(t *testing.T) store.Store, prepare func(d *demo.Demo)) *env {
+	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	base := "https://" + srv.Listener.Addr().String()
 	d, err := demo.Setup(base, t.TempDir(), time.Now())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if prepare != nil {
+		prepare(d)
 	}
 	logs := &syncBuffer{}
 	log := zerolog.New(logs)

@@ -1,15 +1,18 @@
 package server
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/skolbro/skolbro/internal/audit"
 	"github.com/skolbro/skolbro/internal/autopost"
 	"github.com/skolbro/skolbro/internal/downstream/samlidp"
 	"github.com/skolbro/skolbro/internal/identity"
@@ -62,7 +65,7 @@ func (s *Server) handleSSO(w http.ResponseWriter, r *http.Request) {
 	}
 	if !pol.AgreementActive(s.now()) {
 		l.Warn().Str("vendor", pol.ID).Msg("data processing agreement has ended")
-		s.fail(w, r, failAgreement, "agreement_ended", nil)
+		s.refuse(w, r, pol, audit.ProtocolSAML, nil, failAgreement, audit.ReasonAgreementEnded)
 		return
 	}
 	state, err := json.Marshal(pendingLogin{Protocol: "saml", Vendor: pol.ID, SAML: req})
@@ -83,6 +86,32 @@ func (s *Server) handleSSO(w http.ResponseWriter, r *http.Request) {
 	l.Info().Str("vendor", pol.ID).Str("protocol", "saml").Msg("login started")
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, to, http.StatusFound)
+}
+
+// record writes one event to the release log. Nothing is released that
+// could not be recorded.
+func (s *Server) record(r *http.Request, ev audit.Event) error {
+	if s.org.Audit == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	return s.org.Audit.Write(ctx, ev)
+}
+
+func (s *Server) subjectKey(id *identity.Identity) string {
+	if s.org.AuditKeys == nil || id == nil {
+		return ""
+	}
+	return s.org.AuditKeys.Key(id)
+}
+
+// refuse records a refused login for a known vendor and shows the page.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, pol *policy.Policy, protocol string, id *identity.Identity, f failure, reason string) {
+	if err := s.record(r, audit.RefusalEvent(s.now(), RequestID(r.Context()), s.org.UpstreamID, protocol, pol.ID, pol, reason, s.subjectKey(id))); err != nil {
+		zerolog.Ctx(r.Context()).Error().Err(err).Msg("release log unavailable")
+	}
+	s.fail(w, r, f, reason, nil)
 }
 
 // startUpstream sends the login to the school IdP in its own protocol.
@@ -179,12 +208,13 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, state []byte, in
 		return
 	}
 	if !pol.AgreementActive(s.now()) {
-		s.fail(w, r, failAgreement, "agreement_ended", nil)
+		s.refuse(w, r, pol, p.Protocol, nil, failAgreement, audit.ReasonAgreementEnded)
 		return
 	}
 	id, warnings, err := mapping.MapWithWarnings(s.org.Mapping, in, s.now())
 	if err != nil {
-		s.fail(w, r, failUpstream, "mapping", err)
+		l.Warn().Err(err).Msg("upstream answer could not be mapped")
+		s.refuse(w, r, pol, p.Protocol, nil, failUpstream, "mapping")
 		return
 	}
 	for _, w := range warnings {
@@ -200,7 +230,11 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, state []byte, in
 		s.fail(w, r, failInternal, "build_response", err)
 		return
 	}
-	l.Info().Str("vendor", pol.ID).Str("protocol", "saml").Str("policy_version", pol.Hash).
+	if err := s.record(r, audit.ReleaseEvent(s.now(), RequestID(r.Context()), s.org.UpstreamID, p.Protocol, pol, rel, s.subjectKey(id))); err != nil {
+		s.fail(w, r, failUnavailable, "audit_unavailable", err)
+		return
+	}
+	l.Info().Str("vendor", pol.ID).Str("protocol", p.Protocol).Str("policy_version", pol.Hash).
 		Strs("released", rel.Names()).Bool("masked", rel.Masked).Msg("released")
 	fields := map[string]string{"SAMLResponse": resp}
 	if p.SAML.RelayState != "" {

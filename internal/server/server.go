@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/rs/zerolog"
 
+	"github.com/skolbro/skolbro/internal/audit"
 	"github.com/skolbro/skolbro/internal/downstream/samlidp"
 	"github.com/skolbro/skolbro/internal/mapping"
 	"github.com/skolbro/skolbro/internal/policy"
@@ -46,6 +47,12 @@ type Organiser struct {
 	AssumeUnprotected bool
 	// SPMetadata is the bridge's SP metadata towards the upstream IdP.
 	SPMetadata []byte
+	// UpstreamID names the upstream IdP in the release log.
+	UpstreamID string
+	// Audit records every release and refusal; AuditKeys makes the
+	// subject keys. A release that cannot be recorded is not made.
+	Audit     audit.Sink
+	AuditKeys *audit.SubjectKeyer
 }
 
 // Server serves the bridge.
