@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/skolbro/skolbro/internal/app"
+	"github.com/skolbro/skolbro/internal/audit"
 	"github.com/skolbro/skolbro/internal/config"
 	"github.com/skolbro/skolbro/internal/demo"
 	"github.com/skolbro/skolbro/internal/server"
@@ -31,6 +32,10 @@ Usage:
   skolbro serve --config FILE   run the bridge
   skolbro check --config FILE   check configuration, metadata and release policies
   skolbro demo [--addr ADDR]    run a self-contained demo (test IdP, bridge, vendors)
+  skolbro register --config FILE [--format csv|json]
+                                the release register: what each vendor receives, and why
+  skolbro audit subject --config FILE [--format csv|json]
+                                what was released about one person (personal number on stdin)
 `
 
 func main() {
@@ -49,6 +54,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCheck(args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
+	case "register":
+		return cmdRegister(args[1:], stdout, stderr)
+	case "audit":
+		if len(args) < 2 || args[1] != "subject" {
+			fmt.Fprint(stderr, "usage: skolbro audit subject --config FILE [--format csv|json]\n")
+			return 2
+		}
+		return cmdAuditSubject(args[2:], os.Stdin, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -234,4 +247,83 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "\nskolbro demo is running. Open %s/demo/ in your browser.\n", base)
 		fmt.Fprintf(stdout, "Test keys and configuration (TEST ONLY, deleted on exit): %s\n\n", dir)
 	}, nil)
+}
+
+// loadForCommand loads and builds the configuration for a one-shot
+// command, printing problems to stderr.
+func loadForCommand(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*config.Config, *server.Organiser, bool) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file")
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, false
+	}
+	if *path == "" {
+		fmt.Fprintf(stderr, "skolbro %s: --config is required\n", name)
+		return nil, nil, false
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro: %v\n", err)
+		return nil, nil, false
+	}
+	org, rep := app.Build(cfg, store.NewMemory(nil), time.Now)
+	if err := rep.Err(); err != nil {
+		fmt.Fprintf(stderr, "skolbro: configuration has errors (run skolbro check):\n%v\n", err)
+		return nil, nil, false
+	}
+	return cfg, org, true
+}
+
+func cmdRegister(args []string, stdout, stderr io.Writer) int {
+	format := "csv"
+	_, org, ok := loadForCommand("register", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&format, "format", "csv", "csv or json")
+	})
+	if !ok {
+		return 2
+	}
+	requested := map[string][]string{}
+	for id, v := range org.IdP.Vendors {
+		requested[id] = v.RequestedAttributes
+	}
+	rows := audit.BuildRegister(org.Policies.All(), requested)
+	var err error
+	switch format {
+	case "csv":
+		err = audit.WriteRegisterCSV(stdout, rows)
+	case "json":
+		err = audit.WriteRegisterJSON(stdout, rows)
+	default:
+		fmt.Fprintln(stderr, "skolbro register: --format must be csv or json")
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro register: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func cmdAuditSubject(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	format := "csv"
+	cfg, org, ok := loadForCommand("audit subject", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&format, "format", "csv", "csv or json")
+	})
+	if !ok {
+		return 2
+	}
+	if org.AuditKeys == nil {
+		fmt.Fprintf(stderr, "skolbro audit subject: %s: organiser.audit is not configured\n", cfg.File())
+		return 2
+	}
+	dir := cfg.Path(cfg.Organiser.Audit.Dir)
+	if err := audit.SubjectCommand(context.Background(), dir, org.AuditKeys, stdin, stdout, format, time.Now()); err != nil {
+		fmt.Fprintf(stderr, "skolbro audit subject: %v\n", err)
+		return 1
+	}
+	return 0
 }

@@ -174,3 +174,20 @@ personal_number:
 		t.Errorf("no warning for the personal number opt-in:\n%s", out)
 	}
 }
+
+func TestRegister_ListsEveryVendorWithRequestedButNotReleased(t *testing.T) {
+	dir := deployDir(t)
+	code, out := runCmd("register", "--config", filepath.Join(dir, "skolbro.yaml"), "--format", "json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	for _, want := range []string{`"example-learning-app"`, `"PUB-2025-014"`, `"2027-06-30"`, `"mail"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("register lacks %s:\n%s", want, out)
+		}
+	}
+	code, out = runCmd("register", "--config", filepath.Join(dir, "skolbro.yaml"))
+	if code != 0 || !strings.HasPrefix(out, "vendor_id,") && !strings.Contains(strings.SplitN(out, "\n", 2)[0], "purpose") {
+		t.Errorf("CSV register: exit %d\n%s", code, out)
+	}
+}
