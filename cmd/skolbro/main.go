@@ -22,6 +22,7 @@ import (
 	"github.com/skolbro/skolbro/internal/audit"
 	"github.com/skolbro/skolbro/internal/config"
 	"github.com/skolbro/skolbro/internal/demo"
+	"github.com/skolbro/skolbro/internal/protection"
 	"github.com/skolbro/skolbro/internal/server"
 	"github.com/skolbro/skolbro/internal/store"
 )
@@ -36,6 +37,8 @@ Usage:
                                 the release register: what each vendor receives, and why
   skolbro audit subject --config FILE [--format csv|json]
                                 what was released about one person (personal number on stdin)
+  skolbro protect add|remove|list|init --config FILE
+                                the manual protection register (personal number on stdin)
 `
 
 func main() {
@@ -56,6 +59,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDemo(args[1:], stdout, stderr)
 	case "register":
 		return cmdRegister(args[1:], stdout, stderr)
+	case "protect":
+		if len(args) < 2 {
+			fmt.Fprint(stderr, "usage: skolbro protect add|remove|list|init --config FILE\n")
+			return 2
+		}
+		return cmdProtect(args[1], args[2:], os.Stdin, stdout, stderr)
 	case "audit":
 		if len(args) < 2 || args[1] != "subject" {
 			fmt.Fprint(stderr, "usage: skolbro audit subject --config FILE [--format csv|json]\n")
@@ -326,4 +335,52 @@ func cmdAuditSubject(args []string, stdin io.Reader, stdout, stderr io.Writer) i
 		return 1
 	}
 	return 0
+}
+
+// cmdProtect manages the manual protection register. The personal number
+// is read from standard input, never from the command line, where it
+// would end up in shell history and process listings.
+func cmdProtect(op string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cfg, err := configFromArgs("protect "+op, args, stderr)
+	if err != nil {
+		return 2
+	}
+	if cfg.Organiser.Protection.Register == nil {
+		fmt.Fprintf(stderr, "skolbro protect: %s: organiser.protection.register is not configured\n", cfg.File())
+		return 2
+	}
+	st, err := app.OpenStore(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro protect: %v\n", err)
+		return 1
+	}
+	org, rep := app.Build(cfg, st, time.Now)
+	if err := rep.Err(); err != nil {
+		fmt.Fprintf(stderr, "skolbro: configuration has errors (run skolbro check):\n%v\n", err)
+		return 2
+	}
+	if err := protection.Command(context.Background(), op, org.Register, stdin, stdout, time.Now()); err != nil {
+		fmt.Fprintf(stderr, "skolbro protect %s: %v\n", op, err)
+		return 1
+	}
+	return 0
+}
+
+func configFromArgs(name string, args []string, stderr io.Writer) (*config.Config, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if *path == "" {
+		fmt.Fprintf(stderr, "skolbro %s: --config is required\n", name)
+		return nil, errors.New("no config")
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro: %v\n", err)
+		return nil, err
+	}
+	return cfg, nil
 }

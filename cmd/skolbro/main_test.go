@@ -191,3 +191,38 @@ func TestRegister_ListsEveryVendorWithRequestedButNotReleased(t *testing.T) {
 		t.Errorf("CSV register: exit %d\n%s", code, out)
 	}
 }
+
+func TestProtect_AddListRemoveFromStdin(t *testing.T) {
+	dir := deployDir(t)
+	cfg := filepath.Join(dir, "skolbro.yaml")
+	b, _ := os.ReadFile(cfg)
+	s := strings.Replace(string(b), "  metadata_dir: metadata", "  protection:\n    register:\n      key_file: keys/pseudonym.key\n      file: state/register.json\n  metadata_dir: metadata", 1)
+	write(t, cfg, s)
+	os.MkdirAll(filepath.Join(dir, "state"), 0o700)
+	const pnr = "201012242382" // fictional, Luhn-correct
+	protect := func(op, stdin string) (int, string) {
+		var out, errOut bytes.Buffer
+		code := cmdProtect(op, []string{"--config", cfg}, strings.NewReader(stdin), &out, &errOut)
+		return code, out.String() + errOut.String()
+	}
+	if code, out := protect("init", ""); code != 0 {
+		t.Fatalf("init: %d %s", code, out)
+	}
+	if code, out := protect("add", pnr+"\n"); code != 0 || strings.Contains(out, pnr) || strings.Contains(out, pnr[2:]) {
+		t.Fatalf("add: exit %d, output (must not echo the number): %s", code, out)
+	}
+	code, out := protect("list", "")
+	if code != 0 || strings.Contains(out, pnr[2:]) {
+		t.Fatalf("list: %d %s", code, out)
+	}
+	raw, _ := os.ReadFile(filepath.Join(dir, "state", "register.json"))
+	if len(raw) == 0 || strings.Contains(string(raw), pnr[2:8]) {
+		t.Errorf("the register file is empty or holds the personal number in clear")
+	}
+	if code, out := protect("add", "19121212-1213\n"); code == 0 || strings.Contains(out, "1213") {
+		t.Errorf("an invalid number was accepted or echoed: %d %s", code, out)
+	}
+	if code, out := protect("remove", pnr+"\n"); code != 0 {
+		t.Fatalf("remove: %d %s", code, out)
+	}
+}

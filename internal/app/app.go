@@ -18,12 +18,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/skolbro/skolbro/internal/audit"
 	"github.com/skolbro/skolbro/internal/config"
 	"github.com/skolbro/skolbro/internal/downstream/samlidp"
 	"github.com/skolbro/skolbro/internal/keys"
 	"github.com/skolbro/skolbro/internal/mapping"
 	"github.com/skolbro/skolbro/internal/policy"
+	"github.com/skolbro/skolbro/internal/protection"
 	"github.com/skolbro/skolbro/internal/pseudonym"
 	"github.com/skolbro/skolbro/internal/samlmeta"
 	"github.com/skolbro/skolbro/internal/server"
@@ -76,6 +79,8 @@ type Options struct {
 	// HTTPClient is used towards an OIDC upstream (discovery, JWKS,
 	// tokens); the demo routes it in-process to its test provider.
 	HTTPClient *http.Client
+	// Registerer receives the bridge's metrics; nil makes a fresh registry.
+	Registerer prometheus.Registerer
 }
 
 // BuildWith is Build with options.
@@ -83,6 +88,10 @@ func BuildWith(cfg *config.Config, st store.Store, opts Options) (*server.Organi
 	now := opts.Now
 	if now == nil {
 		now = time.Now
+	}
+	reg := opts.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
 	}
 	rep := &Report{}
 	if err := cfg.Validate(); err != nil {
@@ -126,6 +135,8 @@ func BuildWith(cfg *config.Config, st store.Store, opts Options) (*server.Organi
 	} else if o.Audit.Dir == "" {
 		rep.warnf(file, "organiser.audit.dir", "no release log is configured: releases are not recorded")
 	}
+
+	resolver, register := buildProtection(rep, cfg, st, reg)
 
 	// Upstream IdP.
 	var up upstream
@@ -258,6 +269,8 @@ func BuildWith(cfg *config.Config, st store.Store, opts Options) (*server.Organi
 		SPMetadata:        spMeta,
 		UpstreamID:        o.Upstream.ID,
 		AuditKeys:         auditKeys,
+		Protection:        resolver,
+		Register:          register,
 	}
 	warnDays := time.Duration(o.Audit.WarnDays) * 24 * time.Hour
 	for _, e := range audit.ExpiringAgreements(pols, now(), warnDays) {
@@ -270,8 +283,8 @@ func BuildWith(cfg *config.Config, st store.Store, opts Options) (*server.Organi
 			}
 		}
 	}
-	if o.Upstream.SecurityMarking == "" && !o.Upstream.AssumeUnprotected {
-		rep.warnf(file, "organiser.upstream.security_marking", "no protection source is configured: every person is treated as protected and masked (fail closed)")
+	if len(resolver.Sources) == 0 && !o.Upstream.AssumeUnprotected {
+		rep.warnf(file, "organiser.protection", "no protection source is configured: every person is treated as protected and masked (fail closed)")
 	}
 	return org, rep
 }
@@ -392,6 +405,73 @@ func loadVendors(rep *Report, cfg *config.Config) map[string]*samlidp.Vendor {
 		}
 	}
 	return out
+}
+
+// buildProtection makes the protection resolver from every configured
+// source: the upstream attribute, the manual register, the SS 12000 API.
+func buildProtection(rep *Report, cfg *config.Config, st store.Store, reg prometheus.Registerer) (*protection.Resolver, *protection.Register) {
+	o := cfg.Organiser
+	file := cfg.File()
+	res := &protection.Resolver{}
+	if m, err := protection.NewMetrics(reg); err == nil {
+		res.Metrics = m
+	}
+	if o.Upstream.SecurityMarking != "" {
+		res.Sources = append(res.Sources, protection.UpstreamAttribute{})
+	}
+	var register *protection.Register
+	if r := o.Protection.Register; r != nil {
+		key, err := pseudonym.LoadKey(cfg.Path(r.KeyFile))
+		if err != nil {
+			rep.errorf(file, "organiser.protection.register.key_file", "%v", err)
+		} else {
+			var backend protection.RegisterBackend
+			if rs, ok := st.(*store.Redis); ok {
+				backend = protection.NewRedisRegister(rs.Client(), rs.Prefix())
+			} else {
+				backend = protection.NewFileRegister(cfg.Path(r.File))
+			}
+			if register, err = protection.NewRegister(backend, key); err != nil {
+				rep.errorf(file, "organiser.protection.register.key_file", "%v", err)
+			} else {
+				res.Sources = append(res.Sources, register)
+			}
+		}
+	}
+	if ss := o.Protection.SS12000; ss != nil {
+		sc := protection.SS12000Config{
+			BaseURL:  ss.BaseURL,
+			Timeout:  time.Duration(ss.Timeout),
+			CacheTTL: time.Duration(ss.CacheTTL),
+		}
+		if ss.TokenFile != "" {
+			sc.BearerTokenFile = cfg.Path(ss.TokenFile)
+		}
+		if ss.ClientCert != nil {
+			c, err := tls.LoadX509KeyPair(cfg.Path(ss.ClientCert.Cert), cfg.Path(ss.ClientCert.Key))
+			if err != nil {
+				rep.errorf(file, "organiser.protection.ss12000.client_cert", "%v", err)
+			} else {
+				sc.ClientCert = &c
+			}
+		}
+		if ss.CAFile != "" {
+			b, err := os.ReadFile(cfg.Path(ss.CAFile))
+			pool := x509.NewCertPool()
+			if err != nil || !pool.AppendCertsFromPEM(b) {
+				rep.errorf(file, "organiser.protection.ss12000.ca_file", "no PEM certificates could be read")
+			} else {
+				sc.RootCAs = pool
+			}
+		}
+		src, err := protection.NewSS12000(sc)
+		if err != nil {
+			rep.errorf(file, "organiser.protection.ss12000", "%v", err)
+		} else {
+			res.Sources = append(res.Sources, src)
+		}
+	}
+	return res, register
 }
 
 // OpenAudit opens the release log, or returns nil when none is configured.

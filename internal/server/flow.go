@@ -114,6 +114,27 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, pol *policy.Poli
 	s.fail(w, r, f, reason, nil)
 }
 
+// decideProtection sets id.Protection from every configured source. A
+// source that fails makes the person protected for this login (fail
+// closed); the login still completes, masked.
+func (s *Server) decideProtection(r *http.Request, id *identity.Identity) {
+	res := s.org.Protection
+	if res == nil || len(res.Sources) == 0 {
+		if s.org.AssumeUnprotected {
+			id.Protection = identity.ProtectionNone
+		} else {
+			id.Protection = identity.ProtectionUnknown
+		}
+		return
+	}
+	level, failures := res.Resolve(r.Context(), id)
+	id.Protection = level
+	for _, f := range failures {
+		zerolog.Ctx(r.Context()).Warn().Str("source", f.Source).Str("reason", f.Reason).
+			Msg("protection source failed: treated as protected")
+	}
+}
+
 // startUpstream sends the login to the school IdP in its own protocol.
 func (s *Server) startUpstream(r *http.Request, binding string, state []byte) (string, error) {
 	if s.org.RP != nil {
@@ -221,9 +242,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, state []byte, in
 		// Attribute names and fixed reasons only: no values.
 		l.Warn().Str("attribute", w.Attribute).Str("reason", w.Reason).Msg("upstream attribute dropped")
 	}
-	if id.Protection == identity.ProtectionUnknown && s.org.AssumeUnprotected && s.org.Mapping.SecurityMarking == "" {
-		id.Protection = identity.ProtectionNone
-	}
+	s.decideProtection(r, id)
 	rel := release.Release(pol, id, s.org.Deriver)
 	resp, err := s.org.IdP.BuildResponse(p.SAML, rel, responseOptions(pol))
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/skolbro/skolbro/internal/downstream/samlidp"
 	"github.com/skolbro/skolbro/internal/mapping"
 	"github.com/skolbro/skolbro/internal/policy"
+	"github.com/skolbro/skolbro/internal/protection"
 	"github.com/skolbro/skolbro/internal/pseudonym"
 	"github.com/skolbro/skolbro/internal/store"
 	"github.com/skolbro/skolbro/internal/upstream/oidcrp"
@@ -53,6 +54,10 @@ type Organiser struct {
 	// subject keys. A release that cannot be recorded is not made.
 	Audit     audit.Sink
 	AuditKeys *audit.SubjectKeyer
+	// Protection decides each login's protection status from every
+	// configured source; Register is the manual register, when configured.
+	Protection *protection.Resolver
+	Register   *protection.Register
 }
 
 // Server serves the bridge.

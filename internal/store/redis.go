@@ -38,6 +38,13 @@ func NewRedis(client redis.UniversalClient, prefix string) *Redis {
 	return &Redis{client: client, prefix: prefix}
 }
 
+// Client returns the client the store uses, for other parts that keep their
+// own data in the same Redis (the protection register).
+func (r *Redis) Client() redis.UniversalClient { return r.client }
+
+// Prefix returns the key prefix the store puts before every key.
+func (r *Redis) Prefix() string { return r.prefix }
+
 // RedisOptions returns client options for NewRedisFromConfig: one address
 // is a single server, several are a Cluster, and a non-empty masterName
 // means Sentinel (addrs are then the sentinels; username and password are
