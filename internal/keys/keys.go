@@ -37,17 +37,23 @@ func Load(certFile, keyFile string) (*Pair, error) {
 	return Parse(certPEM, keyPEM)
 }
 
-// Parse parses a PEM certificate and PEM private key and checks that they match.
-func Parse(certPEM, keyPEM []byte) (*Pair, error) {
-	cert, err := ParseCertificatePEM(certPEM)
+// LoadSigner reads a PEM private key without a certificate (OIDC token
+// signing keys are published as JWKs, not certificates).
+func LoadSigner(keyFile string) (crypto.Signer, error) {
+	b, err := os.ReadFile(keyFile)
 	if err != nil {
 		return nil, err
 	}
+	return parseKey(b)
+}
+
+func parseKey(keyPEM []byte) (crypto.Signer, error) {
 	kb, _ := pem.Decode(keyPEM)
 	if kb == nil {
 		return nil, errors.New("private key: no PEM block")
 	}
 	var key any
+	var err error
 	switch kb.Type {
 	case "RSA PRIVATE KEY":
 		key, err = x509.ParsePKCS1PrivateKey(kb.Bytes)
@@ -59,15 +65,30 @@ func Parse(certPEM, keyPEM []byte) (*Pair, error) {
 	if err != nil {
 		return nil, fmt.Errorf("private key: %w", err)
 	}
-	signer, ok := key.(crypto.Signer)
-	if !ok {
-		return nil, errors.New("private key: not a signing key")
-	}
-	switch k := signer.(type) {
+	switch k := key.(type) {
 	case *rsa.PrivateKey:
 		if k.N.BitLen() < 2048 {
 			return nil, errors.New("private key: RSA keys must have at least 2048 bits")
 		}
+		return k, nil
+	case *ecdsa.PrivateKey:
+		return k, nil
+	}
+	return nil, errors.New("private key: only RSA and ECDSA keys are supported")
+}
+
+// Parse parses a PEM certificate and PEM private key and checks that they match.
+func Parse(certPEM, keyPEM []byte) (*Pair, error) {
+	cert, err := ParseCertificatePEM(certPEM)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := parseKey(keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	switch k := signer.(type) {
+	case *rsa.PrivateKey:
 		if pub, ok := cert.PublicKey.(*rsa.PublicKey); !ok || !pub.Equal(&k.PublicKey) {
 			return nil, errors.New("private key does not match the certificate")
 		}
@@ -75,8 +96,6 @@ func Parse(certPEM, keyPEM []byte) (*Pair, error) {
 		if pub, ok := cert.PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(&k.PublicKey) {
 			return nil, errors.New("private key does not match the certificate")
 		}
-	default:
-		return nil, errors.New("private key: only RSA and ECDSA keys are supported")
 	}
 	return &Pair{Signer: signer, Cert: cert}, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/skolbro/skolbro/internal/audit"
 	"github.com/skolbro/skolbro/internal/autopost"
+	"github.com/skolbro/skolbro/internal/downstream/oidcop"
 	"github.com/skolbro/skolbro/internal/downstream/samlidp"
 	"github.com/skolbro/skolbro/internal/identity"
 	"github.com/skolbro/skolbro/internal/mapping"
@@ -35,9 +36,10 @@ const maxACSBody = 512 << 10
 // pendingLogin is what the bridge keeps in the store while the person logs
 // in upstream: the vendor's validated request. No personal data.
 type pendingLogin struct {
-	Protocol string           `json:"p"`
-	Vendor   string           `json:"v"`
-	SAML     *samlidp.Request `json:"s,omitempty"`
+	Protocol string              `json:"p"`
+	Vendor   string              `json:"v"`
+	SAML     *samlidp.Request    `json:"s,omitempty"`
+	OIDC     *oidcop.AuthRequest `json:"o,omitempty"`
 }
 
 // handleSSO receives a vendor's AuthnRequest and sends the browser upstream.
@@ -68,7 +70,44 @@ func (s *Server) handleSSO(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, pol, audit.ProtocolSAML, nil, failAgreement, audit.ReasonAgreementEnded)
 		return
 	}
-	state, err := json.Marshal(pendingLogin{Protocol: "saml", Vendor: pol.ID, SAML: req})
+	s.startLogin(w, r, pendingLogin{Protocol: audit.ProtocolSAML, Vendor: pol.ID, SAML: req})
+}
+
+// handleAuthorize receives an OIDC vendor's authorization request.
+func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxACSBody)
+	req, oerr := s.org.OP.ParseAuthorize(r)
+	if oerr != nil {
+		if oerr.Redirect == "" {
+			// The redirect URI cannot be trusted: never redirect (case 26).
+			s.failStatus(w, r, failVendorRequest, http.StatusBadRequest, "vendor_"+oerr.Code, nil)
+			return
+		}
+		zerolog.Ctx(r.Context()).Warn().Str("reason", "vendor_"+oerr.Code).Msg("authorization request refused")
+		http.Redirect(w, r, oerr.Redirect, http.StatusFound)
+		return
+	}
+	pol, ok := s.org.Policies.ByID(req.VendorID)
+	if !ok {
+		s.fail(w, r, failVendorRequest, "vendor_no_policy", nil)
+		return
+	}
+	if !pol.AgreementActive(s.now()) {
+		s.refuse(w, r, pol, audit.ProtocolOIDC, nil, failAgreement, audit.ReasonAgreementEnded)
+		return
+	}
+	if req.Prompt == "none" {
+		// The bridge keeps no session: it cannot log anyone in silently.
+		http.Redirect(w, r, s.org.OP.ErrorResponse(req, "login_required", "the bridge always asks the school IdP").Redirect, http.StatusFound)
+		return
+	}
+	s.startLogin(w, r, pendingLogin{Protocol: audit.ProtocolOIDC, Vendor: pol.ID, OIDC: req})
+}
+
+// startLogin keeps the vendor's validated request and sends the browser
+// to the school IdP.
+func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, p pendingLogin) {
+	state, err := json.Marshal(p)
 	if err != nil {
 		s.fail(w, r, failInternal, "state", err)
 		return
@@ -83,7 +122,7 @@ func (s *Server) handleSSO(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, failUnavailable, "store_unavailable", err)
 		return
 	}
-	l.Info().Str("vendor", pol.ID).Str("protocol", "saml").Msg("login started")
+	zerolog.Ctx(r.Context()).Info().Str("vendor", p.Vendor).Str("protocol", p.Protocol).Msg("login started")
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, to, http.StatusFound)
 }
@@ -219,7 +258,7 @@ func (s *Server) handleACS(w http.ResponseWriter, r *http.Request) {
 func (s *Server) finish(w http.ResponseWriter, r *http.Request, state []byte, in mapping.Input) {
 	l := zerolog.Ctx(r.Context())
 	var p pendingLogin
-	if err := json.Unmarshal(state, &p); err != nil || p.SAML == nil {
+	if err := json.Unmarshal(state, &p); err != nil || (p.SAML == nil) == (p.OIDC == nil) {
 		s.fail(w, r, failInternal, "state", errors.New("bad pending login state"))
 		return
 	}
@@ -244,22 +283,53 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, state []byte, in
 	}
 	s.decideProtection(r, id)
 	rel := release.Release(pol, id, s.org.Deriver)
+	if p.OIDC != nil {
+		s.answerOIDC(w, r, p.OIDC, pol, id, rel)
+		return
+	}
 	resp, err := s.org.IdP.BuildResponse(p.SAML, rel, responseOptions(pol))
 	if err != nil {
 		s.fail(w, r, failInternal, "build_response", err)
 		return
 	}
-	if err := s.record(r, audit.ReleaseEvent(s.now(), RequestID(r.Context()), s.org.UpstreamID, p.Protocol, pol, rel, s.subjectKey(id))); err != nil {
-		s.fail(w, r, failUnavailable, "audit_unavailable", err)
+	if !s.recordRelease(w, r, audit.ProtocolSAML, pol, id, rel) {
 		return
 	}
-	l.Info().Str("vendor", pol.ID).Str("protocol", p.Protocol).Str("policy_version", pol.Hash).
-		Strs("released", rel.Names()).Bool("masked", rel.Masked).Msg("released")
 	fields := map[string]string{"SAMLResponse": resp}
 	if p.SAML.RelayState != "" {
 		fields["RelayState"] = p.SAML.RelayState
 	}
 	autopost.Write(w, p.SAML.ACSURL, fields)
+}
+
+func (s *Server) answerOIDC(w http.ResponseWriter, r *http.Request, req *oidcop.AuthRequest, pol *policy.Policy, id *identity.Identity, rel *release.Released) {
+	if s.org.OP == nil {
+		s.fail(w, r, failInternal, "no_op", nil)
+		return
+	}
+	// Record first: a code, once issued, can be redeemed.
+	if !s.recordRelease(w, r, audit.ProtocolOIDC, pol, id, rel) {
+		return
+	}
+	to, err := s.org.OP.Complete(r.Context(), req, rel)
+	if err != nil {
+		s.fail(w, r, failUnavailable, "code_unavailable", err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, to, http.StatusFound)
+}
+
+// recordRelease writes the release event and logs it; it shows the error
+// page and returns false when the event could not be written.
+func (s *Server) recordRelease(w http.ResponseWriter, r *http.Request, protocol string, pol *policy.Policy, id *identity.Identity, rel *release.Released) bool {
+	if err := s.record(r, audit.ReleaseEvent(s.now(), RequestID(r.Context()), s.org.UpstreamID, protocol, pol, rel, s.subjectKey(id))); err != nil {
+		s.fail(w, r, failUnavailable, "audit_unavailable", err)
+		return false
+	}
+	zerolog.Ctx(r.Context()).Info().Str("vendor", pol.ID).Str("protocol", protocol).Str("policy_version", pol.Hash).
+		Strs("released", rel.Names()).Bool("masked", rel.Masked).Msg("released")
+	return true
 }
 
 func (s *Server) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) {

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/skolbro/skolbro/internal/audit"
+	"github.com/skolbro/skolbro/internal/downstream/oidcop"
 	"github.com/skolbro/skolbro/internal/downstream/samlidp"
 	"github.com/skolbro/skolbro/internal/mapping"
 	"github.com/skolbro/skolbro/internal/policy"
@@ -58,6 +59,8 @@ type Organiser struct {
 	// configured source; Register is the manual register, when configured.
 	Protection *protection.Resolver
 	Register   *protection.Register
+	// OP is the OpenID Provider towards OIDC vendors, or nil.
+	OP *oidcop.Provider
 }
 
 // Server serves the bridge.
@@ -117,6 +120,10 @@ func (s *Server) Handler() http.Handler {
 	r.HandleFunc("/saml/sp/acs", s.handleACS).Methods(http.MethodPost)
 	r.HandleFunc("/saml/sp/metadata", s.handleSPMetadata).Methods(http.MethodGet)
 	r.HandleFunc("/oidc/rp/callback", s.handleRPCallback).Methods(http.MethodGet)
+	if s.org.OP != nil {
+		r.HandleFunc(oidcop.PathAuthorize, s.handleAuthorize).Methods(http.MethodGet, http.MethodPost)
+		s.org.OP.Routes(r)
+	}
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	r.HandleFunc("/readyz", s.handleReady)
 	r.PathPrefix("/static/").Handler(http.StripPrefix("/static/", http.FileServerFS(web.Static())))
