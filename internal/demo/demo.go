@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,6 +27,7 @@ import (
 	"github.com/skolbro/skolbro/internal/server"
 	"github.com/skolbro/skolbro/internal/store"
 	"github.com/skolbro/skolbro/internal/testidp"
+	"github.com/skolbro/skolbro/internal/testop"
 	"github.com/skolbro/skolbro/internal/xmlsig"
 )
 
@@ -46,13 +48,31 @@ type Demo struct {
 	Config  *config.Config
 	IdP     *testidp.IdP
 	Vendors []*demovendor.Vendor
+	// OIDCVendor is the OIDC demo vendor.
+	OIDCVendor *demovendor.OIDCVendor
+	// OIDCIdP is the test OIDC provider; the school's IdP when the demo
+	// runs with an OIDC upstream.
+	OIDCIdP *testop.OP
+	// UpstreamOIDC is set when the bridge logs in through OIDCIdP.
+	UpstreamOIDC bool
+}
+
+// Options change the demo's set-up.
+type Options struct {
+	// UpstreamOIDC makes the school IdP an OIDC provider instead of SAML.
+	UpstreamOIDC bool
 }
 
 // Setup writes the demo's configuration, TEST ONLY keys, metadata and
 // policies under dir, for a bridge reachable at base (e.g.
 // http://127.0.0.1:8080).
 func Setup(base, dir string, now time.Time) (*Demo, error) {
-	d := &Demo{Base: base, Dir: dir}
+	return SetupWith(base, dir, now, Options{})
+}
+
+// SetupWith is Setup with options.
+func SetupWith(base, dir string, now time.Time, opts Options) (*Demo, error) {
+	d := &Demo{Base: base, Dir: dir, UpstreamOIDC: opts.UpstreamOIDC}
 	for _, sub := range []string{"keys", "metadata", "attribute-release", "upstream"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
 			return nil, err
@@ -124,6 +144,64 @@ func Setup(base, dir string, now time.Time) (*Demo, error) {
 		}
 	}
 
+	// The OIDC vendor, registered with a client secret in a file.
+	ov, err := demovendor.NewOIDC("oidc-app", base+"/demo/vendor/oidc-app", base)
+	if err != nil {
+		return nil, err
+	}
+	d.OIDCVendor = ov
+	if err := os.WriteFile(filepath.Join(dir, "keys", "oidc-app.secret"), []byte(ov.ClientSecret), 0o600); err != nil {
+		return nil, err
+	}
+	tmpl, err := template.ParseFS(policyFS, "policies/oidc-app.yaml")
+	if err != nil {
+		return nil, err
+	}
+	var pbuf bytes.Buffer
+	if err := tmpl.Execute(&pbuf, map[string]string{"Base": base}); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "attribute-release", "oidc-app.yaml"), pbuf.Bytes(), 0o600); err != nil {
+		return nil, err
+	}
+	oidcKey, err := keys.Generate("skolbro demo OIDC key (TEST ONLY)", keys.P256, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := writePair(filepath.Join(dir, "keys"), "oidc-es256", oidcKey); err != nil {
+		return nil, err
+	}
+
+	// The test OIDC provider, and the bridge's registration with it.
+	rpSecret := make([]byte, 32)
+	if _, err := rand.Read(rpSecret); err != nil {
+		return nil, err
+	}
+	rpSecretText := fmt.Sprintf("%x", rpSecret)
+	if err := os.WriteFile(filepath.Join(dir, "keys", "upstream-oidc.secret"), []byte(rpSecretText), 0o600); err != nil {
+		return nil, err
+	}
+	d.OIDCIdP = testop.New(base+"/demo/oidc-idp", testidp.DemoUsers(UpstreamScope), "skolbro", rpSecretText, base+"/oidc/rp/callback")
+
+	upstream := fmt.Sprintf(`    id: school-idp
+    type: saml
+    metadata: upstream/school-idp.xml
+    stable_id: %s
+    security_marking: %s`, testidp.AttrEPPN, testidp.AttrSecurityMarking)
+	if opts.UpstreamOIDC {
+		upstream = fmt.Sprintf(`    id: school-oidc-idp
+    type: oidc
+    issuer: %s/demo/oidc-idp
+    client_id: skolbro
+    client_secret_file: keys/upstream-oidc.secret
+    stable_id: sub
+    security_marking: %s
+    scopes: [%s]
+    attributes:
+      %s: sisSchoolUnitCode
+      %s: sisSchoolGrade`, base, testop.ClaimSecurityMarking, UpstreamScope, testop.ClaimSchoolUnitCodes, testop.ClaimSchoolGrade)
+	}
+
 	cfgText := fmt.Sprintf(`# skolbro demo configuration (TEST ONLY)
 external_url: %s
 dev_mode: true
@@ -135,15 +213,14 @@ organiser:
   display_name: Demo kommun
   scope: %s
   upstream:
-    id: school-idp
-    type: saml
-    metadata: upstream/school-idp.xml
-    stable_id: %s
-    security_marking: %s
+%s
   keys:
     signing:
       cert: keys/signing.crt
       key: keys/signing.key
+    oidc:
+      - key: keys/oidc-es256.key
+        kid: demo-es256
   pseudonym:
     key_file: keys/pseudonym.key
   audit:
@@ -151,7 +228,7 @@ organiser:
     key_file: keys/audit.key
   metadata_dir: metadata
   policy_dir: attribute-release
-`, base, OrganiserScope, testidp.AttrEPPN, testidp.AttrSecurityMarking)
+`, base, OrganiserScope, upstream)
 	cfgPath := filepath.Join(dir, "skolbro.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
 		return nil, err
@@ -181,7 +258,14 @@ func (d *Demo) Handler(log zerolog.Logger) (http.Handler, error) {
 
 // HandlerWithStore is Handler with a given store.
 func (d *Demo) HandlerWithStore(log zerolog.Logger, st store.Store) (http.Handler, error) {
-	org, rep := app.Build(d.Config, st, time.Now)
+	opts := app.Options{Now: time.Now}
+	if d.UpstreamOIDC {
+		// The bridge discovers its upstream while it is being built, before
+		// this process listens: route those calls to the test provider
+		// in-process.
+		opts.HTTPClient = &http.Client{Transport: inProcess{prefix: d.Base + "/demo/oidc-idp", h: http.StripPrefix("/demo/oidc-idp", d.OIDCIdP.Handler())}}
+	}
+	org, rep := app.BuildWith(d.Config, st, opts)
 	if err := rep.Err(); err != nil {
 		return nil, err
 	}
@@ -225,6 +309,8 @@ func (d *Demo) mount(r *mux.Router) {
 		prefix := "/demo/vendor/" + v.Name
 		r.PathPrefix(prefix).Handler(http.StripPrefix(prefix, v))
 	}
+	r.PathPrefix("/demo/vendor/" + d.OIDCVendor.Name).Handler(http.StripPrefix("/demo/vendor/"+d.OIDCVendor.Name, d.OIDCVendor))
+	r.PathPrefix("/demo/oidc-idp").Handler(http.StripPrefix("/demo/oidc-idp", d.OIDCIdP.Handler()))
 	r.HandleFunc("/demo/", d.overview)
 	r.Handle("/", http.RedirectHandler("/demo/", http.StatusFound))
 }
@@ -238,7 +324,8 @@ the <strong>skolbro bridge</strong>, and two <strong>demo vendors</strong>. Pick
 and the vendor's page shows exactly what it received. Personal numbers and names stay inside the bridge unless a vendor's
 policy allows them; the EPPN a vendor sees is a pseudonym.</p>
 <div class="box"><h2>Vendors</h2><ul>
-{{range .Vendors}}<li><a href="/demo/vendor/{{.Name}}/">{{.Name}}</a></li>{{end}}
+{{range .Vendors}}<li><a href="/demo/vendor/{{.Name}}/">{{.Name}}</a> (SAML)</li>{{end}}
+<li><a href="/demo/vendor/{{.OIDC.Name}}/">{{.OIDC.Name}}</a> (OpenID Connect)</li>
 </ul></div>
 <div class="box"><h2>Test identities at the school IdP</h2><ul>
 {{range .Users}}<li>{{.Label}}</li>{{end}}
@@ -248,5 +335,23 @@ policy allows them; the EPPN a vendor sees is a pseudonym.</p>
 
 func (d *Demo) overview(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_ = overviewPage.Execute(w, map[string]any{"Vendors": d.Vendors, "Users": d.IdP.Users})
+	_ = overviewPage.Execute(w, map[string]any{"Vendors": d.Vendors, "OIDC": d.OIDCVendor, "Users": d.IdP.Users})
+}
+
+// inProcess is an http.RoundTripper that serves requests under prefix with
+// h, in this process.
+type inProcess struct {
+	prefix string
+	h      http.Handler
+}
+
+func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !strings.HasPrefix(req.URL.String(), t.prefix) {
+		return nil, fmt.Errorf("demo: in-process client cannot reach %s", req.URL.Host)
+	}
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, req)
+	resp := rec.Result()
+	resp.Request = req
+	return resp, nil
 }

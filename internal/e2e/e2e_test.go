@@ -65,9 +65,15 @@ func startEnv(t *testing.T, instances int, newStore func(t *testing.T) store.Sto
 // before the bridge is built from them.
 func startEnvWith(t *testing.T, instances int, newStore func(t *testing.T) store.Store, prepare func(d *demo.Demo)) *env {
 	t.Helper()
+	return startEnvOpts(t, instances, newStore, prepare, demo.Options{})
+}
+
+// startEnvOpts is startEnvWith with demo options (e.g. an OIDC upstream).
+func startEnvOpts(t *testing.T, instances int, newStore func(t *testing.T) store.Store, prepare func(d *demo.Demo), opts demo.Options) *env {
+	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	base := "https://" + srv.Listener.Addr().String()
-	d, err := demo.Setup(base, t.TempDir(), time.Now())
+	d, err := demo.SetupWith(base, t.TempDir(), time.Now(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +97,7 @@ func startEnvWith(t *testing.T, instances int, newStore func(t *testing.T) store
 	})
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
+	d.OIDCVendor.HTTPClient = srv.Client()
 	return &env{t: t, demo: d, srv: srv, logs: logs}
 }
 

@@ -248,7 +248,7 @@ func (m *mapper) isPersonalNumber(u upstreamAttr) bool {
 }
 
 func (m *mapper) stableID(ups []upstreamAttr, subject string) (identity.Secret, error) {
-	if m.c.StableID == NameID {
+	if m.c.StableID == NameID || m.c.StableID == "sub" { // "sub": the OIDC subject
 		if s := strings.TrimSpace(subject); s != "" {
 			return identity.NewSecret(s), nil
 		}
