@@ -258,6 +258,13 @@ func (d *Demo) Handler(log zerolog.Logger) (http.Handler, error) {
 
 // HandlerWithStore is Handler with a given store.
 func (d *Demo) HandlerWithStore(log zerolog.Logger, st store.Store) (http.Handler, error) {
+	// Read the configuration again: tests change the demo's files after
+	// Setup, exactly as an admin would edit a deployment.
+	cfg, err := config.Load(d.Config.File())
+	if err != nil {
+		return nil, err
+	}
+	d.Config = cfg
 	opts := app.Options{Now: time.Now}
 	if d.UpstreamOIDC {
 		// The bridge discovers its upstream while it is being built, before

@@ -143,3 +143,7 @@ func TestAudit_AgreementEndedIsRefusedAndLogged(t *testing.T) {
 		t.Errorf("the refusal is not in the log")
 	}
 }
+
+func parsePNR(s string) (identity.PersonalNumber, error) {
+	return identity.ParsePersonalNumber(s, time.Now())
+}

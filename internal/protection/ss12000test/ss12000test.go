@@ -14,6 +14,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
@@ -80,6 +81,12 @@ func New(t testing.TB, token string, opts ...Option) *Server {
 
 // URL is the API's base URL (https).
 func (s *Server) URL() string { return s.srv.URL }
+
+// CACertPEM returns the server's certificate in PEM form, for a
+// configuration's ca_file.
+func (s *Server) CACertPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.srv.Certificate().Raw})
+}
 
 // CertPool holds the certificate that verifies the server.
 func (s *Server) CertPool() *x509.CertPool {
