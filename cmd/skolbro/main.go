@@ -160,8 +160,12 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		defer sink.Close()
 		org.Audit = sink
 	}
+	adminOpts := server.AdminOptions{Entitlement: cfg.Organiser.Admin.Entitlement}
+	if cfg.Organiser.Audit.Dir != "" {
+		adminOpts.AuditDir = cfg.Path(cfg.Organiser.Audit.Dir)
+	}
 	srv, err := server.New(server.Options{Organiser: org, Store: st, Logger: log,
-		SecureCookies: strings.HasPrefix(cfg.ExternalURL, "https://")})
+		SecureCookies: strings.HasPrefix(cfg.ExternalURL, "https://"), Admin: adminOpts})
 	if err != nil {
 		fmt.Fprintf(stderr, "skolbro: %v\n", err)
 		return 1
@@ -254,6 +258,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	return listenAndServe(*addr, h, log, func(net.Addr) {
 		fmt.Fprintf(stdout, "\nskolbro demo is running. Open %s/demo/ in your browser.\n", base)
+		fmt.Fprintf(stdout, "Admin interface: %s/admin/ (log in as the test identity \"Lärare och administratör\").\n", base)
 		fmt.Fprintf(stdout, "Test keys and configuration (TEST ONLY, deleted on exit): %s\n\n", dir)
 	}, nil)
 }

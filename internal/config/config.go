@@ -53,8 +53,14 @@ type Organiser struct {
 	Keys       Keys       `yaml:"keys"`
 	Pseudonym  Pseudonym  `yaml:"pseudonym"`
 	Protection Protection `yaml:"protection"`
-	Audit      Audit      `yaml:"audit"`
-	Admin      Admin      `yaml:"admin"`
+	// Federation lists signed metadata aggregates (Skolfederation, FIDUS,
+	// SWAMID). An aggregate never enables a vendor by itself: a vendor is
+	// served only when a release policy names its entityID.
+	Federation []FederationSource `yaml:"federation"`
+	// Metadata describes the bridge's own published metadata.
+	Metadata OwnMetadata `yaml:"metadata"`
+	Audit    Audit       `yaml:"audit"`
+	Admin    Admin       `yaml:"admin"`
 	// MetadataDir holds vendor SP metadata files (one entity per file).
 	MetadataDir string `yaml:"metadata_dir"`
 	// PolicyDir holds one release policy file per vendor.
@@ -105,6 +111,9 @@ type Keys struct {
 	// SigningECDSA is an optional P-256 key for vendors whose policy asks
 	// for ecdsa-sha256.
 	SigningECDSA *KeyPair `yaml:"signing_ecdsa"`
+	// NextSigningCert announces the next signing certificate in the
+	// bridge's metadata before it is used (key rollover without outage).
+	NextSigningCert string `yaml:"next_signing_cert"`
 	// OIDC are the OpenID Provider's token signing keys, for rotation:
 	// each is published from the start and used from UseFrom.
 	OIDC []OIDCKey `yaml:"oidc"`
@@ -117,6 +126,45 @@ type OIDCKey struct {
 	KID      string `yaml:"kid"`
 	UseFrom  string `yaml:"use_from"`  // YYYY-MM-DD; empty: from now
 	RetireAt string `yaml:"retire_at"` // YYYY-MM-DD; empty: never
+}
+
+// FederationSource is one signed metadata aggregate.
+type FederationSource struct {
+	Name string `yaml:"name"`
+	// URL is https:// or a file path.
+	URL string `yaml:"url"`
+	// SigningCert is the operator's metadata signing certificate (PEM).
+	SigningCert string `yaml:"signing_cert"`
+	// CacheDir keeps the last good copy for restarts during an outage.
+	CacheDir   string   `yaml:"cache_dir"`
+	MinRefresh Duration `yaml:"min_refresh"`
+	MaxRefresh Duration `yaml:"max_refresh"`
+}
+
+// OwnMetadata is what the bridge says about itself in its metadata.
+type OwnMetadata struct {
+	// ValidFor sets validUntil (default 7 days); CacheDuration the
+	// refresh hint (default 6 h).
+	ValidFor      Duration `yaml:"valid_for"`
+	CacheDuration Duration `yaml:"cache_duration"`
+	// Signing signs the metadata (default: the response signing key).
+	Signing      *KeyPair     `yaml:"signing"`
+	Organization Organization `yaml:"organization"`
+	Contacts     []Contact    `yaml:"contacts"`
+}
+
+// Organization is md:Organization.
+type Organization struct {
+	Name        string `yaml:"name"`
+	DisplayName string `yaml:"display_name"`
+	URL         string `yaml:"url"`
+}
+
+// Contact is md:ContactPerson.
+type Contact struct {
+	Type  string `yaml:"type"` // technical, support, administrative, other
+	Name  string `yaml:"name"`
+	Email string `yaml:"email"`
 }
 
 // Protection configures where protection status comes from, besides the
@@ -313,6 +361,12 @@ func (c *Config) applyDefaults() {
 			ss.CacheTTL = Duration(time.Minute)
 		}
 	}
+	if o.Metadata.ValidFor == 0 {
+		o.Metadata.ValidFor = Duration(7 * 24 * time.Hour)
+	}
+	if o.Metadata.CacheDuration == 0 {
+		o.Metadata.CacheDuration = Duration(6 * time.Hour)
+	}
 	if o.MetadataDir == "" {
 		o.MetadataDir = "metadata"
 	}
@@ -471,6 +525,36 @@ func (c *Config) Validate() error {
 		fileKey("organiser.keys.signing_ecdsa.key", o.Keys.SigningECDSA.Key)
 	}
 	fileKey("organiser.pseudonym.key_file", o.Pseudonym.KeyFile)
+	if o.Keys.NextSigningCert != "" {
+		fileKey("organiser.keys.next_signing_cert", o.Keys.NextSigningCert)
+	}
+	if m := o.Metadata.Signing; m != nil {
+		fileKey("organiser.metadata.signing.cert", m.Cert)
+		fileKey("organiser.metadata.signing.key", m.Key)
+	}
+	for i, c := range o.Metadata.Contacts {
+		switch c.Type {
+		case "technical", "support", "administrative", "billing", "other":
+		default:
+			bad(fmt.Sprintf("organiser.metadata.contacts[%d].type", i), "must be technical, support, administrative, billing or other")
+		}
+		if !strings.Contains(c.Email, "@") {
+			bad(fmt.Sprintf("organiser.metadata.contacts[%d].email", i), "required: an email address")
+		}
+	}
+	for i, f := range o.Federation {
+		key := fmt.Sprintf("organiser.federation[%d]", i)
+		if !validID(f.Name) {
+			bad(key+".name", "required: lower-case letters, digits and dashes")
+		}
+		if f.URL == "" {
+			bad(key+".url", "required: the aggregate's https URL or a file")
+		}
+		fileKey(key+".signing_cert", f.SigningCert)
+		if f.CacheDir == "" {
+			bad(key+".cache_dir", "required: where the last good copy is kept")
+		}
+	}
 	dirKey := func(key, p string) {
 		if st, err := os.Stat(c.Path(p)); err != nil || !st.IsDir() {
 			bad(key, "must name a directory")

@@ -20,10 +20,12 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/rs/zerolog"
 
+	"github.com/skolbro/skolbro/internal/admin"
 	"github.com/skolbro/skolbro/internal/app"
 	"github.com/skolbro/skolbro/internal/config"
 	"github.com/skolbro/skolbro/internal/demovendor"
 	"github.com/skolbro/skolbro/internal/keys"
+	"github.com/skolbro/skolbro/internal/mapping"
 	"github.com/skolbro/skolbro/internal/server"
 	"github.com/skolbro/skolbro/internal/store"
 	"github.com/skolbro/skolbro/internal/testidp"
@@ -226,6 +228,8 @@ organiser:
   audit:
     dir: audit
     key_file: keys/audit.key
+  admin:
+    entitlement: urn:x-skolbro:entitlement:admin
   metadata_dir: metadata
   policy_dir: attribute-release
 `, base, OrganiserScope, upstream)
@@ -294,6 +298,11 @@ func (d *Demo) HandlerWithStore(log zerolog.Logger, st store.Store) (http.Handle
 		Organiser: org, Store: st, Logger: log,
 		SecureCookies: strings.HasPrefix(d.Base, "https://"),
 		Mounts:        []func(*mux.Router){d.mount},
+		Admin: server.AdminOptions{
+			Entitlement: cfg.Organiser.Admin.Entitlement,
+			AuditDir:    cfg.Path(cfg.Organiser.Audit.Dir),
+			Identities:  d.previewIdentities(org),
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -361,4 +370,22 @@ func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp := rec.Result()
 	resp.Request = req
 	return resp, nil
+}
+
+// previewIdentities maps the test IdP's users into identities as a login
+// would, for the admin's release preview.
+func (d *Demo) previewIdentities(org *server.Organiser) []admin.PreviewIdentity {
+	if d.UpstreamOIDC {
+		return nil // the OIDC mapping names claims, not the test IdP's SAML attributes
+	}
+	var out []admin.PreviewIdentity
+	for _, u := range d.IdP.Users {
+		friendly := map[string]string{}
+		id, err := mapping.Map(org.Mapping, mapping.Input{Subject: u.NameID, Attributes: u.Attributes, FriendlyNames: friendly}, time.Now())
+		if err != nil {
+			continue
+		}
+		out = append(out, admin.PreviewIdentity{Login: u.Login, Label: u.Label, Identity: id})
+	}
+	return out
 }

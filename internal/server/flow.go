@@ -174,6 +174,21 @@ func (s *Server) decideProtection(r *http.Request, id *identity.Identity) {
 	}
 }
 
+// finishAdmin completes an admin's login: the admin interface checks the
+// entitlement and makes a fresh session. Nothing is released.
+func (s *Server) finishAdmin(w http.ResponseWriter, r *http.Request, in mapping.Input) {
+	if s.admin == nil {
+		s.fail(w, r, failNotFound, "admin_disabled", nil)
+		return
+	}
+	id, _, err := mapping.MapWithWarnings(s.org.Mapping, in, s.now())
+	if err != nil {
+		s.fail(w, r, failUpstream, "mapping", err)
+		return
+	}
+	s.admin.CompleteLogin(w, r, id)
+}
+
 // startUpstream sends the login to the school IdP in its own protocol.
 func (s *Server) startUpstream(r *http.Request, binding string, state []byte) (string, error) {
 	if s.org.RP != nil {
@@ -258,8 +273,12 @@ func (s *Server) handleACS(w http.ResponseWriter, r *http.Request) {
 func (s *Server) finish(w http.ResponseWriter, r *http.Request, state []byte, in mapping.Input) {
 	l := zerolog.Ctx(r.Context())
 	var p pendingLogin
-	if err := json.Unmarshal(state, &p); err != nil || (p.SAML == nil) == (p.OIDC == nil) {
+	if err := json.Unmarshal(state, &p); err != nil || (p.Protocol != protocolAdmin && (p.SAML == nil) == (p.OIDC == nil)) {
 		s.fail(w, r, failInternal, "state", errors.New("bad pending login state"))
+		return
+	}
+	if p.Protocol == protocolAdmin {
+		s.finishAdmin(w, r, in)
 		return
 	}
 	pol, ok := s.org.Policies.ByID(p.Vendor)

@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/rs/zerolog"
 
+	"github.com/skolbro/skolbro/internal/admin"
 	"github.com/skolbro/skolbro/internal/audit"
 	"github.com/skolbro/skolbro/internal/downstream/oidcop"
 	"github.com/skolbro/skolbro/internal/downstream/samlidp"
@@ -78,6 +79,7 @@ type Server struct {
 	// draining is set on SIGTERM: readiness fails first so that the load
 	// balancer stops sending new logins, while in-flight ones finish.
 	draining atomic.Bool
+	admin    *admin.Admin
 }
 
 // StartDrain makes readiness fail from now on (graceful shutdown, SECURITY.md case 41).
@@ -93,6 +95,8 @@ type Options struct {
 	Rand          io.Reader
 	// Mounts add extra routes, e.g. the demo IdP and vendors.
 	Mounts []func(*mux.Router)
+	// Admin enables the admin web interface when Entitlement is set.
+	Admin AdminOptions
 }
 
 // New builds a Server.
@@ -108,6 +112,11 @@ func New(o Options) (*Server, error) {
 	}
 	if s.rand == nil {
 		s.rand = rand.Reader
+	}
+	if o.Admin.Entitlement != "" {
+		if s.admin, err = s.newAdmin(o.Admin); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -127,6 +136,9 @@ func (s *Server) Handler() http.Handler {
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	r.HandleFunc("/readyz", s.handleReady)
 	r.PathPrefix("/static/").Handler(http.StripPrefix("/static/", http.FileServerFS(web.Static())))
+	if s.admin != nil {
+		s.admin.Routes(r)
+	}
 	for _, m := range s.mounts {
 		m(r)
 	}

@@ -42,12 +42,7 @@ func TestCase38_StoreDownFailsClosedAndRecovers(t *testing.T) {
 	srv.Config.Handler = h
 	srv.Start()
 	t.Cleanup(srv.Close)
-	var v *demovendor.Vendor
-	for _, dv := range d.Vendors {
-		if dv.Name == "learning-app" {
-			v = dv
-		}
-	}
+	v := demoVendor(t, d, "learning-app")
 	ready := func() int { return status(base + "/readyz") }
 
 	if got := ready(); got != http.StatusOK {
@@ -108,6 +103,17 @@ func TestCase38_StoreDownFailsClosedAndRecovers(t *testing.T) {
 		t.Errorf("the log has %d store_unavailable refusals, want at least %d", n, 2*len(faults))
 	}
 	assertNoPersonalData(t, "the bridge's log", out, d.IdP.Users)
+}
+
+func demoVendor(t *testing.T, d *demo.Demo, name string) *demovendor.Vendor {
+	t.Helper()
+	for _, v := range d.Vendors {
+		if v.Name == name {
+			return v
+		}
+	}
+	t.Fatalf("the demo has no vendor %q", name)
+	return nil
 }
 
 func mustLoginURL(t *testing.T, v *demovendor.Vendor) string {
