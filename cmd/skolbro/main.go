@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -37,6 +38,8 @@ Usage:
                                 the release register: what each vendor receives, and why
   skolbro audit subject --config FILE [--format csv|json]
                                 what was released about one person (personal number on stdin)
+  skolbro metadata --config FILE --out DIR
+                                write the bridge's signed metadata (idp.xml, sp.xml) for a federation
   skolbro protect add|remove|list|init --config FILE
                                 the manual protection register (personal number on stdin)
 `
@@ -59,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDemo(args[1:], stdout, stderr)
 	case "register":
 		return cmdRegister(args[1:], stdout, stderr)
+	case "metadata":
+		return cmdMetadata(args[1:], stdout, stderr)
 	case "protect":
 		if len(args) < 2 {
 			fmt.Fprint(stderr, "usage: skolbro protect add|remove|list|init --config FILE\n")
@@ -388,4 +393,40 @@ func configFromArgs(name string, args []string, stderr io.Writer) (*config.Confi
 		return nil, err
 	}
 	return cfg, nil
+}
+
+func cmdMetadata(args []string, stdout, stderr io.Writer) int {
+	out := ""
+	_, org, ok := loadForCommand("metadata", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&out, "out", "", "directory to write idp.xml and sp.xml to")
+	})
+	if !ok {
+		return 2
+	}
+	if out == "" {
+		fmt.Fprintln(stderr, "skolbro metadata: --out is required")
+		return 2
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		fmt.Fprintf(stderr, "skolbro metadata: %v\n", err)
+		return 1
+	}
+	idp, err := org.Metadata.IdPMetadata()
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro metadata: %v\n", err)
+		return 1
+	}
+	files := map[string][]byte{"idp.xml": idp}
+	if sp, err := org.Metadata.SPMetadataSigned(); err == nil {
+		files["sp.xml"] = sp
+	}
+	for name, b := range files {
+		p := filepath.Join(out, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			fmt.Fprintf(stderr, "skolbro metadata: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "wrote %s\n", p)
+	}
+	return 0
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skolbro/skolbro/internal/fedmeta"
 	"github.com/skolbro/skolbro/internal/keys"
 )
 
@@ -224,5 +227,39 @@ func TestProtect_AddListRemoveFromStdin(t *testing.T) {
 	}
 	if code, out := protect("remove", pnr+"\n"); code != 0 {
 		t.Fatalf("remove: %d %s", code, out)
+	}
+}
+
+// The bridge's metadata, written for a federation, is signed (verified
+// here with the bridge's certificate) and carries validUntil, cacheDuration,
+// the scope, a contact and the announced next signing key.
+func TestMetadata_SignedForFederation(t *testing.T) {
+	dir := deployDir(t)
+	next, _ := keys.Generate("next", keys.RSA2048, time.Now())
+	write(t, filepath.Join(dir, "keys", "next.crt"), string(next.CertPEM()))
+	cfg := filepath.Join(dir, "skolbro.yaml")
+	b, _ := os.ReadFile(cfg)
+	s := strings.Replace(string(b), "  pseudonym:", "    next_signing_cert: keys/next.crt\n  metadata:\n    contacts:\n      - type: technical\n        email: it@exempel.se\n  pseudonym:", 1)
+	write(t, cfg, s)
+	out := filepath.Join(dir, "out")
+	if code, o := runCmd("metadata", "--config", cfg, "--out", out); code != 0 {
+		t.Fatalf("exit %d: %s", code, o)
+	}
+	md, err := os.ReadFile(filepath.Join(out, "idp.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, _ := os.ReadFile(filepath.Join(dir, "keys", "signing.crt"))
+	cert, _ := keys.ParseCertificatePEM(certPEM)
+	if err := fedmeta.Verify(md, []*x509.Certificate{cert}); err != nil {
+		t.Errorf("idp.xml does not verify with the bridge's certificate: %v", err)
+	}
+	for _, want := range []string{"validUntil=", "cacheDuration=", "<shibmd:Scope regexp=\"false\">exempel.se</shibmd:Scope>", "mailto:it@exempel.se", base64.StdEncoding.EncodeToString(next.Cert.Raw)[:40]} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("idp.xml lacks %q", want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "sp.xml")); err != nil {
+		t.Errorf("sp.xml: %v", err)
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/skolbro/skolbro/internal/downstream/samlidp"
 	"github.com/skolbro/skolbro/internal/keys"
 	"github.com/skolbro/skolbro/internal/mapping"
+	"github.com/skolbro/skolbro/internal/ownmeta"
 	"github.com/skolbro/skolbro/internal/policy"
 	"github.com/skolbro/skolbro/internal/protection"
 	"github.com/skolbro/skolbro/internal/pseudonym"
@@ -278,6 +279,10 @@ func BuildWith(cfg *config.Config, st store.Store, opts Options) (*server.Organi
 		Register:          register,
 		OP:                op,
 	}
+	org.Metadata = buildPublisher(rep, cfg, org, signer, now)
+	if org.Metadata == nil {
+		return nil, rep
+	}
 	warnDays := time.Duration(o.Audit.WarnDays) * 24 * time.Hour
 	for _, e := range audit.ExpiringAgreements(pols, now(), warnDays) {
 		if e.DaysLeft < 0 {
@@ -411,6 +416,58 @@ func loadVendors(rep *Report, cfg *config.Config) map[string]*samlidp.Vendor {
 		}
 	}
 	return out
+}
+
+// buildPublisher prepares the bridge's own signed metadata: the metadata
+// key (or the signing key), organisation, contacts and the announced next
+// signing certificate.
+func buildPublisher(rep *Report, cfg *config.Config, org *server.Organiser, signer *xmlsig.Signer, now func() time.Time) *ownmeta.Publisher {
+	m := cfg.Organiser.Metadata
+	file := cfg.File()
+	if m.Signing != nil {
+		p, err := keys.Load(cfg.Path(m.Signing.Cert), cfg.Path(m.Signing.Key))
+		if err != nil {
+			rep.errorf(file, "organiser.metadata.signing", "%v", err)
+			return nil
+		}
+		if signer, err = xmlsig.NewSigner(p); err != nil {
+			rep.errorf(file, "organiser.metadata.signing", "%v", err)
+			return nil
+		}
+	}
+	if next := cfg.Organiser.Keys.NextSigningCert; next != "" {
+		b, err := os.ReadFile(cfg.Path(next))
+		if err == nil {
+			org.IdP.NextSigningCert, err = keys.ParseCertificatePEM(b)
+		}
+		if err != nil {
+			rep.errorf(file, "organiser.keys.next_signing_cert", "%v", err)
+			return nil
+		}
+	}
+	pub := &ownmeta.Publisher{
+		IdP:           org.IdP,
+		SPMetadata:    org.SPMetadata,
+		Signer:        signer,
+		ValidFor:      time.Duration(m.ValidFor),
+		CacheDuration: time.Duration(m.CacheDuration),
+		Now:           now,
+		Organization: ownmeta.Organization{Name: m.Organization.Name, DisplayName: m.Organization.DisplayName,
+			URL: m.Organization.URL},
+	}
+	if pub.Organization.Name == "" {
+		pub.Organization = ownmeta.Organization{Name: cfg.Organiser.DisplayName}
+	}
+	if pub.Organization.URL == "" {
+		pub.Organization.URL = cfg.ExternalURL
+	}
+	for _, c := range m.Contacts {
+		pub.Contacts = append(pub.Contacts, ownmeta.Contact{Type: c.Type, Name: c.Name, Email: c.Email})
+	}
+	if len(m.Contacts) == 0 {
+		rep.warnf(file, "organiser.metadata.contacts", "no contact: federations require a technical contact in metadata")
+	}
+	return pub
 }
 
 // buildOP makes the OpenID Provider for the policies with an oidc section,

@@ -285,7 +285,7 @@ func (d *Demo) HandlerWithStore(log zerolog.Logger, st store.Store) (http.Handle
 		return nil, err
 	}
 	org.Audit = sink
-	idpMD, err := org.IdP.Metadata(24 * time.Hour)
+	idpMD, err := org.Metadata.IdPMetadata()
 	if err != nil {
 		return nil, err
 	}

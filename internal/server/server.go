@@ -22,6 +22,7 @@ import (
 	"github.com/skolbro/skolbro/internal/downstream/oidcop"
 	"github.com/skolbro/skolbro/internal/downstream/samlidp"
 	"github.com/skolbro/skolbro/internal/mapping"
+	"github.com/skolbro/skolbro/internal/ownmeta"
 	"github.com/skolbro/skolbro/internal/policy"
 	"github.com/skolbro/skolbro/internal/protection"
 	"github.com/skolbro/skolbro/internal/pseudonym"
@@ -62,6 +63,8 @@ type Organiser struct {
 	Register   *protection.Register
 	// OP is the OpenID Provider towards OIDC vendors, or nil.
 	OP *oidcop.Provider
+	// Metadata publishes the bridge's own signed metadata.
+	Metadata *ownmeta.Publisher
 }
 
 // Server serves the bridge.
@@ -204,7 +207,7 @@ func securityHeaders(next http.Handler) http.Handler {
 }
 
 func (s *Server) handleIdPMetadata(w http.ResponseWriter, r *http.Request) {
-	b, err := s.org.IdP.Metadata(7 * 24 * time.Hour)
+	b, err := s.org.Metadata.IdPMetadata()
 	if err != nil {
 		s.fail(w, r, failInternal, "metadata", err)
 		return
@@ -214,12 +217,13 @@ func (s *Server) handleIdPMetadata(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleSPMetadata(w http.ResponseWriter, r *http.Request) {
-	if s.org.SP == nil {
+	b, err := s.org.Metadata.SPMetadataSigned()
+	if err != nil {
 		s.fail(w, r, failNotFound, "not_found", nil)
 		return
 	}
 	w.Header().Set("Content-Type", "application/samlmetadata+xml")
-	w.Write(s.org.SPMetadata)
+	w.Write(b)
 }
 
 // handleReady fails when the store is unreachable: without it no login can

@@ -3,6 +3,7 @@ package samlidp
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -43,6 +44,9 @@ type IdP struct {
 	AltSigners map[string]*xmlsig.Signer
 	// Vendors by entityID: only vendors with both metadata and a policy.
 	Vendors map[string]*Vendor
+	// NextSigningCert is announced in the metadata before it is used, so
+	// that vendors know it when the bridge switches (key rollover).
+	NextSigningCert *x509.Certificate
 	// AssertionLifetime bounds the assertion's validity (default 5m).
 	AssertionLifetime time.Duration
 	// ClockSkew tolerated on incoming IssueInstant (default 2m).
@@ -272,10 +276,20 @@ func (idp *IdP) buildAssertion(req *Request, rel *release.Released, opts Respons
 	return a, nil
 }
 
-// Metadata returns the bridge's IdP metadata (unsigned): signing key,
-// SSO endpoints for both bindings, and the organiser's scope as
-// shibmd:Scope so that vendors accept the scoped attributes.
+// Metadata returns the bridge's IdP metadata (unsigned) as a document.
 func (idp *IdP) Metadata(validFor time.Duration) ([]byte, error) {
+	doc := etree.NewDocument()
+	doc.CreateProcInst("xml", `version="1.0" encoding="UTF-8"`)
+	doc.SetRoot(idp.MetadataElement(validFor))
+	doc.Indent(2)
+	return doc.WriteToBytes()
+}
+
+// MetadataElement returns the bridge's IdP EntityDescriptor (unsigned):
+// signing keys (the next one too, when announced), SSO endpoints for both
+// bindings, and the organiser's scope as shibmd:Scope so that vendors
+// accept the scoped attributes.
+func (idp *IdP) MetadataElement(validFor time.Duration) *etree.Element {
 	ed := etree.NewElement("md:EntityDescriptor")
 	ed.CreateAttr("xmlns:md", "urn:oasis:names:tc:SAML:2.0:metadata")
 	ed.CreateAttr("xmlns:ds", "http://www.w3.org/2000/09/xmldsig#")
@@ -295,11 +309,18 @@ func (idp *IdP) Metadata(validFor time.Duration) ([]byte, error) {
 			signers = append(signers, s)
 		}
 	}
+	certs := make([]*x509.Certificate, 0, len(signers)+1)
 	for _, s := range signers {
+		certs = append(certs, s.Pair().Cert)
+	}
+	if idp.NextSigningCert != nil {
+		certs = append(certs, idp.NextSigningCert)
+	}
+	for _, c := range certs {
 		kd := sso.CreateElement("md:KeyDescriptor")
 		kd.CreateAttr("use", "signing")
 		kd.CreateElement("ds:KeyInfo").CreateElement("ds:X509Data").CreateElement("ds:X509Certificate").
-			SetText(base64.StdEncoding.EncodeToString(s.Pair().Cert.Raw))
+			SetText(base64.StdEncoding.EncodeToString(c.Raw))
 	}
 	for _, f := range []string{NameIDTransient, NameIDPersistent} {
 		sso.CreateElement("md:NameIDFormat").SetText(f)
@@ -309,9 +330,5 @@ func (idp *IdP) Metadata(validFor time.Duration) ([]byte, error) {
 		e.CreateAttr("Binding", b)
 		e.CreateAttr("Location", idp.SSOURL)
 	}
-	doc := etree.NewDocument()
-	doc.CreateProcInst("xml", `version="1.0" encoding="UTF-8"`)
-	doc.SetRoot(ed)
-	doc.Indent(2)
-	return doc.WriteToBytes()
+	return ed
 }

@@ -1,0 +1,135 @@
+// Package ownmeta publishes the bridge's own SAML metadata, IdP side and
+// SP side, signed with the metadata key, with validUntil, cacheDuration,
+// the organisation and contacts: what a federation operator needs to
+// register the bridge.
+package ownmeta
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/skolbro/skolbro/internal/downstream/samlidp"
+	"github.com/skolbro/skolbro/internal/fedmeta"
+	"github.com/skolbro/skolbro/internal/xmlsig"
+)
+
+// Organization is md:Organization.
+type Organization struct{ Name, DisplayName, URL string }
+
+// Contact is md:ContactPerson.
+type Contact struct{ Type, Name, Email string }
+
+// Publisher signs and caches the bridge's metadata.
+type Publisher struct {
+	IdP *samlidp.IdP
+	// SPMetadata is the unsigned SP EntityDescriptor towards a SAML school
+	// IdP, or nil when the upstream speaks OIDC.
+	SPMetadata    []byte
+	Signer        *xmlsig.Signer
+	Organization  Organization
+	Contacts      []Contact
+	ValidFor      time.Duration
+	CacheDuration time.Duration
+	Now           func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]signed
+}
+
+type signed struct {
+	b       []byte
+	renewAt time.Time
+}
+
+// ErrNoSPMetadata is returned by SP when the upstream is not SAML.
+var ErrNoSPMetadata = errors.New("ownmeta: no SAML upstream, so no SP metadata")
+
+func (p *Publisher) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+// IdP returns the signed IdP-side metadata, for vendors and federations.
+func (p *Publisher) IdPMetadata() ([]byte, error) {
+	return p.get("idp", func() (*etree.Element, error) { return p.IdP.MetadataElement(p.ValidFor), nil })
+}
+
+// SPMetadataSigned returns the signed SP-side metadata, for the school IdP.
+func (p *Publisher) SPMetadataSigned() ([]byte, error) {
+	if p.SPMetadata == nil {
+		return nil, ErrNoSPMetadata
+	}
+	return p.get("sp", func() (*etree.Element, error) {
+		doc := etree.NewDocument()
+		if err := doc.ReadFromBytes(p.SPMetadata); err != nil {
+			return nil, err
+		}
+		return doc.Root().Copy(), nil
+	})
+}
+
+// get signs at most every quarter of the validity (and hourly at most), so
+// that every request does not pay for a signature.
+func (p *Publisher) get(kind string, build func() (*etree.Element, error)) ([]byte, error) {
+	now := p.now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.cache[kind]; ok && now.Before(c.renewAt) {
+		return c.b, nil
+	}
+	el, err := build()
+	if err != nil {
+		return nil, err
+	}
+	p.decorate(el)
+	b, err := fedmeta.Sign(el, p.Signer, now.Add(p.ValidFor), p.CacheDuration)
+	if err != nil {
+		return nil, err
+	}
+	renew := p.ValidFor / 4
+	if renew > time.Hour {
+		renew = time.Hour
+	}
+	if p.cache == nil {
+		p.cache = map[string]signed{}
+	}
+	p.cache[kind] = signed{b: b, renewAt: now.Add(renew)}
+	return b, nil
+}
+
+// decorate adds md:Organization and md:ContactPerson after the role
+// descriptors, where the schema puts them.
+func (p *Publisher) decorate(ed *etree.Element) {
+	prefix := ed.Space
+	name := func(local string) string {
+		if prefix == "" {
+			return local
+		}
+		return prefix + ":" + local
+	}
+	if o := p.Organization; o.Name != "" {
+		org := ed.CreateElement(name("Organization"))
+		for _, f := range []struct{ tag, v string }{{"OrganizationName", o.Name}, {"OrganizationDisplayName", o.DisplayName}, {"OrganizationURL", o.URL}} {
+			v := f.v
+			if v == "" && f.tag == "OrganizationDisplayName" {
+				v = o.Name
+			}
+			e := org.CreateElement(name(f.tag))
+			e.CreateAttr("xml:lang", "sv")
+			e.SetText(v)
+		}
+	}
+	for _, c := range p.Contacts {
+		cp := ed.CreateElement(name("ContactPerson"))
+		cp.CreateAttr("contactType", c.Type)
+		if c.Name != "" {
+			cp.CreateElement(name("GivenName")).SetText(c.Name)
+		}
+		cp.CreateElement(name("EmailAddress")).SetText("mailto:" + c.Email)
+	}
+}
