@@ -237,25 +237,29 @@ func TestCase42_BurstGets429(t *testing.T) {
 }
 
 // TestCase42_BurstGets429_Process floods a `skolbro serve` process
-// configured with limits: from one client address, then from many
-// loopback addresses: 429s, no 5xx, the process alive and ready, and its
-// resident memory bounded.
+// configured with limits: from one client address beyond its rate, then
+// from many loopback addresses at one vendor beyond the vendor's rate:
+// 429s with Retry-After, no 5xx, the process alive and ready, and its
+// resident memory bounded. It skips until cmd/skolbro accepts limits:.
 func TestCase42_BurstGets429_Process(t *testing.T) {
+	const (
+		clientRPS, burst = 5, 10
+		vendorRPS        = 20
+	)
 	bin := buildSkolbro(t)
 	rr := &roundRobin{}
 	proxy := httptest.NewServer(rr)
 	t.Cleanup(proxy.Close)
-	env := setupProcEnv(t, proxy.URL, memoryStoreYAML, `limits:
-  per_client_rps: 5
-  burst: 10
-  per_vendor_rps: 1000
+	env := setupProcEnv(t, proxy.URL, memoryStoreYAML, fmt.Sprintf(`limits:
+  per_client_rps: %d
+  burst: %d
+  per_vendor_rps: %d
   max_in_flight: 64
-`)
+`, clientRPS, burst, vendorRPS))
 	if out, err := exec.Command(bin, "check", "--config", env.cfg).CombinedOutput(); err != nil {
 		if strings.Contains(string(out), "field limits not found") {
-			// The binary does not know the limits: section yet. The
-			// in-process test above covers the behaviour; this one turns
-			// on when cmd/skolbro wires internal/ratelimit.
+			// The in-process test above covers the behaviour; this one
+			// turns on when cmd/skolbro wires internal/ratelimit.
 			t.Skip("skolbro does not accept the limits: section yet (config.Config has no Limits)")
 		}
 		t.Fatalf("skolbro check: %v\n%s", err, out)
@@ -265,59 +269,74 @@ func TestCase42_BurstGets429_Process(t *testing.T) {
 	env.trustBridge(t, proxy.URL)
 	rssBefore := rssBytes(t, p.cmd.Process.Pid)
 
-	client := &http.Client{
-		Transport:     &http.Transport{MaxIdleConnsPerHost: 4},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Timeout:       10 * time.Second,
-	}
-	codes := map[int]int{}
-	start := time.Now()
-	for i := 0; i < 200; i++ {
+	// get sends one SSO request from src (nil: the default address) and
+	// returns the status and Retry-After.
+	get := func(src net.IP) (int, string) {
 		u, err := url.Parse(mustLoginURL(t, env.vendor))
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp, err := client.Get(p.url() + u.RequestURI())
+		d := &net.Dialer{}
+		if src != nil {
+			d.LocalAddr = &net.TCPAddr{IP: src}
+		}
+		c := &http.Client{
+			Transport:     &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			Timeout:       10 * time.Second,
+		}
+		resp, err := c.Get(p.url() + u.RequestURI())
 		if err != nil {
-			t.Fatalf("request %d: %v", i, err)
+			t.Fatalf("SSO request: %v", err)
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		codes[resp.StatusCode]++
+		return resp.StatusCode, resp.Header.Get("Retry-After")
 	}
-	elapsed := time.Since(start)
-	if codes[http.StatusTooManyRequests] == 0 {
-		t.Errorf("no 429 in a burst of 200 from one client: %v", codes)
-	}
-	// Tokens the client could have had: the burst plus the refill over
-	// the time the flood took.
-	if most := 10 + int(5*elapsed.Seconds()) + 1; codes[http.StatusFound] > most {
-		t.Errorf("%d logins started, the limit allows at most %d: %v", codes[http.StatusFound], most, codes)
-	}
-	for c, n := range codes {
-		if c >= 500 {
-			t.Errorf("%d answers with status %d", n, c)
+	check := func(phase string, codes map[int]int, retryAfters map[string]bool, started time.Time, rps int) {
+		t.Helper()
+		t.Logf("%s: answers %v", phase, codes)
+		if codes[http.StatusTooManyRequests] == 0 {
+			t.Errorf("%s: no 429: %v", phase, codes)
+		}
+		if retryAfters[""] {
+			t.Errorf("%s: a 429 without Retry-After", phase)
+		}
+		// The tokens there were: the burst plus the refill over the time
+		// the flood took (an upper bound, whatever the machine's speed).
+		if most := burst + int(float64(rps)*time.Since(started).Seconds()) + 1; codes[http.StatusFound] > most {
+			t.Errorf("%s: %d logins started, the limit allows at most %d: %v", phase, codes[http.StatusFound], most, codes)
+		}
+		for c, n := range codes {
+			if c >= 500 {
+				t.Errorf("%s: %d answers with status %d", phase, n, c)
+			}
 		}
 	}
 
-	// Many clients: distinct loopback source addresses.
-	const clients = 2000
-	for i := 0; i < clients; i++ {
-		src := &net.TCPAddr{IP: net.IPv4(127, 1, byte(i>>8), byte(i&255)+1)}
-		c := &http.Client{Transport: &http.Transport{
-			DialContext:       (&net.Dialer{LocalAddr: src}).DialContext,
-			DisableKeepAlives: true,
-		}, Timeout: 10 * time.Second}
-		resp, err := c.Get(p.url() + "/saml/idp/sso")
-		if err != nil {
-			t.Fatalf("client %d: %v", i, err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode >= 500 {
-			t.Fatalf("client %d: status %d", i, resp.StatusCode)
+	codes, retryAfters, started := map[int]int{}, map[string]bool{}, time.Now()
+	for i := 0; i < 200; i++ {
+		c, ra := get(nil)
+		codes[c]++
+		if c == http.StatusTooManyRequests {
+			retryAfters[ra] = true
 		}
 	}
+	check("one client", codes, retryAfters, started, clientRPS)
+
+	// Many clients at one vendor: each address sends one request, so only
+	// the vendor's limit can engage. 127.0.0.0/8 is all loopback on Linux.
+	const clients = 1000
+	codes, retryAfters, started = map[int]int{}, map[string]bool{}, time.Now()
+	for i := 0; i < clients; i++ {
+		c, ra := get(net.IPv4(127, 1, byte(i>>8), byte(i&255)))
+		codes[c]++
+		if c == http.StatusTooManyRequests {
+			retryAfters[ra] = true
+		}
+	}
+	check("many clients, one vendor", codes, retryAfters, started, vendorRPS)
+
 	if !p.running() {
 		t.Fatal("the process died under the flood")
 	}
