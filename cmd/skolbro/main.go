@@ -156,6 +156,11 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	for _, w := range rep.Warnings {
 		log.Warn().Str("problem", w).Msg("configuration warning")
 	}
+	if org.Federation != nil {
+		fedCtx, stopFed := context.WithCancel(context.Background())
+		defer stopFed()
+		go org.Federation.Run(fedCtx)
+	}
 	sink, err := app.OpenAudit(cfg, time.Now)
 	if err != nil {
 		fmt.Fprintf(stderr, "skolbro: %s: organiser.audit: %v\n", cfg.File(), err)

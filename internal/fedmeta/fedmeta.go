@@ -379,6 +379,9 @@ func (s *Source) writeCache(b []byte) error {
 		return nil
 	}
 	fail := func(err error) error { return fmt.Errorf("fedmeta: source %q: %w: %w", s.Name, ErrCacheWrite, err) }
+	if err := os.MkdirAll(s.CacheDir, 0o700); err != nil {
+		return err
+	}
 	f, err := os.CreateTemp(s.CacheDir, "."+s.Name+".*.tmp")
 	if err != nil {
 		return fail(err)

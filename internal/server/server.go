@@ -21,6 +21,7 @@ import (
 	"github.com/skolbro/skolbro/internal/audit"
 	"github.com/skolbro/skolbro/internal/downstream/oidcop"
 	"github.com/skolbro/skolbro/internal/downstream/samlidp"
+	"github.com/skolbro/skolbro/internal/fedmeta"
 	"github.com/skolbro/skolbro/internal/mapping"
 	"github.com/skolbro/skolbro/internal/ownmeta"
 	"github.com/skolbro/skolbro/internal/policy"
@@ -65,6 +66,8 @@ type Organiser struct {
 	OP *oidcop.Provider
 	// Metadata publishes the bridge's own signed metadata.
 	Metadata *ownmeta.Publisher
+	// Federation keeps the federation aggregates fresh, or nil.
+	Federation *fedmeta.Refresher
 }
 
 // Server serves the bridge.

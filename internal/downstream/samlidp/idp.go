@@ -44,6 +44,10 @@ type IdP struct {
 	AltSigners map[string]*xmlsig.Signer
 	// Vendors by entityID: only vendors with both metadata and a policy.
 	Vendors map[string]*Vendor
+	// Lookup, when set, finds vendors that are not in Vendors, e.g. in a
+	// federation aggregate refreshed at run time. It must answer only for
+	// entityIDs that a release policy names.
+	Lookup func(entityID string) (*Vendor, bool)
 	// NextSigningCert is announced in the metadata before it is used, so
 	// that vendors know it when the bridge switches (key rollover).
 	NextSigningCert *x509.Certificate
@@ -55,6 +59,17 @@ type IdP struct {
 	MaxRequestAge time.Duration
 	Now           func() time.Time
 	Rand          io.Reader
+}
+
+// Vendor finds a vendor by entityID: local metadata first, then Lookup.
+func (idp *IdP) Vendor(entityID string) (*Vendor, bool) {
+	if v, ok := idp.Vendors[entityID]; ok {
+		return v, true
+	}
+	if idp.Lookup != nil {
+		return idp.Lookup(entityID)
+	}
+	return nil, false
 }
 
 func (idp *IdP) now() time.Time {
@@ -121,7 +136,7 @@ var ErrNoEncryptionKey = errors.New("samlidp: vendor has no encryption key")
 // BuildResponse makes the base64 SAMLResponse answering req with what the
 // release step produced. The vendor receives exactly rel.Attributes.
 func (idp *IdP) BuildResponse(req *Request, rel *release.Released, opts ResponseOptions) (string, error) {
-	vendor, ok := idp.Vendors[req.VendorEntityID]
+	vendor, ok := idp.Vendor(req.VendorEntityID)
 	if !ok {
 		return "", fmt.Errorf("samlidp: unknown vendor")
 	}

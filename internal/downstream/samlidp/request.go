@@ -240,7 +240,7 @@ func (idp *IdP) parseRequestXML(b []byte, relay string) (*Request, *etree.Elemen
 	if err != nil {
 		return nil, nil, nil, refuse("malformed", err)
 	}
-	vendor, ok := idp.Vendors[issuer]
+	vendor, ok := idp.Vendor(issuer)
 	if !ok {
 		return nil, nil, nil, refuse("unknown_vendor", nil)
 	}

@@ -1,0 +1,57 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/skolbro/skolbro/internal/demo"
+	"github.com/skolbro/skolbro/internal/fedmeta"
+	"github.com/skolbro/skolbro/internal/keys"
+	"github.com/skolbro/skolbro/internal/xmlsig"
+)
+
+// A vendor known only from a signed federation aggregate is served because
+// a release policy names it; the aggregate's other entities are not.
+func TestFederation_VendorFromSignedAggregate(t *testing.T) {
+	e := startEnvWith(t, 1, memoryStore, func(d *demo.Demo) {
+		op, err := keys.Generate("federation operator (TEST ONLY)", keys.RSA2048, time.Now())
+		must(t, err)
+		signer, err := xmlsig.NewSigner(op)
+		must(t, err)
+		local := filepath.Join(d.Dir, "metadata", "national-tests.xml")
+		vendorMD, err := os.ReadFile(local)
+		must(t, err)
+		must(t, os.Remove(local)) // the vendor is now known only from the aggregate
+		vd := etree.NewDocument()
+		must(t, vd.ReadFromBytes(vendorMD))
+		agg := etree.NewElement("md:EntitiesDescriptor")
+		agg.CreateAttr("xmlns:md", "urn:oasis:names:tc:SAML:2.0:metadata")
+		agg.CreateAttr("xmlns:ds", "http://www.w3.org/2000/09/xmldsig#")
+		agg.CreateAttr("Name", "urn:test:federation")
+		agg.AddChild(vd.Root().Copy())
+		other := etree.NewDocument()
+		must(t, other.ReadFromString(strings.ReplaceAll(string(vendorMD), d.Base+"/demo/vendor/national-tests", "https://unlisted.example")))
+		agg.AddChild(other.Root().Copy())
+		signed, err := fedmeta.Sign(agg, signer, time.Now().Add(24*time.Hour), time.Hour)
+		must(t, err)
+		must(t, os.WriteFile(filepath.Join(d.Dir, "aggregate.xml"), signed, 0o600))
+		must(t, os.WriteFile(filepath.Join(d.Dir, "keys", "operator.crt"), op.CertPEM(), 0o600))
+		cfg := filepath.Join(d.Dir, "skolbro.yaml")
+		b, _ := os.ReadFile(cfg)
+		section := fmt.Sprintf("  federation:\n    - name: testfed\n      url: %s\n      signing_cert: keys/operator.crt\n      cache_dir: fedcache\n  metadata_dir: metadata", filepath.Join(d.Dir, "aggregate.xml"))
+		must(t, os.WriteFile(cfg, []byte(strings.Replace(string(b), "  metadata_dir: metadata", section, 1)), 0o600))
+	})
+	res := e.login(newBrowser(t, e.srv.Client()), "national-tests", "anna.a")
+	if len(attrs(res.received)["eduPersonPrincipalName"]) != 1 {
+		t.Errorf("the vendor from the aggregate did not get its release")
+	}
+	if _, err := os.Stat(filepath.Join(e.demo.Dir, "fedcache")); err != nil {
+		t.Errorf("no last-good copy was kept: %v", err)
+	}
+}
