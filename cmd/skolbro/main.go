@@ -103,6 +103,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	// check opens no store: a memory store stands in, so that the same
 	// Build that serve runs checks everything else.
 	_, rep := app.Build(cfg, store.NewMemory(nil), time.Now)
+	for _, n := range rep.Notes {
+		fmt.Fprintf(stdout, "note: %s\n", n)
+	}
 	for _, w := range rep.Warnings {
 		fmt.Fprintf(stdout, "warning: %s\n", w)
 	}

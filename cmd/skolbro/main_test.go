@@ -86,6 +86,9 @@ func TestCheck_RepositoryFilesLoad(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "ok:") {
 		t.Fatalf("check on the repository's example files: exit %d\n%s", code, out)
 	}
+	if !strings.Contains(out, "note: example-learning-app requests but does not get: mail") {
+		t.Errorf("check does not say what the vendor requests but does not get:\n%s", out)
+	}
 }
 
 func TestCheck_ReportsEveryProblemWithFileAndKey(t *testing.T) {

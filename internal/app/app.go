@@ -48,6 +48,9 @@ import (
 type Report struct {
 	Errors   []string
 	Warnings []string
+	// Notes are facts an admin should see, such as what a vendor asks for
+	// but does not get.
+	Notes []string
 }
 
 func (r *Report) errorf(file, key, format string, args ...any) {
@@ -300,6 +303,7 @@ func BuildWith(cfg *config.Config, st store.Store, opts Options) (*server.Organi
 	if fed != nil {
 		org.IdP.Lookup = federationLookup(fed, org.Policies, cfg.DevMode)
 	}
+	noteRequested(rep, pols, served)
 	org.Metadata = buildPublisher(rep, cfg, org, signer, now)
 	if org.Metadata == nil {
 		return nil, rep
@@ -437,6 +441,26 @@ func loadVendors(rep *Report, cfg *config.Config) map[string]*samlidp.Vendor {
 		}
 	}
 	return out
+}
+
+// noteRequested compares what each vendor's metadata requests with what its
+// policy releases, both ways.
+func noteRequested(rep *Report, pols []*policy.Policy, vendors map[string]*samlidp.Vendor) {
+	requested := map[string][]string{}
+	for id, v := range vendors {
+		requested[id] = v.RequestedAttributes
+	}
+	for _, row := range audit.BuildRegister(pols, requested) {
+		if row.Protocol != audit.ProtocolSAML || requested[row.EntityIDOrClientID] == nil {
+			continue
+		}
+		if len(row.RequestedNotReleased) > 0 {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%s requests but does not get: %s", row.VendorID, strings.Join(row.RequestedNotReleased, ", ")))
+		}
+		if len(row.ReleasedNotRequested) > 0 {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%s gets but never asked for: %s", row.VendorID, strings.Join(row.ReleasedNotRequested, ", ")))
+		}
+	}
 }
 
 // buildFederation loads every federation source once (falling back to the
