@@ -17,13 +17,17 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
 
 	"github.com/skolbro/skolbro/internal/app"
 	"github.com/skolbro/skolbro/internal/audit"
 	"github.com/skolbro/skolbro/internal/config"
 	"github.com/skolbro/skolbro/internal/demo"
+	"github.com/skolbro/skolbro/internal/metrics"
 	"github.com/skolbro/skolbro/internal/protection"
+	"github.com/skolbro/skolbro/internal/ratelimit"
 	"github.com/skolbro/skolbro/internal/server"
 	"github.com/skolbro/skolbro/internal/store"
 )
@@ -146,9 +150,35 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log := newLogger(stdout, cfg.LogLevel)
-	st, err := app.OpenStore(cfg)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m, err := metrics.New(reg)
 	if err != nil {
 		fmt.Fprintf(stderr, "skolbro: %v\n", err)
+		return 1
+	}
+	raw, err := app.OpenStore(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro: %v\n", err)
+		return 1
+	}
+	// Whatever needs the Redis client itself (the protection register)
+	// takes it from raw; the flows use the instrumented store.
+	st := m.InstrumentStore(raw)
+	lim := cfg.Limits
+	clientIP, err := ratelimit.NewClientIP(lim.TrustedProxies, lim.ClientIPHeader)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro: %s: limits.trusted_proxies: %v\n", cfg.File(), err)
+		return 1
+	}
+	clientLimit, err := ratelimit.New(lim.PerClientRPS, lim.Burst, ratelimit.WithMaxKeys(lim.MaxTrackedClients), ratelimit.OnReject(m.Refusal))
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro: %s: limits: %v\n", cfg.File(), err)
+		return 1
+	}
+	vendorLimit, err := ratelimit.New(lim.PerVendorRPS, lim.Burst)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro: %s: limits: %v\n", cfg.File(), err)
 		return 1
 	}
 	org, rep := app.Build(cfg, st, time.Now)
@@ -178,10 +208,29 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		adminOpts.AuditDir = cfg.Path(cfg.Organiser.Audit.Dir)
 	}
 	srv, err := server.New(server.Options{Organiser: org, Store: st, Logger: log,
-		SecureCookies: strings.HasPrefix(cfg.ExternalURL, "https://"), Admin: adminOpts})
+		SecureCookies: strings.HasPrefix(cfg.ExternalURL, "https://"), Admin: adminOpts,
+		Metrics: m, ClientLimit: clientLimit, ClientIP: clientIP, VendorLimit: vendorLimit,
+		MaxInFlight: lim.MaxInFlight})
 	if err != nil {
 		fmt.Fprintf(stderr, "skolbro: %v\n", err)
 		return 1
+	}
+	// Key and metadata expiry, for alerts before they stop logins.
+	m.SetKeyExpiry("signing", org.IdP.Signer.Pair().Cert.NotAfter)
+	if org.IdP.NextSigningCert != nil {
+		m.SetKeyExpiry("next_signing", org.IdP.NextSigningCert.NotAfter)
+	}
+	for i, c := range org.UpstreamCerts {
+		m.SetKeyExpiry(fmt.Sprintf("upstream_signing_%d", i), c.NotAfter)
+	}
+	if cfg.MetricsListen != "" {
+		// Internal only: /metrics is never on the public listener.
+		ms := &http.Server{Addr: cfg.MetricsListen, Handler: m.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := ms.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error().Err(err).Msg("metrics listener failed")
+			}
+		}()
 	}
 	return listenAndServe(cfg.Listen, srv.Handler(), log, nil, func() {
 		srv.StartDrain()

@@ -91,6 +91,9 @@ type Options struct {
 	HTTPClient *http.Client
 	// Registerer receives the bridge's metrics; nil makes a fresh registry.
 	Registerer prometheus.Registerer
+	// Instrument wraps the store used by the login flows (metrics); the
+	// raw store stays with what needs the backend itself.
+	Instrument func(store.Store) store.Store
 }
 
 // BuildWith is Build with options.
@@ -147,6 +150,9 @@ func BuildWith(cfg *config.Config, st store.Store, opts Options) (*server.Organi
 	}
 
 	resolver, register := buildProtection(rep, cfg, st, reg)
+	if opts.Instrument != nil {
+		st = opts.Instrument(st)
+	}
 
 	// Upstream IdP.
 	var up upstream
@@ -299,6 +305,7 @@ func BuildWith(cfg *config.Config, st store.Store, opts Options) (*server.Organi
 		Protection:        resolver,
 		Register:          register,
 		OP:                op,
+		UpstreamCerts:     up.certs,
 	}
 	if fed != nil {
 		org.IdP.Lookup = federationLookup(fed, org.Policies, cfg.DevMode)

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -29,9 +30,15 @@ type Config struct {
 	// DevMode allows http: URLs (for the demo and local tests only).
 	DevMode bool `yaml:"dev_mode"`
 	// LogLevel is debug, info, warn or error.
-	LogLevel  string    `yaml:"log_level"`
-	Store     Store     `yaml:"store"`
-	Organiser Organiser `yaml:"organiser"`
+	LogLevel string `yaml:"log_level"`
+	Store    Store  `yaml:"store"`
+	// Limits bound request rates and concurrency (SECURITY.md case 42).
+	Limits Limits `yaml:"limits"`
+	// MetricsListen is an internal address for /metrics (e.g.
+	// 127.0.0.1:9090); empty serves no metrics. Never the public listener:
+	// the counts are operational data about the organiser's vendors.
+	MetricsListen string    `yaml:"metrics_listen"`
+	Organiser     Organiser `yaml:"organiser"`
 
 	// file is the path the configuration was read from; relative paths in
 	// it are resolved against its directory.
@@ -245,6 +252,27 @@ type Redis struct {
 	Prefix       string   `yaml:"prefix"`
 }
 
+// Limits bound request rates and concurrency. Schools often share one
+// address (NAT) for hundreds of pupils who log in at the same minute, so
+// the per-client defaults are generous; they stop floods, not classes.
+type Limits struct {
+	// PerClientRPS and Burst limit requests per client address (token
+	// bucket: Burst at once, refilled at PerClientRPS per second).
+	PerClientRPS float64 `yaml:"per_client_rps"`
+	Burst        int     `yaml:"burst"`
+	// PerVendorRPS limits logins started per vendor (with the same Burst).
+	PerVendorRPS float64 `yaml:"per_vendor_rps"`
+	// MaxInFlight caps concurrent requests; beyond it the bridge answers
+	// 503 at once (load shedding).
+	MaxInFlight int `yaml:"max_in_flight"`
+	// TrustedProxies are CIDRs of reverse proxies whose ClientIPHeader
+	// (default X-Forwarded-For) names the client. Empty: RemoteAddr only.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	ClientIPHeader string   `yaml:"client_ip_header"`
+	// MaxTrackedClients caps the client addresses remembered (memory).
+	MaxTrackedClients int `yaml:"max_tracked_clients"`
+}
+
 // Duration is a time.Duration written as "2m" in YAML.
 type Duration time.Duration
 
@@ -334,6 +362,22 @@ func (c *Config) applyDefaults() {
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}
+	l := &c.Limits
+	if l.PerClientRPS == 0 {
+		l.PerClientRPS = 20
+	}
+	if l.Burst == 0 {
+		l.Burst = 200
+	}
+	if l.PerVendorRPS == 0 {
+		l.PerVendorRPS = 100
+	}
+	if l.MaxInFlight == 0 {
+		l.MaxInFlight = 512
+	}
+	if l.MaxTrackedClients == 0 {
+		l.MaxTrackedClients = 50000
+	}
 	if c.Store.Type == "" {
 		c.Store.Type = "memory"
 	}
@@ -412,6 +456,14 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("log_level", "must be debug, info, warn or error")
+	}
+	if l := c.Limits; l.PerClientRPS < 0 || l.PerVendorRPS < 0 || l.Burst < 0 || l.MaxInFlight < 0 || l.MaxTrackedClients < 0 {
+		bad("limits", "values must be positive")
+	}
+	for i, p := range c.Limits.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			bad(fmt.Sprintf("limits.trusted_proxies[%d]", i), "%q is not a CIDR like 10.0.0.0/8", p)
+		}
 	}
 	switch c.Store.Type {
 	case "memory":

@@ -45,6 +45,11 @@ var (
 		"Vänta en stund och försök igen.",
 		"Logging in is temporarily unavailable.",
 		"Wait a moment and try again."}
+	failBusy = failure{http.StatusTooManyRequests,
+		"Många loggar in till tjänsten just nu.",
+		"Vänta en stund och försök igen.",
+		"Many people are logging in to this service right now.",
+		"Wait a moment and try again."}
 	failInternal = failure{http.StatusInternalServerError,
 		"Något gick fel i inloggningen.",
 		"Försök igen. Om felet kvarstår, kontakta skolans IT-support.",
@@ -74,6 +79,7 @@ func (s *Server) failStatus(w http.ResponseWriter, r *http.Request, f failure, s
 		ev = l.Error()
 	}
 	ev.Str("reason", reason).Int("status", status).AnErr("cause", cause).Msg("request refused")
+	s.refusal(reason)
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")

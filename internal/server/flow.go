@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -18,6 +20,7 @@ import (
 	"github.com/skolbro/skolbro/internal/downstream/samlidp"
 	"github.com/skolbro/skolbro/internal/identity"
 	"github.com/skolbro/skolbro/internal/mapping"
+	"github.com/skolbro/skolbro/internal/metrics"
 	"github.com/skolbro/skolbro/internal/policy"
 	"github.com/skolbro/skolbro/internal/release"
 	"github.com/skolbro/skolbro/internal/upstream/oidcrp"
@@ -107,6 +110,15 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 // startLogin keeps the vendor's validated request and sends the browser
 // to the school IdP.
 func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, p pendingLogin) {
+	// Before anything is stored: a flood for one vendor must not fill the
+	// store or starve the other vendors.
+	if s.vendorLimit != nil {
+		if ok, retry := s.vendorLimit.Allow(p.Vendor); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retry.Seconds()))))
+			s.fail(w, r, failBusy, "vendor_rate_limited", nil)
+			return
+		}
+	}
 	state, err := json.Marshal(p)
 	if err != nil {
 		s.fail(w, r, failInternal, "state", err)
@@ -147,6 +159,9 @@ func (s *Server) subjectKey(id *identity.Identity) string {
 
 // refuse records a refused login for a known vendor and shows the page.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, pol *policy.Policy, protocol string, id *identity.Identity, f failure, reason string) {
+	if s.metrics != nil {
+		s.metrics.Login(pol.ID, protocol, metrics.OutcomeRefused)
+	}
 	if err := s.record(r, audit.RefusalEvent(s.now(), RequestID(r.Context()), s.org.UpstreamID, protocol, pol.ID, pol, reason, s.subjectKey(id))); err != nil {
 		zerolog.Ctx(r.Context()).Error().Err(err).Msg("release log unavailable")
 	}
@@ -348,6 +363,12 @@ func (s *Server) recordRelease(w http.ResponseWriter, r *http.Request, protocol 
 	}
 	zerolog.Ctx(r.Context()).Info().Str("vendor", pol.ID).Str("protocol", protocol).Str("policy_version", pol.Hash).
 		Strs("released", rel.Names()).Bool("masked", rel.Masked).Msg("released")
+	if s.metrics != nil {
+		s.metrics.Login(pol.ID, protocol, metrics.OutcomeSuccess)
+		if rel.Masked {
+			s.metrics.Masking(pol.ID)
+		}
+	}
 	return true
 }
 

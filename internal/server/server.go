@@ -7,6 +7,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"html/template"
 	"io"
@@ -23,10 +24,12 @@ import (
 	"github.com/skolbro/skolbro/internal/downstream/samlidp"
 	"github.com/skolbro/skolbro/internal/fedmeta"
 	"github.com/skolbro/skolbro/internal/mapping"
+	"github.com/skolbro/skolbro/internal/metrics"
 	"github.com/skolbro/skolbro/internal/ownmeta"
 	"github.com/skolbro/skolbro/internal/policy"
 	"github.com/skolbro/skolbro/internal/protection"
 	"github.com/skolbro/skolbro/internal/pseudonym"
+	"github.com/skolbro/skolbro/internal/ratelimit"
 	"github.com/skolbro/skolbro/internal/store"
 	"github.com/skolbro/skolbro/internal/upstream/oidcrp"
 	"github.com/skolbro/skolbro/internal/upstream/samlsp"
@@ -68,6 +71,9 @@ type Organiser struct {
 	Metadata *ownmeta.Publisher
 	// Federation keeps the federation aggregates fresh, or nil.
 	Federation *fedmeta.Refresher
+	// UpstreamCerts are the SAML school IdP's signing certificates (for
+	// expiry alerts).
+	UpstreamCerts []*x509.Certificate
 }
 
 // Server serves the bridge.
@@ -86,6 +92,18 @@ type Server struct {
 	// balancer stops sending new logins, while in-flight ones finish.
 	draining atomic.Bool
 	admin    *admin.Admin
+
+	metrics     *metrics.Metrics
+	clientLimit *ratelimit.Limiter
+	clientIP    *ratelimit.ClientIP
+	vendorLimit *ratelimit.Limiter
+	maxInFlight int
+}
+
+func (s *Server) refusal(reason string) {
+	if s.metrics != nil {
+		s.metrics.Refusal(reason)
+	}
 }
 
 // StartDrain makes readiness fail from now on (graceful shutdown, SECURITY.md case 41).
@@ -103,6 +121,14 @@ type Options struct {
 	Mounts []func(*mux.Router)
 	// Admin enables the admin web interface when Entitlement is set.
 	Admin AdminOptions
+	// Metrics, when set, observes requests and counts refusals.
+	Metrics *metrics.Metrics
+	// ClientLimit limits requests per ClientIP key; VendorLimit limits
+	// logins started per vendor; MaxInFlight sheds load (0: no cap).
+	ClientLimit *ratelimit.Limiter
+	ClientIP    *ratelimit.ClientIP
+	VendorLimit *ratelimit.Limiter
+	MaxInFlight int
 }
 
 // New builds a Server.
@@ -112,7 +138,12 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{org: o.Organiser, store: o.Store, log: o.Logger, tmpl: t,
-		secureCookies: o.SecureCookies, now: o.Now, rand: o.Rand, mounts: o.Mounts}
+		secureCookies: o.SecureCookies, now: o.Now, rand: o.Rand, mounts: o.Mounts,
+		metrics: o.Metrics, clientLimit: o.ClientLimit, clientIP: o.ClientIP, vendorLimit: o.VendorLimit,
+		maxInFlight: o.MaxInFlight}
+	if s.clientIP == nil {
+		s.clientIP = &ratelimit.ClientIP{}
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -130,6 +161,9 @@ func New(o Options) (*Server, error) {
 // Handler returns the HTTP handler with all routes.
 func (s *Server) Handler() http.Handler {
 	r := mux.NewRouter()
+	if s.metrics != nil {
+		r.Use(s.metrics.Middleware)
+	}
 	r.HandleFunc("/saml/idp/sso", s.handleSSO).Methods(http.MethodGet, http.MethodPost)
 	r.HandleFunc("/saml/idp/metadata", s.handleIdPMetadata).Methods(http.MethodGet)
 	r.HandleFunc("/saml/sp/acs", s.handleACS).Methods(http.MethodPost)
@@ -154,7 +188,20 @@ func (s *Server) Handler() http.Handler {
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, failMethod, "method", nil)
 	})
-	return s.withRequestID(securityHeaders(r))
+	if s.metrics != nil {
+		r.NotFoundHandler = s.metrics.Middleware(r.NotFoundHandler)
+		r.MethodNotAllowedHandler = s.metrics.Middleware(r.MethodNotAllowedHandler)
+	}
+	h := s.withRequestID(securityHeaders(r))
+	// Outermost the cheapest refusals: shedding and rate limiting come
+	// before request ids and access logs, so that a flood costs neither
+	// log volume nor work. Health checks are never limited, or an
+	// orchestrator would restart a busy bridge. Rejections are counted in
+	// metrics (refusals_total{reason="rate_limited"|"overloaded"}).
+	if s.clientLimit != nil {
+		h = ratelimit.Except(s.clientLimit.Middleware(s.clientIP.Key), "/healthz", "/readyz")(h)
+	}
+	return ratelimit.Except(ratelimit.MaxInFlight(s.maxInFlight, ratelimit.OnReject(s.refusal)), "/healthz", "/readyz")(h)
 }
 
 type ctxKey int
