@@ -175,7 +175,7 @@ func attrs(r *demovendor.Received) map[string][]string {
 
 var eppnShape = regexp.MustCompile(`^[a-z2-7]{16,64}@demo-kommun\.test$`)
 
-func TestLogin_ReleasesExactlyThePolicy(t *testing.T) {
+func TestCase35_EachVendorGetsExactlyItsPolicy(t *testing.T) {
 	e := startEnv(t, 1, memoryStore)
 	tests := []struct {
 		vendor, user string

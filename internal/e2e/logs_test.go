@@ -60,12 +60,12 @@ func assertErrorPage(t *testing.T, p page, status int) {
 	}
 }
 
-// TestLogs_NoPersonalDataAcrossFlows runs successful logins and every kind
+// TestCase37_LogsHoldNoPersonalData runs successful logins and every kind
 // of failure the flows have, captures every log line the bridge wrote, and
 // fails on anything that looks like a personal number, a test identity's
 // name, an upstream identifier, an assertion or a SAML message
 // (SECURITY.md case 37).
-func TestLogs_NoPersonalDataAcrossFlows(t *testing.T) {
+func TestCase37_LogsHoldNoPersonalData(t *testing.T) {
 	e := startEnv(t, 1, memoryStore)
 
 	// Successful logins, protected pupil included.

@@ -65,9 +65,9 @@ func (e *env) loginAny(b *browser, vendor, user string) got {
 
 var pairwiseSub = regexp.MustCompile(`^[a-z2-7]{16,64}$`)
 
-// TestFourPaths: SAML in / SAML out, SAML in / OIDC out, OIDC in / SAML
+// TestCase35_FourPaths: SAML in / SAML out, SAML in / OIDC out, OIDC in / SAML
 // out, OIDC in / OIDC out, each asserting exactly what the policy releases.
-func TestFourPaths(t *testing.T) {
+func TestCase35_FourPaths(t *testing.T) {
 	samlWant := map[string][]string{
 		"eduPersonScopedAffiliation": {"student@" + demo.OrganiserScope},
 		"givenName":                  nil, // checked against the user below

@@ -145,10 +145,10 @@ func assertNoSecrets(t *testing.T, e *env, login string, g got) {
 	}
 }
 
-// TestProtectionMatrix: every policy × every protection status × every
+// TestCase36_ProtectionMatrix: every policy × every protection status × every
 // downstream protocol (SAML vendors learning-app and national-tests, the
 // OIDC vendor oidc-app).
-func TestProtectionMatrix(t *testing.T) {
+func TestCase36_ProtectionMatrix(t *testing.T) {
 	e, _ := protectionEnv(t, demo.Options{}, nil)
 	statuses := []struct {
 		name, login string
@@ -193,10 +193,10 @@ func assertNoSecretsButApproved(t *testing.T, e *env, login string, g got) {
 	}
 }
 
-// TestProtectionSourcesFailing: when any configured source fails, an
+// TestCase36_SourcesFailingMask: when any configured source fails, an
 // unmarked pupil is masked for that login (fail closed), and the login
 // still completes.
-func TestProtectionSourcesFailing(t *testing.T) {
+func TestCase36_SourcesFailingMask(t *testing.T) {
 	cases := []struct {
 		name  string
 		tweak func(d *demo.Demo, ss *ss12000test.Server)

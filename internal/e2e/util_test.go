@@ -49,3 +49,5 @@ func certB64FromFile(t *testing.T, path string) string {
 	}
 	return strings.TrimSpace(base64.StdEncoding.EncodeToString(c.Raw)[:60])
 }
+
+func certB64Full(p *keys.Pair) string { return base64.StdEncoding.EncodeToString(p.Cert.Raw) }

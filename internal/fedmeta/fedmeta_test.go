@@ -15,9 +15,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// TestLoad covers what Source.Load accepts and refuses from an https
+// TestCase39_LoadRefusesBadAggregates covers what Source.Load accepts and refuses from an https
 // source without a last-good copy, and which fixed reason a refusal has.
-func TestLoad(t *testing.T) {
+func TestCase39_LoadRefusesBadAggregates(t *testing.T) {
 	t.Parallel()
 	c := newClock()
 	now := c.Now()
@@ -154,9 +154,9 @@ func TestLoad(t *testing.T) {
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
-// TestLastGoodCopy: when the source fails, the verified copy on disk is
+// TestCase39_LastGoodCopy: when the source fails, the verified copy on disk is
 // used until its own validUntil, and a bad aggregate never replaces it.
-func TestLastGoodCopy(t *testing.T) {
+func TestCase39_LastGoodCopy(t *testing.T) {
 	t.Parallel()
 	c := newClock()
 	start := c.Now()
