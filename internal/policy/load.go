@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -300,7 +301,11 @@ func (l *loader) walk(n *yaml.Node, t reflect.Type, path string, line int) {
 		kept := make([]*yaml.Node, 0, len(n.Content))
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
-			key := join(path, k.Value)
+			name := k.Value
+			if name == "" {
+				name = "(empty key)"
+			}
+			key := join(path, name)
 			if first, dup := seen[k.Value]; dup {
 				l.bad[key] = true
 				l.add(key, k.Line, false, "key %q appears twice (first on line %d)", k.Value, first)
@@ -365,7 +370,44 @@ func join(path, key string) string {
 }
 
 func (l *loader) add(key string, line int, warning bool, format string, args ...any) {
-	l.problems = append(l.problems, Problem{File: l.file, Key: key, Line: line, Message: fmt.Sprintf(format, args...), Warning: warning})
+	// A problem quotes what the file says, but never much of it: a policy
+	// file is reviewed data, not a place to smuggle text into logs.
+	for i, a := range args {
+		if s, ok := a.(string); ok {
+			args[i] = clip(s)
+		}
+	}
+	l.problems = append(l.problems, Problem{File: l.file, Key: clipKey(key), Line: line, Message: fmt.Sprintf(format, args...), Warning: warning})
+}
+
+// maxQuoted bounds how much of a value a problem repeats.
+const maxQuoted = 64
+
+func clip(s string) string {
+	if len(s) <= maxQuoted {
+		return s
+	}
+	cut := maxQuoted
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// clipKey shortens each segment of a key path and names an empty key.
+func clipKey(key string) string {
+	if key == "" {
+		return ""
+	}
+	parts := strings.Split(key, ".")
+	for i, p := range parts {
+		if p == "" {
+			parts[i] = "(empty key)"
+		} else {
+			parts[i] = clip(p)
+		}
+	}
+	return strings.Join(parts, ".")
 }
 
 // errorf reports an error at key, on the line of the key or, when it is

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"runtime"
 	"time"
 
 	"github.com/beevik/etree"
@@ -96,6 +97,34 @@ type SP struct {
 	skew, requestTTL time.Duration
 	now              func() time.Time
 	rand             io.Reader
+	// deflaters is a free list of DEFLATE writers: each holds about 800 KB
+	// of compressor state, whatever the level, and allocating one for every
+	// AuthnRequest made the garbage collector run several times as often.
+	// Not a sync.Pool, which every second collection empties: under load
+	// that is every few logins. It holds GOMAXPROCS writers at most (the
+	// deflate step never waits, so no more run at once) and a writer keeps
+	// nothing of one request once Reset for the next.
+	deflaters chan *flate.Writer
+}
+
+// deflater returns a DEFLATE writer onto w, reused when one is free.
+func (sp *SP) deflater(w io.Writer) (*flate.Writer, error) {
+	select {
+	case fw := <-sp.deflaters:
+		fw.Reset(w)
+		return fw, nil
+	default:
+		return flate.NewWriter(w, flate.BestCompression)
+	}
+}
+
+// freeDeflater returns fw to the free list, or drops it when the list is
+// full.
+func (sp *SP) freeDeflater(fw *flate.Writer) {
+	select {
+	case sp.deflaters <- fw:
+	default:
+	}
 }
 
 // New checks cfg and returns an SP.
@@ -158,6 +187,7 @@ func New(cfg Config) (*SP, error) {
 		requestTTL:  cfg.RequestTTL,
 		now:         cfg.Now,
 		rand:        cfg.Rand,
+		deflaters:   make(chan *flate.Writer, runtime.GOMAXPROCS(0)),
 	}, nil
 }
 
@@ -211,7 +241,7 @@ func (sp *SP) StartLogin(ctx context.Context, binding string, state []byte, rela
 		return "", fmt.Errorf("samlsp: authn request: %w", err)
 	}
 	var deflated bytes.Buffer
-	fw, err := flate.NewWriter(&deflated, flate.BestCompression)
+	fw, err := sp.deflater(&deflated)
 	if err != nil {
 		return "", fmt.Errorf("samlsp: deflate: %w", err)
 	}
@@ -221,6 +251,7 @@ func (sp *SP) StartLogin(ctx context.Context, binding string, state []byte, rela
 	if err := fw.Close(); err != nil {
 		return "", fmt.Errorf("samlsp: deflate: %w", err)
 	}
+	sp.freeDeflater(fw)
 
 	bh := sha256.Sum256([]byte(binding))
 	val, err := json.Marshal(pending{BindingHash: bh[:], State: state})
