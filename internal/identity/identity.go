@@ -210,6 +210,25 @@ const (
 // Protected reports whether the person must be masked. Unknown is protected.
 func (p Protection) Protected() bool { return p != ProtectionNone }
 
+// Rank orders the known levels by how protective they are: none 0,
+// sekretessmarkering 1, skyddad folkbokföring 2, the organiser's manual
+// marking 3 (its explicit decision, the only cover for fingerade
+// personuppgifter). Unknown is -1: no answer, which callers treat as
+// protected (fail closed).
+func (p Protection) Rank() int {
+	switch p {
+	case ProtectionNone:
+		return 0
+	case ProtectionSekretessmarkering:
+		return 1
+	case ProtectionSkyddadFolkbokforing:
+		return 2
+	case ProtectionManual:
+		return 3
+	}
+	return -1
+}
+
 // String names the level; used in logs and policy files only.
 func (p Protection) String() string {
 	switch p {

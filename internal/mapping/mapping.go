@@ -410,7 +410,7 @@ func (m *mapper) protection(ups []upstreamAttr) identity.Protection {
 				return identity.ProtectionUnknown
 			}
 			seen = true
-			if rank(p) > rank(level) {
+			if p.Rank() > level.Rank() {
 				level = p
 			}
 		}
@@ -419,17 +419,6 @@ func (m *mapper) protection(ups []upstreamAttr) identity.Protection {
 		return identity.ProtectionUnknown
 	}
 	return level
-}
-
-func rank(p identity.Protection) int {
-	switch p {
-	case identity.ProtectionNone:
-		return 0
-	case identity.ProtectionSekretessmarkering:
-		return 1
-	default:
-		return 2
-	}
 }
 
 // parseMarking reads SS 12000 securityMarking or EGIL's boolean.

@@ -161,7 +161,7 @@ collect:
 			r.Metrics.failure(name, reason)
 			continue
 		}
-		if rank(a.level) > rank(best) {
+		if a.level.Rank() > best.Rank() {
 			best = a.level
 		}
 	}
@@ -188,7 +188,7 @@ func ask(ctx context.Context, i int, s Source, id *identity.Identity) (a answer)
 	switch {
 	case err != nil:
 		a.reason = reasonFor(ctx, err)
-	case rank(level) < 0:
+	case level.Rank() < 0:
 		// Unknown (or a level this package does not know) is not an
 		// answer: the source has no status for the person.
 		a.reason = ReasonMissing
@@ -210,22 +210,6 @@ func reasonFor(ctx context.Context, err error) string {
 	}
 }
 
-// rank orders the levels by how protective they are; -1 is no answer.
-func rank(p identity.Protection) int {
-	switch p {
-	case identity.ProtectionNone:
-		return 0
-	case identity.ProtectionSekretessmarkering:
-		return 1
-	case identity.ProtectionSkyddadFolkbokforing:
-		return 2
-	case identity.ProtectionManual:
-		return 3
-	default:
-		return -1
-	}
-}
-
 // UpstreamAttribute is the securityMarking attribute of the upstream login,
 // as package mapping read it into Identity.Protection. Use it only for an
 // upstream configured to send the attribute.
@@ -240,7 +224,7 @@ func (UpstreamAttribute) Name() string { return SourceUpstreamAttribute }
 // a value mapping could not read) is an error wrapping ErrMissing, so that
 // it counts as a failure.
 func (UpstreamAttribute) Status(_ context.Context, id *identity.Identity) (identity.Protection, error) {
-	if rank(id.Protection) < 0 {
+	if id.Protection.Rank() < 0 {
 		return identity.ProtectionUnknown, fmt.Errorf("protection: upstream attribute missing or unreadable: %w", ErrMissing)
 	}
 	return id.Protection, nil
