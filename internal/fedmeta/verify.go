@@ -2,20 +2,15 @@ package fedmeta
 
 import (
 	"bytes"
-	"crypto/ecdsa"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/xml"
 	"fmt"
-	"math/big"
 	"strings"
 	"time"
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
 	dsig "github.com/russellhaering/goxmldsig"
-	"golang.org/x/crypto/cryptobyte"
-	"golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/skolbro/skolbro/internal/samlmeta"
 	"github.com/skolbro/skolbro/internal/samlxml"
@@ -82,7 +77,7 @@ func verifyDocument(b []byte, certs []*x509.Certificate, now time.Time) (*etree.
 		return nil, fmt.Errorf("%w: SignatureValue", ErrBadSignature)
 	}
 	for _, cert := range certs {
-		v, err := signatureValueFor(sig, value, cert)
+		v, err := xmlsig.SignatureValueFor(signatureMethod(sig), value, cert)
 		if err != nil {
 			continue
 		}
@@ -97,43 +92,6 @@ func verifyDocument(b []byte, certs []*x509.Certificate, now time.Time) (*etree.
 		}
 	}
 	return nil, ErrBadSignature
-}
-
-// signatureValueFor returns the SignatureValue to give goxmldsig for cert:
-// an ECDSA value in the XML-DSig form (r||s, RFC 4050) becomes the ASN.1
-// DER form Go's verifier expects; anything else is unchanged.
-func signatureValueFor(sig *etree.Element, value string, cert *x509.Certificate) (string, error) {
-	pub, ok := cert.PublicKey.(*ecdsa.PublicKey)
-	if !ok {
-		return value, nil
-	}
-	method := ""
-	for _, si := range samlxml.Children(sig, samlxml.NSDSig, "SignedInfo") {
-		for _, sm := range samlxml.Children(si, samlxml.NSDSig, "SignatureMethod") {
-			method = sm.SelectAttrValue("Algorithm", "")
-		}
-	}
-	if method != xmlsig.ECDSASHA256 && method != xmlsig.ECDSASHA384 && method != xmlsig.ECDSASHA512 {
-		return value, nil
-	}
-	raw, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(value), ""))
-	if err != nil {
-		return "", ErrBadSignature
-	}
-	size := (pub.Curve.Params().BitSize + 7) / 8
-	if len(raw) != 2*size {
-		return value, nil // already DER, as some signers write it
-	}
-	var b cryptobyte.Builder
-	b.AddASN1(asn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1BigInt(new(big.Int).SetBytes(raw[:size]))
-		b.AddASN1BigInt(new(big.Int).SetBytes(raw[size:]))
-	})
-	der, err := b.Bytes()
-	if err != nil {
-		return "", ErrBadSignature
-	}
-	return base64.StdEncoding.EncodeToString(der), nil
 }
 
 func isMetadataRoot(el *etree.Element) bool {
@@ -313,4 +271,13 @@ func detached(el *etree.Element) *etree.Element {
 		}
 	}
 	return c
+}
+
+func signatureMethod(sig *etree.Element) string {
+	for _, si := range samlxml.Children(sig, samlxml.NSDSig, "SignedInfo") {
+		for _, sm := range samlxml.Children(si, samlxml.NSDSig, "SignatureMethod") {
+			return sm.SelectAttrValue("Algorithm", "")
+		}
+	}
+	return ""
 }

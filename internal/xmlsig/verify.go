@@ -2,10 +2,15 @@ package xmlsig
 
 import (
 	"crypto"
+	"encoding/base64"
+	"strings"
+
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/x509"
 	"errors"
+	"golang.org/x/crypto/cryptobyte"
+	"golang.org/x/crypto/cryptobyte/asn1"
 	"math/big"
 	"time"
 
@@ -142,4 +147,34 @@ func VerifyRaw(method string, content, sig []byte, certs []*x509.Certificate) er
 		}
 	}
 	return ErrBadSignature
+}
+
+// SignatureValueFor returns a signature's value (base64) in the form Go's
+// verifier, and so goxmldsig, expects for cert: an ECDSA value written as
+// XML-DSig defines it (r||s, RFC 4050) becomes ASN.1 DER; a value already
+// in DER, or any non-ECDSA value, is returned as it is. method is the
+// signature's SignatureMethod algorithm.
+func SignatureValueFor(method, value string, cert *x509.Certificate) (string, error) {
+	pub, ok := cert.PublicKey.(*ecdsa.PublicKey)
+	if !ok || (method != ECDSASHA256 && method != ECDSASHA384 && method != ECDSASHA512) {
+		return value, nil
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(value), ""))
+	if err != nil {
+		return "", ErrBadSignature
+	}
+	size := (pub.Curve.Params().BitSize + 7) / 8
+	if len(raw) != 2*size {
+		return value, nil // already DER, as some signers write it
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(asn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1BigInt(new(big.Int).SetBytes(raw[:size]))
+		b.AddASN1BigInt(new(big.Int).SetBytes(raw[size:]))
+	})
+	der, err := b.Bytes()
+	if err != nil {
+		return "", ErrBadSignature
+	}
+	return base64.StdEncoding.EncodeToString(der), nil
 }

@@ -3,16 +3,12 @@ package samlsp
 import (
 	"crypto/ecdsa"
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
-	"math/big"
 	"strings"
 
 	"github.com/beevik/etree"
 	dsig "github.com/russellhaering/goxmldsig"
 	"github.com/russellhaering/goxmldsig/etreeutils"
-	"golang.org/x/crypto/cryptobyte"
-	"golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/skolbro/skolbro/internal/samlxml"
 	"github.com/skolbro/skolbro/internal/xmlsig"
@@ -203,9 +199,14 @@ func (sp *SP) verify(el *etree.Element) (*etree.Element, error) {
 		sig.RemoveChild(ki)
 	}
 	for _, cert := range sp.certs {
-		cand := det.Copy()
-		if err := fixECDSA(directSignature(cand), cert); err != nil {
-			continue
+		// Validate works on a copy of its own; only an ECDSA signature value
+		// is rewritten here, and that needs a copy per certificate.
+		cand := det
+		if _, ok := cert.PublicKey.(*ecdsa.PublicKey); ok {
+			cand = det.Copy()
+			if err := fixECDSA(directSignature(cand), cert); err != nil {
+				continue
+			}
 		}
 		vctx := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: []*x509.Certificate{cert}})
 		vctx.Clock = dsig.NewFakeClockAt(sp.now())
@@ -218,41 +219,24 @@ func (sp *SP) verify(el *etree.Element) (*etree.Element, error) {
 }
 
 // fixECDSA rewrites an r||s ECDSA signature value as ASN.1 DER when cert
-// is an ECDSA certificate and the value has the raw length for its curve.
+// is an ECDSA certificate (see xmlsig.SignatureValueFor).
 func fixECDSA(sig *etree.Element, cert *x509.Certificate) error {
-	pub, ok := cert.PublicKey.(*ecdsa.PublicKey)
-	if !ok || sig == nil {
+	if sig == nil {
 		return nil
 	}
 	si := samlxml.Children(sig, samlxml.NSDSig, "SignedInfo")
-	if len(si) != 1 {
+	sv := samlxml.Children(sig, samlxml.NSDSig, "SignatureValue")
+	if len(si) != 1 || len(sv) != 1 {
 		return nil
 	}
 	sm := samlxml.Children(si[0], samlxml.NSDSig, "SignatureMethod")
-	if len(sm) != 1 || !strings.Contains(plainAttr(sm[0], "Algorithm"), "ecdsa") {
+	if len(sm) != 1 {
 		return nil
 	}
-	sv := samlxml.Children(sig, samlxml.NSDSig, "SignatureValue")
-	if len(sv) != 1 {
-		return nil
-	}
-	raw, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(sv[0].Text()), ""))
+	v, err := xmlsig.SignatureValueFor(plainAttr(sm[0], "Algorithm"), sv[0].Text(), cert)
 	if err != nil {
 		return errSignatureInvalid
 	}
-	size := (pub.Curve.Params().BitSize + 7) / 8
-	if len(raw) != 2*size {
-		return nil // already DER, as some signers write it
-	}
-	var b cryptobyte.Builder
-	b.AddASN1(asn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1BigInt(new(big.Int).SetBytes(raw[:size]))
-		b.AddASN1BigInt(new(big.Int).SetBytes(raw[size:]))
-	})
-	der, err := b.Bytes()
-	if err != nil {
-		return errSignatureInvalid
-	}
-	sv[0].SetText(base64.StdEncoding.EncodeToString(der))
+	sv[0].SetText(v)
 	return nil
 }
