@@ -23,6 +23,7 @@ import (
 
 	"github.com/skolbro/skolbro/internal/app"
 	"github.com/skolbro/skolbro/internal/audit"
+	"github.com/skolbro/skolbro/internal/bench"
 	"github.com/skolbro/skolbro/internal/config"
 	"github.com/skolbro/skolbro/internal/demo"
 	"github.com/skolbro/skolbro/internal/metrics"
@@ -44,6 +45,8 @@ Usage:
                                 what was released about one person (personal number on stdin)
   skolbro metadata --config FILE --out DIR
                                 write the bridge's signed metadata (idp.xml, sp.xml) for a federation
+  skolbro bench [--concurrency 8,32,128] [--duration 10s] [--store memory|redis] [--protocol saml|oidc]
+                                load benchmark of whole logins (see README, Performance)
   skolbro protect add|remove|list|init --config FILE
                                 the manual protection register (personal number on stdin)
 `
@@ -68,6 +71,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRegister(args[1:], stdout, stderr)
 	case "metadata":
 		return cmdMetadata(args[1:], stdout, stderr)
+	case "bench":
+		return bench.Command(args[1:], stdout, stderr)
 	case "protect":
 		if len(args) < 2 {
 			fmt.Fprint(stderr, "usage: skolbro protect add|remove|list|init --config FILE\n")

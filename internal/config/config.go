@@ -373,7 +373,7 @@ func (c *Config) applyDefaults() {
 		l.PerVendorRPS = 100
 	}
 	if l.MaxInFlight == 0 {
-		l.MaxInFlight = 512
+		l.MaxInFlight = 64
 	}
 	if l.MaxTrackedClients == 0 {
 		l.MaxTrackedClients = 50000

@@ -50,6 +50,8 @@ type PersonalNumber struct{ v string }
 // ErrBadPersonalNumber is returned for a value that is not a personal number.
 var ErrBadPersonalNumber = errors.New("not a personal identity number")
 
+var separators = strings.NewReplacer("-", "", "+", "")
+
 // ParsePersonalNumber accepts YYYYMMDDNNNN, YYYYMMDD-NNNN, YYMMDD-NNNN and
 // YYMMDD+NNNN (the plus marks a person aged 100 or more), checks the Luhn
 // digit and returns the 12-digit form. now decides the century of the
@@ -57,7 +59,7 @@ var ErrBadPersonalNumber = errors.New("not a personal identity number")
 func ParsePersonalNumber(s string, now time.Time) (PersonalNumber, error) {
 	s = strings.TrimSpace(s)
 	plus := strings.Contains(s, "+")
-	s = strings.NewReplacer("-", "", "+", "").Replace(s)
+	s = separators.Replace(s)
 	for _, r := range s {
 		if r < '0' || r > '9' {
 			return PersonalNumber{}, ErrBadPersonalNumber

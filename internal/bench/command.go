@@ -1,0 +1,101 @@
+package bench
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+const usage = `usage:
+  skolbro bench [flags]                          the bridge in this process
+  skolbro bench --write-config DIR --base URL    prepare DIR for: skolbro serve --config DIR/skolbro.yaml
+  skolbro bench --target URL --config-dir DIR    drive that bridge from outside
+
+Every key the bench makes is generated for the run and is TEST ONLY.
+
+flags:
+`
+
+// Command is `skolbro bench`. It returns the process exit code: 0 when the
+// bench ran, 1 when it failed, 2 for bad flags.
+func Command(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	var o Options
+	var conc, writeDir, base string
+	var quiet bool
+	fs.StringVar(&o.Protocol, "protocol", "saml", "the vendor's protocol: saml or oidc (the school IdP speaks SAML)")
+	fs.StringVar(&o.Store, "store", "memory", "memory or redis (with --target the configuration decides)")
+	fs.StringVar(&o.RedisAddr, "redis-addr", DefaultRedisAddr, "Redis address for --store redis")
+	fs.StringVar(&o.SignatureAlgorithm, "sign-alg", "rsa", "the SAML vendor's signature algorithm: rsa (RSA-2048) or ecdsa (P-256)")
+	fs.StringVar(&o.Sign, "sign", "", "the SAML vendor's saml.sign: assertion_and_response (default), assertion or response")
+	fs.BoolVar(&o.KeepLimits, "keep-limits", false, "keep the default per-client and per-vendor rate limits (the bench is one address and one vendor, so they are raised otherwise)")
+	fs.StringVar(&conc, "concurrency", "8", "simulated browsers; a comma-separated list runs one phase each (e.g. 8,32,128)")
+	fs.DurationVar(&o.Duration, "duration", DefaultDuration, "length of each load phase")
+	fs.Float64Var(&o.Rate, "rate", 0, "open loop: start this many logins per second instead of the closed-loop phases")
+	fs.BoolVar(&o.Overload, "overload", false, "then offer twice the measured capacity, open loop, and report what the bridge serves")
+	fs.DurationVar(&o.Timeout, "timeout", DefaultTimeout, "longest a login may take")
+	fs.StringVar(&o.Target, "target", "", "URL of a bridge running from a --write-config directory")
+	fs.StringVar(&o.ConfigDir, "config-dir", "", "with --target: the directory --write-config prepared")
+	fs.IntVar(&o.TargetPID, "target-pid", 0, "with --target: the bridge's process id, for its CPU time and memory")
+	fs.BoolVar(&o.JSON, "json", false, "print JSON instead of tables")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write the load phases' CPU profile to this file")
+	fs.IntVar(&o.Signatures, "signatures", DefaultSignatures, "signatures to time (negative: none)")
+	fs.IntVar(&o.Calibration, "calibrate", DefaultCalibration, "logins to run one at a time for the handlers' own cost (negative: none)")
+	fs.StringVar(&writeDir, "write-config", "", "write the bridge's configuration for --base to this directory and exit")
+	fs.StringVar(&base, "base", "", "with --write-config: the URL the bridge will listen at, e.g. http://127.0.0.1:8080")
+	fs.BoolVar(&quiet, "quiet", false, "no progress lines on stderr")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "skolbro bench: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if writeDir != "" {
+		if base == "" {
+			fmt.Fprintln(stderr, "skolbro bench: --write-config needs --base")
+			return 2
+		}
+		co := ConfigOptions{Store: o.Store, RedisAddr: o.RedisAddr, SignatureAlgorithm: o.SignatureAlgorithm, Sign: o.Sign, KeepLimits: o.KeepLimits}
+		if err := WriteConfig(writeDir, base, co); err != nil {
+			fmt.Fprintf(stderr, "skolbro bench: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "Wrote a TEST ONLY bridge configuration to %s.\nRun:  skolbro serve --config %s/skolbro.yaml\nThen: skolbro bench --target %s --config-dir %s [--target-pid PID]\n",
+			writeDir, writeDir, strings.TrimRight(base, "/"), writeDir)
+		return 0
+	}
+	for _, c := range strings.Split(conc, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil {
+			fmt.Fprintf(stderr, "skolbro bench: --concurrency: %q is not a number\n", c)
+			return 2
+		}
+		o.Concurrency = append(o.Concurrency, n)
+	}
+	if !quiet {
+		o.Progress = stderr
+	}
+	if err := o.defaults(); err != nil {
+		fmt.Fprintf(stderr, "skolbro bench: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := Run(ctx, o, stdout); err != nil {
+		fmt.Fprintf(stderr, "skolbro bench: %v\n", err)
+		return 1
+	}
+	return 0
+}

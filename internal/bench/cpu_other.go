@@ -1,0 +1,12 @@
+//go:build !linux
+
+package bench
+
+import "time"
+
+// threadCPU, processCPU, pidCPU and rss read Linux interfaces; elsewhere
+// the bench reports these figures as unavailable.
+func threadCPU() (time.Duration, bool)    { return 0, false }
+func processCPU() (time.Duration, bool)   { return 0, false }
+func pidCPU(int) (time.Duration, bool)    { return 0, false }
+func rss(int) (cur, peak uint64, ok bool) { return 0, 0, false }
