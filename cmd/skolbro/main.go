@@ -220,6 +220,20 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "skolbro: %v\n", err)
 		return 1
 	}
+	// Days left of each vendor's data processing agreement, for an alert
+	// before logins to it are refused.
+	daysLeft := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: audit.MetricAgreementDaysLeft,
+		Help: "Days until the vendor's data processing agreement ends (negative: ended)."}, []string{"vendor"})
+	reg.MustRegister(daysLeft)
+	updateDaysLeft := func() {
+		audit.UpdateAgreementGauge(func(v string, d float64) { daysLeft.WithLabelValues(v).Set(d) }, org.Policies.All(), time.Now())
+	}
+	updateDaysLeft()
+	go func() {
+		for range time.Tick(time.Hour) {
+			updateDaysLeft()
+		}
+	}()
 	// Key and metadata expiry, for alerts before they stop logins.
 	m.SetKeyExpiry("signing", org.IdP.Signer.Pair().Cert.NotAfter)
 	if org.IdP.NextSigningCert != nil {

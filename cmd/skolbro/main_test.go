@@ -12,8 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/skolbro/skolbro/internal/fedmeta"
 	"github.com/skolbro/skolbro/internal/keys"
+	"github.com/skolbro/skolbro/internal/metrics"
+	"github.com/skolbro/skolbro/internal/protection"
 )
 
 // deployDir lays out a deployment in a temp dir: the repository's example
@@ -264,5 +268,20 @@ func TestMetadata_SignedForFederation(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(out, "sp.xml")); err != nil {
 		t.Errorf("sp.xml: %v", err)
+	}
+}
+
+// serve registers the metrics of every part on one registry: no two parts
+// may claim one name (a federation source would otherwise fail to load).
+func TestServeMetricsDoNotCollide(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	if _, err := metrics.New(reg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fedmeta.NewRefresher(nil, reg); err != nil {
+		t.Errorf("federation metrics: %v", err)
+	}
+	if _, err := protection.NewMetrics(reg); err != nil {
+		t.Errorf("protection metrics: %v", err)
 	}
 }

@@ -27,14 +27,13 @@ import (
 
 // Metric names.
 const (
-	NameLogins             = "skolbro_logins_total"
-	NameRefusals           = "skolbro_refusals_total"
-	NameMaskings           = "skolbro_maskings_total"
-	NameStoreErrors        = "skolbro_store_errors_total"
-	NameStoreLatency       = "skolbro_store_latency_seconds"
-	NameHTTPDuration       = "skolbro_http_request_duration_seconds"
-	NameKeyExpiry          = "skolbro_key_expiry_timestamp_seconds"
-	NameMetadataValidUntil = "skolbro_metadata_valid_until_seconds"
+	NameLogins       = "skolbro_logins_total"
+	NameRefusals     = "skolbro_refusals_total"
+	NameMaskings     = "skolbro_maskings_total"
+	NameStoreErrors  = "skolbro_store_errors_total"
+	NameStoreLatency = "skolbro_store_latency_seconds"
+	NameHTTPDuration = "skolbro_http_request_duration_seconds"
+	NameKeyExpiry    = "skolbro_key_expiry_timestamp_seconds"
 )
 
 // Outcomes of a login, the values of the outcome label.
@@ -77,16 +76,15 @@ type Metrics struct {
 	now      func() time.Time
 	gatherer prometheus.Gatherer
 
-	logins             *prometheus.CounterVec
-	refusals           *prometheus.CounterVec
-	maskings           *prometheus.CounterVec
-	storeErrors        *prometheus.CounterVec
-	storeLatency       *prometheus.HistogramVec
-	httpDuration       *prometheus.HistogramVec
-	keyExpiry          *prometheus.GaugeVec
-	metadataValidUntil *prometheus.GaugeVec
+	logins       *prometheus.CounterVec
+	refusals     *prometheus.CounterVec
+	maskings     *prometheus.CounterVec
+	storeErrors  *prometheus.CounterVec
+	storeLatency *prometheus.HistogramVec
+	httpDuration *prometheus.HistogramVec
+	keyExpiry    *prometheus.GaugeVec
 
-	vendors, protocols, reasons, routes, keys, sources *guard
+	vendors, protocols, reasons, routes, keys *guard
 }
 
 // Option configures New.
@@ -143,16 +141,11 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 			Name: NameKeyExpiry,
 			Help: "When each key's certificate expires, as a Unix time.",
 		}, []string{"key"}),
-		metadataValidUntil: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: NameMetadataValidUntil,
-			Help: "validUntil of the metadata in use, by source, as a Unix time.",
-		}, []string{"source"}),
 		vendors:   newGuard(maxLabelValues),
 		protocols: newGuard(8),
 		reasons:   newGuard(maxLabelValues),
 		routes:    newGuard(maxLabelValues),
 		keys:      newGuard(maxLabelValues),
-		sources:   newGuard(maxLabelValues),
 	}
 	for _, o := range opts {
 		o(m)
@@ -168,7 +161,7 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 		m.gatherer = g
 	}
 	for _, c := range []prometheus.Collector{m.logins, m.refusals, m.maskings, m.storeErrors,
-		m.storeLatency, m.httpDuration, m.keyExpiry, m.metadataValidUntil} {
+		m.storeLatency, m.httpDuration, m.keyExpiry} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("metrics: register: %w", err)
 		}
@@ -218,18 +211,6 @@ func (m *Metrics) Masking(vendor string) {
 // key "signing" or "oidc:<kid>", for an alert some weeks ahead.
 func (m *Metrics) SetKeyExpiry(key string, notAfter time.Time) {
 	m.keyExpiry.WithLabelValues(m.keys.value(key)).Set(unixSeconds(notAfter))
-}
-
-// SetMetadataValidUntil records the validUntil of the metadata in use from
-// source. A zero validUntil removes the source's series (no metadata, or
-// none with a validUntil).
-func (m *Metrics) SetMetadataValidUntil(source string, validUntil time.Time) {
-	s := m.sources.value(source)
-	if validUntil.IsZero() {
-		m.metadataValidUntil.DeleteLabelValues(s)
-		return
-	}
-	m.metadataValidUntil.WithLabelValues(s).Set(unixSeconds(validUntil))
 }
 
 func unixSeconds(t time.Time) float64 {

@@ -66,11 +66,10 @@ func TestNew_RegistersEveryFamilyOnTheGivenRegistryOnly(t *testing.T) {
 	m.Refusal("upstream_signature")
 	m.Masking("learning-app")
 	m.SetKeyExpiry("signing", time.Unix(2000000000, 0))
-	m.SetMetadataValidUntil("skolfederation", time.Unix(2000000000, 0))
 	m.httpDuration.WithLabelValues("/x", "200").Observe(0)
 
 	want := []string{NameHTTPDuration, NameKeyExpiry, NameLogins, NameMaskings,
-		NameMetadataValidUntil, NameRefusals, NameStoreErrors, NameStoreLatency}
+		NameRefusals, NameStoreErrors, NameStoreLatency}
 	sort.Strings(want)
 	if diff := cmp.Diff(want, familyNames(t, reg)); diff != "" {
 		t.Errorf("families (-want +got):\n%s", diff)
@@ -152,25 +151,11 @@ func TestCounters(t *testing.T) {
 }
 
 func TestGauges(t *testing.T) {
-	m, reg := newMetrics(t)
+	m, _ := newMetrics(t)
 	notAfter := time.Date(2027, 3, 1, 12, 0, 0, 0, time.UTC)
 	m.SetKeyExpiry("signing", notAfter)
-	m.SetMetadataValidUntil("skolfederation", notAfter.Add(time.Hour))
-	m.SetMetadataValidUntil("upstream", notAfter)
-	m.SetMetadataValidUntil("upstream", time.Time{}) // removed
-
 	if got := testutil.ToFloat64(m.keyExpiry.WithLabelValues("signing")); got != float64(notAfter.Unix()) {
 		t.Errorf("key expiry %v, want %v", got, notAfter.Unix())
-	}
-	if n := testutil.CollectAndCount(m.metadataValidUntil); n != 1 {
-		t.Errorf("%d metadata series, want 1 (a zero validUntil removes its source)", n)
-	}
-	want := fmt.Sprintf(`# HELP %[1]s validUntil of the metadata in use, by source, as a Unix time.
-# TYPE %[1]s gauge
-%[1]s{source="skolfederation"} %.9e
-`, NameMetadataValidUntil, float64(notAfter.Add(time.Hour).Unix()))
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), NameMetadataValidUntil); err != nil {
-		t.Error(err)
 	}
 }
 
