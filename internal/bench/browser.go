@@ -1,39 +1,25 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"strings"
 
-	"golang.org/x/net/html"
+	"github.com/skolbro/skolbro/internal/browsertest"
 )
 
-// maxPage bounds what a simulated browser reads of one page.
-const maxPage = 1 << 20
-
-// browser is one simulated person's browser: its own cookie jar,
-// following redirects, and submitting the auto-posting forms SAML uses as
-// a browser with JavaScript on would.
+// browser is one simulated person's browser (package browsertest) whose
+// failures name the login step.
 type browser struct {
-	client *http.Client
+	b *browsertest.Browser
 }
 
-func newBrowser(rt http.RoundTripper) *browser {
-	jar, _ := cookiejar.New(nil) // never fails without options
-	return &browser{client: &http.Client{Transport: rt, Jar: jar}}
-}
+func newBrowser(rt http.RoundTripper) *browser { return &browser{b: browsertest.New(rt)} }
 
-type page struct {
-	status int
-	url    *url.URL
-	body   []byte
-}
+type page = browsertest.Page
 
 // stepError is a login that failed at one step. It carries the status
 // and the step's name, never the page: pages carry SAML messages.
@@ -60,91 +46,29 @@ func (e *stepError) Unwrap() error { return e.err }
 
 var errUnexpectedPage = errors.New("unexpected page")
 
-func (b *browser) do(req *http.Request, step string) (page, error) {
-	resp, err := b.client.Do(req)
+// check turns a transport error or a non-200 page into a stepError.
+func check(p page, err error, step string) (page, error) {
 	if err != nil {
+		if errors.Is(err, browsertest.ErrNotOneForm) {
+			err = errUnexpectedPage
+		}
 		return page{}, &stepError{step: step, err: err}
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxPage))
-	if err != nil {
-		return page{}, &stepError{step: step, err: err}
-	}
-	p := page{status: resp.StatusCode, url: resp.Request.URL, body: body}
-	if p.status != http.StatusOK {
-		return p, &stepError{step: step, status: p.status}
+	if p.Status != http.StatusOK {
+		return p, &stepError{step: step, status: p.Status}
 	}
 	return p, nil
 }
 
 func (b *browser) get(ctx context.Context, u, step string) (page, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return page{}, &stepError{step: step, err: err}
-	}
-	return b.do(req, step)
+	p, err := b.b.Get(ctx, u)
+	return check(p, err, step)
 }
 
-// submit posts the first form on p with extra fields added.
+// submit posts the only form on p with extra fields added.
 func (b *browser) submit(ctx context.Context, p page, extra url.Values, step string) (page, error) {
-	action, fields, err := firstForm(p)
-	if err != nil {
-		return page{}, &stepError{step: step, err: err}
-	}
-	for k, vs := range extra {
-		for _, v := range vs {
-			fields.Add(k, v)
-		}
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, action.String(), strings.NewReader(fields.Encode()))
-	if err != nil {
-		return page{}, &stepError{step: step, err: err}
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return b.do(req, step)
-}
-
-// firstForm returns the action (resolved against the page's URL) and the
-// hidden fields of the page's first form.
-func firstForm(p page) (*url.URL, url.Values, error) {
-	z := html.NewTokenizer(bytes.NewReader(p.body))
-	var action *url.URL
-	fields := url.Values{}
-	for {
-		switch z.Next() {
-		case html.ErrorToken:
-			if action != nil {
-				return action, fields, nil
-			}
-			return nil, nil, errUnexpectedPage
-		case html.EndTagToken:
-			if name, _ := z.TagName(); action != nil && string(name) == "form" {
-				return action, fields, nil
-			}
-		case html.StartTagToken, html.SelfClosingTagToken:
-			name, more := z.TagName()
-			attrs := map[string]string{}
-			for more {
-				var k, v []byte
-				k, v, more = z.TagAttr()
-				attrs[string(k)] = string(v)
-			}
-			switch string(name) {
-			case "form":
-				if action == nil {
-					a, err := p.url.Parse(attrs["action"])
-					if err != nil {
-						return nil, nil, errUnexpectedPage
-					}
-					action = a
-				}
-			case "input":
-				if t := attrs["type"]; action != nil && attrs["name"] != "" && (t == "hidden" || t == "") {
-					fields.Add(attrs["name"], attrs["value"])
-				}
-			}
-		}
-	}
+	next, err := b.b.Submit(ctx, p, extra)
+	return check(next, err, step)
 }
 
 // login runs one whole login through the bridge: the vendor's request,
@@ -161,7 +85,7 @@ func (w *world) login(ctx context.Context, b *browser, protocol string) error {
 	if err != nil {
 		return err
 	}
-	if p.url.Path != "/demo/idp/sso" {
+	if p.URL.Path != "/demo/idp/sso" {
 		return &stepError{step: "sso", err: errUnexpectedPage}
 	}
 	p, err = b.submit(ctx, p, url.Values{"user": {w.user()}}, "idp")
@@ -179,7 +103,7 @@ func (w *world) login(ctx context.Context, b *browser, protocol string) error {
 	}
 	// The vendor's ACS or OIDC callback answers "ok" once it has accepted
 	// what the bridge sent.
-	if !strings.HasPrefix(p.url.Path, "/demo/vendor/") || string(p.body) != "ok" {
+	if !strings.HasPrefix(p.URL.Path, "/demo/vendor/") || p.Body != "ok" {
 		return &stepError{step: "vendor", err: errUnexpectedPage}
 	}
 	return nil

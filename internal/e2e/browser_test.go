@@ -1,33 +1,25 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
-	"strings"
 	"testing"
 
-	"golang.org/x/net/html"
+	"github.com/skolbro/skolbro/internal/browsertest"
 )
 
-// browser is a simulated browser: its own cookie jar, following redirects,
-// and submitting the auto-posting forms SAML uses, as a person's browser
-// would with JavaScript on.
+// browser is a simulated browser (package browsertest) that fails the test
+// on transport errors, so that tests read as a person's steps.
 type browser struct {
-	t      *testing.T
-	client *http.Client
+	t *testing.T
+	b *browsertest.Browser
 }
 
 func newBrowser(t *testing.T, base *http.Client) *browser {
 	t.Helper()
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &http.Client{Transport: base.Transport, Jar: jar}
-	return &browser{t: t, client: c}
+	return &browser{t: t, b: browsertest.New(base.Transport)}
 }
 
 type page struct {
@@ -36,97 +28,54 @@ type page struct {
 	body   string
 }
 
+func fromPage(p browsertest.Page) page { return page{status: p.Status, url: p.URL, body: p.Body} }
+
+func (p page) raw() browsertest.Page {
+	return browsertest.Page{Status: p.status, URL: p.url, Body: p.body}
+}
+
 func (b *browser) get(u string) page {
 	b.t.Helper()
-	resp, err := b.client.Get(u)
+	p, err := b.b.Get(context.Background(), u)
 	if err != nil {
 		b.t.Fatalf("GET: %v", err)
 	}
-	return readPage(b.t, resp)
+	return fromPage(p)
 }
 
 func (b *browser) post(u string, form url.Values) page {
 	b.t.Helper()
-	resp, err := b.client.PostForm(u, form)
+	p, err := b.b.Post(context.Background(), u, form)
 	if err != nil {
 		b.t.Fatalf("POST: %v", err)
 	}
-	return readPage(b.t, resp)
-}
-
-func readPage(t *testing.T, resp *http.Response) page {
-	t.Helper()
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return page{status: resp.StatusCode, url: resp.Request.URL, body: string(body)}
+	return fromPage(p)
 }
 
 // form is an HTML form found on a page.
 type form struct {
 	action string
 	fields url.Values
-	// buttons are named submit buttons: name -> values.
-	buttons map[string][]string
 }
 
 // forms returns the page's forms, with actions resolved against its URL.
 func (p page) forms() ([]form, error) {
-	doc, err := html.Parse(strings.NewReader(p.body))
-	if err != nil {
-		return nil, err
-	}
+	fs, err := p.raw().Forms()
 	var out []form
-	var cur *form
-	var walk func(n *html.Node)
-	walk = func(n *html.Node) {
-		if n.Type == html.ElementNode {
-			a := map[string]string{}
-			for _, at := range n.Attr {
-				a[at.Key] = at.Val
-			}
-			switch n.Data {
-			case "form":
-				act, err := p.url.Parse(a["action"])
-				if err != nil {
-					act = p.url
-				}
-				out = append(out, form{action: act.String(), fields: url.Values{}, buttons: map[string][]string{}})
-				cur = &out[len(out)-1]
-			case "input":
-				if cur != nil && a["name"] != "" && (a["type"] == "hidden" || a["type"] == "") {
-					cur.fields.Add(a["name"], a["value"])
-				}
-			case "button":
-				if cur != nil && a["name"] != "" {
-					cur.buttons[a["name"]] = append(cur.buttons[a["name"]], a["value"])
-				}
-			}
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
-		}
+	for _, f := range fs {
+		out = append(out, form{action: f.Action, fields: f.Fields})
 	}
-	walk(doc)
-	return out, nil
+	return out, err
 }
 
 // submit posts the page's only form, with extra fields added.
 func (b *browser) submit(p page, extra url.Values) page {
 	b.t.Helper()
-	fs, err := p.forms()
-	if err != nil || len(fs) != 1 {
-		b.t.Fatalf("expected one form on the page at %s (status %d), found %d: %.300s", p.url.Path, p.status, len(fs), p.body)
+	next, err := b.b.Submit(context.Background(), p.raw(), extra)
+	if err != nil {
+		b.t.Fatalf("submit at %s (status %d): %v: %.300s", p.url.Path, p.status, err, p.body)
 	}
-	f := fs[0]
-	for k, vs := range extra {
-		for _, v := range vs {
-			f.fields.Add(k, v)
-		}
-	}
-	return b.post(f.action, f.fields)
+	return fromPage(next)
 }
 
 func (p page) String() string { return fmt.Sprintf("%d %s", p.status, p.url.Path) }

@@ -51,7 +51,7 @@ func TestCase41_SIGTERMDuringLogin(t *testing.T) {
 	}
 	defer conn.Close()
 	var cookies []string
-	for _, c := range b.c.Jar.Cookies(acsURL) {
+	for _, c := range b.b.Client.Jar.Cookies(acsURL) {
 		cookies = append(cookies, c.Name+"="+c.Value)
 	}
 	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\n"+

@@ -12,6 +12,7 @@ package ops
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -19,7 +20,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
@@ -32,8 +32,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/html"
-
+	"github.com/skolbro/skolbro/internal/browsertest"
 	"github.com/skolbro/skolbro/internal/demovendor"
 	"github.com/skolbro/skolbro/internal/keys"
 	"github.com/skolbro/skolbro/internal/testidp"
@@ -548,23 +547,20 @@ func (e *procEnv) trustBridge(t *testing.T, base string) {
 	}
 }
 
-// ---- a simulated browser ----
+// ---- a simulated browser (package browsertest), failing the test on
+// transport errors ----
 
-// browser has its own cookie jar, follows redirects and submits the
-// auto-posting forms SAML uses, as a browser with JavaScript on would.
 type browser struct {
 	t *testing.T
-	c *http.Client
+	b *browsertest.Browser
 }
 
 func newBrowser(t *testing.T) *browser {
 	t.Helper()
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Its own transport: no connection is shared with other browsers.
-	return &browser{t: t, c: &http.Client{Jar: jar, Transport: &http.Transport{}, Timeout: 30 * time.Second}}
+	b := browsertest.New(&http.Transport{})
+	b.Client.Timeout = 30 * time.Second
+	return &browser{t: t, b: b}
 }
 
 type page struct {
@@ -576,32 +572,30 @@ type page struct {
 
 func (p page) String() string { return fmt.Sprintf("%d %s", p.status, p.url.Path) }
 
+func fromPage(p browsertest.Page) page {
+	return page{status: p.Status, url: p.URL, header: p.Header, body: p.Body}
+}
+
+func (p page) raw() browsertest.Page {
+	return browsertest.Page{Status: p.status, URL: p.url, Header: p.header, Body: p.body}
+}
+
 func (b *browser) get(u string) page {
 	b.t.Helper()
-	resp, err := b.c.Get(u)
+	p, err := b.b.Get(context.Background(), u)
 	if err != nil {
 		b.t.Fatalf("GET: %v", err)
 	}
-	return readPage(b.t, resp)
+	return fromPage(p)
 }
 
 func (b *browser) post(u string, form url.Values) page {
 	b.t.Helper()
-	resp, err := b.c.PostForm(u, form)
+	p, err := b.b.Post(context.Background(), u, form)
 	if err != nil {
 		b.t.Fatalf("POST: %v", err)
 	}
-	return readPage(b.t, resp)
-}
-
-func readPage(t *testing.T, resp *http.Response) page {
-	t.Helper()
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return page{status: resp.StatusCode, url: resp.Request.URL, header: resp.Header, body: string(body)}
+	return fromPage(p)
 }
 
 // form is the only form of a page: its resolved action and its hidden
@@ -613,36 +607,11 @@ type form struct {
 
 // forms returns the page's forms.
 func (p page) forms() []form {
-	doc, err := html.Parse(strings.NewReader(p.body))
-	if err != nil {
-		return nil
-	}
+	fs, _ := p.raw().Forms()
 	var out []form
-	var walk func(n *html.Node)
-	walk = func(n *html.Node) {
-		if n.Type == html.ElementNode {
-			attrs := map[string]string{}
-			for _, a := range n.Attr {
-				attrs[a.Key] = a.Val
-			}
-			switch n.Data {
-			case "form":
-				action := p.url
-				if u, err := p.url.Parse(attrs["action"]); err == nil {
-					action = u
-				}
-				out = append(out, form{action: action.String(), fields: url.Values{}})
-			case "input":
-				if len(out) > 0 && attrs["name"] != "" && (attrs["type"] == "hidden" || attrs["type"] == "") {
-					out[len(out)-1].fields.Add(attrs["name"], attrs["value"])
-				}
-			}
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
-		}
+	for _, f := range fs {
+		out = append(out, form{action: f.Action, fields: f.Fields})
 	}
-	walk(doc)
 	return out
 }
 
