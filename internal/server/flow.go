@@ -73,7 +73,59 @@ func (s *Server) handleSSO(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, pol, audit.ProtocolSAML, nil, failAgreement, audit.ReasonAgreementEnded)
 		return
 	}
+	if sub := unmet(req, pol); sub != "" {
+		s.answerStatus(w, r, req, sub)
+		return
+	}
 	s.startLogin(w, r, pendingLogin{Protocol: audit.ProtocolSAML, Vendor: pol.ID, SAML: req})
+}
+
+// unmet says which second-level SAML status answers a valid request the
+// bridge cannot meet, or "": a passive login (the bridge always asks the
+// school IdP), or a persistent or other NameID format the vendor's policy
+// does not give.
+func unmet(req *samlidp.Request, pol *policy.Policy) string {
+	if req.IsPassive {
+		return samlidp.StatusNoPassive
+	}
+	pairwise := pol.SAML != nil && pol.SAML.NameID == policy.NameIDPairwise
+	switch req.NameIDFormat {
+	case "", samlidp.NameIDUnspecified:
+	case samlidp.NameIDPersistent:
+		if !pairwise {
+			return samlidp.StatusInvalidNameIDPolicy
+		}
+	case samlidp.NameIDTransient:
+		// Always possible: a transient NameID releases less than the
+		// policy allows.
+	default:
+		return samlidp.StatusInvalidNameIDPolicy
+	}
+	return ""
+}
+
+// answerStatus posts a signed status response to the vendor's validated ACS.
+func (s *Server) answerStatus(w http.ResponseWriter, r *http.Request, req *samlidp.Request, sub string) {
+	top := samlidp.StatusRequester
+	if sub == samlidp.StatusNoPassive {
+		top = samlidp.StatusResponder
+	}
+	resp, err := s.org.IdP.BuildStatusResponse(req, top, sub)
+	if err != nil {
+		s.fail(w, r, failInternal, "build_response", err)
+		return
+	}
+	reason := "vendor_invalid_name_id_policy"
+	if sub == samlidp.StatusNoPassive {
+		reason = "vendor_passive"
+	}
+	zerolog.Ctx(r.Context()).Info().Str("reason", reason).Msg("answered the vendor with a SAML status")
+	s.refusal(reason)
+	fields := map[string]string{"SAMLResponse": resp}
+	if req.RelayState != "" {
+		fields["RelayState"] = req.RelayState
+	}
+	autopost.Write(w, req.ACSURL, fields)
 }
 
 // handleAuthorize receives an OIDC vendor's authorization request.
@@ -321,7 +373,11 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, state []byte, in
 		s.answerOIDC(w, r, p.OIDC, pol, id, rel)
 		return
 	}
-	resp, err := s.org.IdP.BuildResponse(p.SAML, rel, responseOptions(pol))
+	opts := responseOptions(pol)
+	if p.SAML.NameIDFormat == samlidp.NameIDTransient {
+		opts.PersistentNameID = false // the vendor asked for less
+	}
+	resp, err := s.org.IdP.BuildResponse(p.SAML, rel, opts)
 	if err != nil {
 		s.fail(w, r, failInternal, "build_response", err)
 		return

@@ -207,6 +207,48 @@ func (idp *IdP) BuildResponse(req *Request, rel *release.Released, opts Response
 	return base64.StdEncoding.EncodeToString(buf.Bytes()), nil
 }
 
+// Second-level status codes the bridge answers with.
+const (
+	StatusRequester           = "urn:oasis:names:tc:SAML:2.0:status:Requester"
+	StatusResponder           = "urn:oasis:names:tc:SAML:2.0:status:Responder"
+	StatusNoPassive           = "urn:oasis:names:tc:SAML:2.0:status:NoPassive"
+	StatusInvalidNameIDPolicy = "urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy"
+)
+
+// BuildStatusResponse makes a signed Response without an assertion that
+// tells the vendor why its request cannot be met (e.g. NoPassive). Only a
+// validated request's ACS receives it.
+func (idp *IdP) BuildStatusResponse(req *Request, code, subCode string) (string, error) {
+	respID, err := idp.newID()
+	if err != nil {
+		return "", err
+	}
+	resp := etree.NewElement("samlp:Response")
+	resp.CreateAttr("xmlns:samlp", "urn:oasis:names:tc:SAML:2.0:protocol")
+	resp.CreateAttr("xmlns:saml", "urn:oasis:names:tc:SAML:2.0:assertion")
+	resp.CreateAttr("ID", respID)
+	resp.CreateAttr("Version", "2.0")
+	resp.CreateAttr("IssueInstant", stamp(idp.now()))
+	resp.CreateAttr("Destination", req.ACSURL)
+	resp.CreateAttr("InResponseTo", req.ID)
+	resp.CreateElement("saml:Issuer").SetText(idp.EntityID)
+	sc := resp.CreateElement("samlp:Status").CreateElement("samlp:StatusCode")
+	sc.CreateAttr("Value", code)
+	if subCode != "" {
+		sc.CreateElement("samlp:StatusCode").CreateAttr("Value", subCode)
+	}
+	if resp, err = idp.Signer.SignEnveloped(resp); err != nil {
+		return "", fmt.Errorf("samlidp: sign response: %w", err)
+	}
+	doc := etree.NewDocument()
+	doc.SetRoot(resp)
+	b, err := doc.WriteToBytes()
+	if err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(b), nil
+}
+
 func stamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
 func (idp *IdP) buildAssertion(req *Request, rel *release.Released, opts ResponseOptions, now time.Time) (*etree.Element, error) {

@@ -3,7 +3,6 @@ package samlidp
 import (
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -27,6 +26,11 @@ type Request struct {
 	ACSURL         string `json:"acs"`
 	RelayState     string `json:"relay_state,omitempty"`
 	ForceAuthn     bool   `json:"force_authn,omitempty"`
+	// IsPassive asks for a login without interaction; the bridge always
+	// asks the school IdP, so it answers such a request with NoPassive.
+	IsPassive bool `json:"is_passive,omitempty"`
+	// NameIDFormat is the NameIDPolicy format the vendor asked for, if any.
+	NameIDFormat string `json:"name_id_format,omitempty"`
 }
 
 // Error is a refused AuthnRequest. Reason is a fixed snake_case word, safe
@@ -279,23 +283,25 @@ func (idp *IdP) parseRequestXML(b []byte, relay string) (*Request, *etree.Elemen
 	default:
 		acs = vendor.DefaultACS()
 	}
-	if root.SelectAttrValue("IsPassive", "") == "true" || root.SelectAttrValue("IsPassive", "") == "1" {
-		// The bridge cannot promise a login without interaction upstream.
-		return nil, nil, nil, refuse("passive", nil)
+	nameIDFormat := ""
+	nip, err := samlxml.Child(root, samlxml.NSProtocol, "NameIDPolicy")
+	if err != nil {
+		return nil, nil, nil, refuse("malformed", err)
 	}
-	if nip, _ := samlxml.Child(root, samlxml.NSProtocol, "NameIDPolicy"); nip != nil {
-		switch f := nip.SelectAttrValue("Format", ""); f {
-		case "", NameIDTransient, NameIDPersistent, NameIDUnspecified:
-		default:
-			return nil, nil, nil, refuse("name_id_format", fmt.Errorf("format not supported"))
+	if nip != nil {
+		nameIDFormat = nip.SelectAttrValue("Format", "")
+		if len(nameIDFormat) > 256 {
+			return nil, nil, nil, refuse("malformed", errors.New("NameIDPolicy format too long"))
 		}
 	}
-	fa := root.SelectAttrValue("ForceAuthn", "")
+	fa, ip := root.SelectAttrValue("ForceAuthn", ""), root.SelectAttrValue("IsPassive", "")
 	return &Request{
 		ID:             id,
 		VendorEntityID: vendor.EntityID,
 		ACSURL:         acs.URL,
 		RelayState:     relay,
 		ForceAuthn:     fa == "true" || fa == "1",
+		IsPassive:      ip == "true" || ip == "1",
+		NameIDFormat:   nameIDFormat,
 	}, root, vendor, nil
 }

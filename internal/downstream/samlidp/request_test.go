@@ -179,14 +179,6 @@ func TestParseRequestOtherRefusals(t *testing.T) {
 			x := strings.Replace(base.xml(), "</samlp:AuthnRequest>", "<saml:Issuer>"+plainVendor+"</saml:Issuer></samlp:AuthnRequest>", 1)
 			return postRequest(b64(x), nil)
 		}, "no_issuer", http.StatusBadRequest},
-		{"post IsPassive", func(testing.TB) *http.Request {
-			return postRequest(b64(base.with(func(a *authn) { a.Extra = [][2]string{{"IsPassive", "true"}} }).xml()), nil)
-		}, "passive", http.StatusBadRequest},
-		{"post NameIDPolicy email", func(testing.TB) *http.Request {
-			return postRequest(b64(base.with(func(a *authn) {
-				a.NameIDFormat = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
-			}).xml()), nil)
-		}, "name_id_format", http.StatusBadRequest},
 		{"redirect bad percent-encoding in RelayState", func(t testing.TB) *http.Request {
 			return getRequest(query("SAMLRequest", deflate(t, base.xml())) + "&RelayState=%zz")
 		}, "malformed", http.StatusBadRequest},
@@ -215,9 +207,27 @@ func TestParseRequestOtherRefusals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := &samlidp.Request{ID: base.ID, VendorEntityID: plainVendor, ACSURL: plainACS1, ForceAuthn: true}
+		want := &samlidp.Request{ID: base.ID, VendorEntityID: plainVendor, ACSURL: plainACS1, ForceAuthn: true,
+			NameIDFormat: samlidp.NameIDTransient}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("request (-want +got):\n%s", diff)
+		}
+	})
+	// IsPassive and an unsupported NameIDPolicy are not refused here: the
+	// server answers them with a SAML status (NoPassive,
+	// InvalidNameIDPolicy) at the vendor's validated ACS.
+	t.Run("IsPassive and an email NameIDPolicy are recorded", func(t *testing.T) {
+		t.Parallel()
+		x := base.with(func(a *authn) {
+			a.Extra = [][2]string{{"IsPassive", "true"}}
+			a.NameIDFormat = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+		}).xml()
+		got, err := fx.idp.ParseRequest(postRequest(b64(x), nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.IsPassive || got.NameIDFormat != "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress" {
+			t.Errorf("request %+v", got)
 		}
 	})
 }
