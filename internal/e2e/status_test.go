@@ -17,7 +17,7 @@ func TestSAMLStatusAnswers(t *testing.T) {
 	e := startEnv(t, 1, memoryStore)
 	cases := []struct {
 		name, vendor, want string
-		change           func(sp *saml.ServiceProvider) func()
+		change             func(sp *saml.ServiceProvider) func()
 	}{
 		{"passive", "learning-app", "NoPassive", nil},
 		{"persistent asked of a transient policy", "learning-app", "InvalidNameIDPolicy", func(sp *saml.ServiceProvider) func() {
