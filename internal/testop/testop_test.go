@@ -371,7 +371,7 @@ func TestIDToken(t *testing.T) {
 		t.Fatalf("status %d", status)
 	}
 	raw, _ := body["id_token"].(string)
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256})
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
 		t.Fatal(err)
 	}
