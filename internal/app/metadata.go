@@ -1,0 +1,89 @@
+package app
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/skolbro/skolbro/internal/audit"
+	"github.com/skolbro/skolbro/internal/config"
+	"github.com/skolbro/skolbro/internal/downstream/samlidp"
+	"github.com/skolbro/skolbro/internal/keys"
+	"github.com/skolbro/skolbro/internal/ownmeta"
+	"github.com/skolbro/skolbro/internal/policy"
+	"github.com/skolbro/skolbro/internal/server"
+	"github.com/skolbro/skolbro/internal/xmlsig"
+)
+
+// buildPublisher prepares the bridge's own signed metadata: the metadata
+// key (or the signing key), organisation, contacts and the announced next
+// signing certificate.
+func buildPublisher(rep *Report, cfg *config.Config, org *server.Organiser, signer *xmlsig.Signer, now func() time.Time) *ownmeta.Publisher {
+	m := cfg.Organiser.Metadata
+	file := cfg.File()
+	if m.Signing != nil {
+		p, err := keys.Load(cfg.Path(m.Signing.Cert), cfg.Path(m.Signing.Key))
+		if err != nil {
+			rep.errorf(file, "organiser.metadata.signing", "%v", err)
+			return nil
+		}
+		if signer, err = xmlsig.NewSigner(p); err != nil {
+			rep.errorf(file, "organiser.metadata.signing", "%v", err)
+			return nil
+		}
+	}
+	if next := cfg.Organiser.Keys.NextSigningCert; next != "" {
+		b, err := os.ReadFile(cfg.Path(next))
+		if err == nil {
+			org.IdP.NextSigningCert, err = keys.ParseCertificatePEM(b)
+		}
+		if err != nil {
+			rep.errorf(file, "organiser.keys.next_signing_cert", "%v", err)
+			return nil
+		}
+	}
+	pub := &ownmeta.Publisher{
+		IdP:           org.IdP,
+		SPMetadata:    org.SPMetadata,
+		Signer:        signer,
+		ValidFor:      time.Duration(m.ValidFor),
+		CacheDuration: time.Duration(m.CacheDuration),
+		Now:           now,
+		Organization: ownmeta.Organization{Name: m.Organization.Name, DisplayName: m.Organization.DisplayName,
+			URL: m.Organization.URL},
+	}
+	if pub.Organization.Name == "" {
+		pub.Organization = ownmeta.Organization{Name: cfg.Organiser.DisplayName}
+	}
+	if pub.Organization.URL == "" {
+		pub.Organization.URL = cfg.ExternalURL
+	}
+	for _, c := range m.Contacts {
+		pub.Contacts = append(pub.Contacts, ownmeta.Contact{Type: c.Type, Name: c.Name, Email: c.Email})
+	}
+	if len(m.Contacts) == 0 {
+		rep.warnf(file, "organiser.metadata.contacts", "no contact: federations require a technical contact in metadata")
+	}
+	return pub
+}
+
+// noteRequested compares what each vendor's metadata requests with what its
+// policy releases, both ways.
+func noteRequested(rep *Report, pols []*policy.Policy, vendors map[string]*samlidp.Vendor) {
+	requested := map[string][]string{}
+	for id, v := range vendors {
+		requested[id] = v.RequestedAttributes
+	}
+	for _, row := range audit.BuildRegister(pols, requested) {
+		if row.Protocol != audit.ProtocolSAML || requested[row.EntityIDOrClientID] == nil {
+			continue
+		}
+		if len(row.RequestedNotReleased) > 0 {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%s requests but does not get: %s", row.VendorID, strings.Join(row.RequestedNotReleased, ", ")))
+		}
+		if len(row.ReleasedNotRequested) > 0 {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%s gets but never asked for: %s", row.VendorID, strings.Join(row.ReleasedNotRequested, ", ")))
+		}
+	}
+}
