@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+
+	"github.com/skolbro/skolbro/internal/app"
+	"github.com/skolbro/skolbro/internal/audit"
+	"github.com/skolbro/skolbro/internal/config"
+	"github.com/skolbro/skolbro/internal/metrics"
+	"github.com/skolbro/skolbro/internal/ratelimit"
+	"github.com/skolbro/skolbro/internal/server"
+)
+
+func cmdServe(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file")
+	drain := fs.Duration("drain-delay", 5*time.Second, "on SIGTERM, how long readiness fails before the listener closes")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "skolbro serve: --config is required")
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro: %v\n", err)
+		return 1
+	}
+	log := newLogger(stdout, cfg.LogLevel)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m, err := metrics.New(reg)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro: %v\n", err)
+		return 1
+	}
+	raw, err := app.OpenStore(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro: %v\n", err)
+		return 1
+	}
+	// Whatever needs the Redis client itself (the protection register)
+	// takes it from raw; the flows use the instrumented store.
+	st := m.InstrumentStore(raw)
+	lim := cfg.Limits
+	clientIP, err := ratelimit.NewClientIP(lim.TrustedProxies, lim.ClientIPHeader)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro: %s: limits.trusted_proxies: %v\n", cfg.File(), err)
+		return 1
+	}
+	clientLimit, err := ratelimit.New(lim.PerClientRPS, lim.Burst, ratelimit.WithMaxKeys(lim.MaxTrackedClients), ratelimit.OnReject(m.Refusal))
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro: %s: limits: %v\n", cfg.File(), err)
+		return 1
+	}
+	vendorLimit, err := ratelimit.New(lim.PerVendorRPS, lim.Burst)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro: %s: limits: %v\n", cfg.File(), err)
+		return 1
+	}
+	org, rep := app.Build(cfg, st, time.Now)
+	if err := rep.Err(); err != nil {
+		fmt.Fprintf(stderr, "skolbro: configuration has errors (run skolbro check):\n%v\n", err)
+		return 1
+	}
+	for _, w := range rep.Warnings {
+		log.Warn().Str("problem", w).Msg("configuration warning")
+	}
+	if org.Federation != nil {
+		fedCtx, stopFed := context.WithCancel(context.Background())
+		defer stopFed()
+		go org.Federation.Run(fedCtx)
+	}
+	sink, err := app.OpenAudit(cfg, time.Now)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro: %s: organiser.audit: %v\n", cfg.File(), err)
+		return 1
+	}
+	if sink != nil {
+		defer sink.Close()
+		org.Audit = sink
+	}
+	adminOpts := server.AdminOptions{Entitlement: cfg.Organiser.Admin.Entitlement}
+	if cfg.Organiser.Audit.Dir != "" {
+		adminOpts.AuditDir = cfg.Path(cfg.Organiser.Audit.Dir)
+	}
+	srv, err := server.New(server.Options{Organiser: org, Store: st, Logger: log,
+		SecureCookies: strings.HasPrefix(cfg.ExternalURL, "https://"), Admin: adminOpts,
+		Metrics: m, ClientLimit: clientLimit, ClientIP: clientIP, VendorLimit: vendorLimit,
+		MaxInFlight: lim.MaxInFlight})
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro: %v\n", err)
+		return 1
+	}
+	// Days left of each vendor's data processing agreement, for an alert
+	// before logins to it are refused.
+	daysLeft := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: audit.MetricAgreementDaysLeft,
+		Help: "Days until the vendor's data processing agreement ends (negative: ended)."}, []string{"vendor"})
+	reg.MustRegister(daysLeft)
+	updateDaysLeft := func() {
+		audit.UpdateAgreementGauge(func(v string, d float64) { daysLeft.WithLabelValues(v).Set(d) }, org.Policies.All(), time.Now())
+	}
+	updateDaysLeft()
+	go func() {
+		for range time.Tick(time.Hour) {
+			updateDaysLeft()
+		}
+	}()
+	// Key and metadata expiry, for alerts before they stop logins.
+	m.SetKeyExpiry("signing", org.IdP.Signer.Pair().Cert.NotAfter)
+	if org.IdP.NextSigningCert != nil {
+		m.SetKeyExpiry("next_signing", org.IdP.NextSigningCert.NotAfter)
+	}
+	for i, c := range org.UpstreamCerts {
+		m.SetKeyExpiry(fmt.Sprintf("upstream_signing_%d", i), c.NotAfter)
+	}
+	if cfg.MetricsListen != "" {
+		// Internal only: /metrics is never on the public listener.
+		ms := &http.Server{Addr: cfg.MetricsListen, Handler: m.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := ms.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error().Err(err).Msg("metrics listener failed")
+			}
+		}()
+	}
+	return listenAndServe(cfg.Listen, srv.Handler(), log, nil, func() {
+		srv.StartDrain()
+		log.Info().Dur("drain_delay", *drain).Msg("draining: readiness fails, in-flight logins finish")
+		time.Sleep(*drain)
+	})
+}
+
+// listenAndServe runs h until SIGINT/SIGTERM, then shuts down gracefully:
+// drain runs first (readiness fails while the listener still serves), then
+// the listener closes and in-flight requests finish (up to 20 s).
+func listenAndServe(addr string, h http.Handler, log zerolog.Logger, ready func(net.Addr), drain func()) int {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		log.Error().Err(err).Str("addr", addr).Msg("cannot listen")
+		return 1
+	}
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info().Str("addr", ln.Addr().String()).Msg("listening")
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			log.Error().Err(err).Msg("server failed")
+			return 1
+		}
+	case <-ctx.Done():
+		log.Info().Msg("shutting down")
+		if drain != nil {
+			drain()
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := hs.Shutdown(sctx); err != nil {
+			log.Error().Err(err).Msg("shutdown")
+			return 1
+		}
+	}
+	return 0
+}
