@@ -1,5 +1,6 @@
 // Command skolbro is the identity bridge between a school organiser's IdP
-// and its vendors. Subcommands: serve, check, demo.
+// and its vendors. Subcommands: serve, check, demo, register, audit, metadata,
+// protect and bench.
 package main
 
 import (
