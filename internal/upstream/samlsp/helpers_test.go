@@ -397,7 +397,6 @@ func encode(s string) string { return base64.StdEncoding.EncodeToString([]byte(s
 
 // Helpers for document hooks.
 
-
 func assertionOf(doc *etree.Document) *etree.Element {
 	return samlxml.Children(doc.Root(), samlxml.NSAssertion, "Assertion")[0]
 }
