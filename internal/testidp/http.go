@@ -213,6 +213,13 @@ func (idp *IdP) servePicker(w http.ResponseWriter, samlRequest, relayState strin
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
+	WritePage(w, sb.String())
+}
+
+// WritePage writes a test provider's HTML page (the user picker) with
+// strict headers: no scripts, forms only to itself, never framed or cached.
+// The test OIDC provider serves its picker through it too.
+func WritePage(w http.ResponseWriter, body string) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
@@ -220,5 +227,5 @@ func (idp *IdP) servePicker(w http.ResponseWriter, samlRequest, relayState strin
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Content-Security-Policy", "default-src 'none'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
-	_, _ = w.Write([]byte(sb.String()))
+	_, _ = w.Write([]byte(body))
 }

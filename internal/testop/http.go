@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/skolbro/skolbro/internal/testidp"
 )
 
 // maxFormBytes bounds the bodies of the picker and token requests.
@@ -246,14 +248,7 @@ func (op *OP) servePicker(w http.ResponseWriter, req authzRequest) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Content-Security-Policy", "default-src 'none'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
-	_, _ = w.Write([]byte(sb.String()))
+	testidp.WritePage(w, sb.String())
 }
 
 // tokenError answers the token endpoint with an OAuth error (RFC 6749 5.2).
