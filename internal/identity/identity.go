@@ -177,6 +177,11 @@ type Identity struct {
 	StableID Secret
 	// PersonalNumber is set when the upstream sent one.
 	PersonalNumber PersonalNumber
+	// PersonalNumberDropped is set when the upstream sent a personal number
+	// the mapper could not keep (two different ones, or one that does not
+	// parse). Every protection source keyed by the number must then fail
+	// closed: the person may be in it under the number that was dropped.
+	PersonalNumberDropped bool
 	// Attributes are the mapped upstream attributes, personal number excluded.
 	Attributes Attributes
 	// AuthnInstant and AuthnContext describe the upstream authentication.
