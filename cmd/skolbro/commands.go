@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"path/filepath"
 	"time"
 
@@ -46,6 +47,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	for _, e := range rep.Errors {
 		fmt.Fprintf(stdout, "error: %s\n", e)
 	}
+	if len(rep.Disabled) > 0 && len(rep.Disabled) < len(cfg.Organisers) {
+		fmt.Fprintf(stdout, "disabled: %s (serve leaves these organisers out; the others serve)\n", strings.Join(rep.Disabled, ", "))
+	}
 	if len(rep.Errors) > 0 {
 		fmt.Fprintf(stdout, "%d error(s), %d warning(s)\n", len(rep.Errors), len(rep.Warnings))
 		return 1
@@ -55,11 +59,13 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 }
 
 // loadForCommand loads and builds the configuration for a one-shot
-// command, printing problems to stderr.
+// command about one organiser (--organiser, needed when the bridge serves
+// several), printing problems to stderr.
 func loadForCommand(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*config.Config, *server.Organiser, bool) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file")
+	orgID := fs.String("organiser", "", "the organiser's id (when the configuration lists several)")
 	if extra != nil {
 		extra(fs)
 	}
@@ -75,12 +81,41 @@ func loadForCommand(name string, args []string, stderr io.Writer, extra func(*fl
 		fmt.Fprintf(stderr, "skolbro: %v\n", err)
 		return nil, nil, false
 	}
-	org, rep := app.Build(cfg, store.NewMemory(nil), time.Now)
-	if err := rep.Err(); err != nil {
-		fmt.Fprintf(stderr, "skolbro: configuration has errors (run skolbro check):\n%v\n", err)
+	o, err := pickOrganiser(cfg, *orgID)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro %s: %v\n", name, err)
+		return nil, nil, false
+	}
+	orgs, rep := app.Build(cfg, store.NewMemory(nil), time.Now)
+	org := findOrganiser(orgs, o.ID)
+	if org == nil {
+		fmt.Fprintf(stderr, "skolbro: configuration has errors (run skolbro check):\n%v\n", rep.Err())
 		return nil, nil, false
 	}
 	return cfg, org, true
+}
+
+// pickOrganiser returns the organiser id names, or the only one.
+func pickOrganiser(cfg *config.Config, id string) (*config.Organiser, error) {
+	if id == "" {
+		if len(cfg.Organisers) == 1 {
+			return cfg.Organisers[0], nil
+		}
+		return nil, fmt.Errorf("%s lists %d organisers: name one with --organiser", cfg.File(), len(cfg.Organisers))
+	}
+	if o := cfg.OrganiserByID(id); o != nil {
+		return o, nil
+	}
+	return nil, fmt.Errorf("%s has no organiser %q", cfg.File(), id)
+}
+
+func findOrganiser(orgs []*server.Organiser, id string) *server.Organiser {
+	for _, o := range orgs {
+		if o.ID == id {
+			return o
+		}
+	}
+	return nil
 }
 
 func cmdRegister(args []string, stdout, stderr io.Writer) int {
@@ -122,10 +157,10 @@ func cmdAuditSubject(args []string, stdin io.Reader, stdout, stderr io.Writer) i
 		return 2
 	}
 	if org.AuditKeys == nil {
-		fmt.Fprintf(stderr, "skolbro audit subject: %s: organiser.audit is not configured\n", cfg.File())
+		fmt.Fprintf(stderr, "skolbro audit subject: %s: the organiser's audit is not configured\n", cfg.File())
 		return 2
 	}
-	dir := cfg.Path(cfg.Organiser.Audit.Dir)
+	dir := cfg.Path(cfg.OrganiserByID(org.ID).Audit.Dir)
 	if err := audit.SubjectCommand(context.Background(), dir, org.AuditKeys, stdin, stdout, format, time.Now()); err != nil {
 		fmt.Fprintf(stderr, "skolbro audit subject: %v\n", err)
 		return 1
@@ -155,8 +190,14 @@ func cmdMetadata(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	files := map[string][]byte{"idp.xml": idp}
-	if sp, err := org.Metadata.SPMetadataSigned(); err == nil {
-		files["sp.xml"] = sp
+	for _, up := range org.Upstreams {
+		if sp, err := org.Metadata.SPMetadataSigned(up.ID); err == nil {
+			name := "sp.xml"
+			if len(org.Upstreams) > 1 {
+				name = "sp-" + up.ID + ".xml"
+			}
+			files[name] = sp
+		}
 	}
 	for name, b := range files {
 		p := filepath.Join(out, name)
@@ -173,12 +214,20 @@ func cmdMetadata(args []string, stdout, stderr io.Writer) int {
 // is read from standard input, never from the command line, where it
 // would end up in shell history and process listings.
 func cmdProtect(op string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	cfg, err := configFromArgs("protect "+op, args, stderr)
+	orgID := ""
+	cfg, err := configFromArgs("protect "+op, args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&orgID, "organiser", "", "the organiser's id (when the configuration lists several)")
+	})
 	if err != nil {
 		return 2
 	}
-	if cfg.Organiser.Protection.Register == nil {
-		fmt.Fprintf(stderr, "skolbro protect: %s: organiser.protection.register is not configured\n", cfg.File())
+	o, err := pickOrganiser(cfg, orgID)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro protect: %v\n", err)
+		return 2
+	}
+	if o.Protection.Register == nil {
+		fmt.Fprintf(stderr, "skolbro protect: %s: %s is not configured\n", cfg.File(), o.Key("protection.register"))
 		return 2
 	}
 	st, err := app.OpenStore(cfg)
@@ -186,9 +235,10 @@ func cmdProtect(op string, args []string, stdin io.Reader, stdout, stderr io.Wri
 		fmt.Fprintf(stderr, "skolbro protect: %v\n", err)
 		return 1
 	}
-	org, rep := app.Build(cfg, st, time.Now)
-	if err := rep.Err(); err != nil {
-		fmt.Fprintf(stderr, "skolbro: configuration has errors (run skolbro check):\n%v\n", err)
+	orgs, rep := app.Build(cfg, st, time.Now)
+	org := findOrganiser(orgs, o.ID)
+	if org == nil {
+		fmt.Fprintf(stderr, "skolbro: configuration has errors (run skolbro check):\n%v\n", rep.Err())
 		return 2
 	}
 	if err := protection.Command(context.Background(), op, org.Register, stdin, stdout, time.Now()); err != nil {
@@ -198,10 +248,13 @@ func cmdProtect(op string, args []string, stdin io.Reader, stdout, stderr io.Wri
 	return 0
 }
 
-func configFromArgs(name string, args []string, stderr io.Writer) (*config.Config, error) {
+func configFromArgs(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*config.Config, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file")
+	if extra != nil {
+		extra(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

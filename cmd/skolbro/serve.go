@@ -75,35 +75,37 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "skolbro: %s: limits: %v\n", cfg.File(), err)
 		return 1
 	}
-	org, rep := app.Build(cfg, st, time.Now)
-	if err := rep.Err(); err != nil {
+	orgs, rep := app.Build(cfg, st, time.Now)
+	if err := rep.Fatal(len(orgs)); err != nil {
 		fmt.Fprintf(stderr, "skolbro: configuration has errors (run skolbro check):\n%v\n", err)
 		return 1
 	}
 	for _, w := range rep.Warnings {
 		log.Warn().Str("problem", w).Msg("configuration warning")
 	}
-	if org.Federation != nil {
-		fedCtx, stopFed := context.WithCancel(context.Background())
-		defer stopFed()
-		go org.Federation.Run(fedCtx)
+	for _, e := range rep.Errors {
+		log.Error().Str("problem", e).Msg("configuration error")
 	}
-	sink, err := app.OpenAudit(cfg, time.Now)
+	for _, id := range rep.Disabled {
+		// One organiser's broken file must not stop the others (case 45).
+		log.Error().Str("organiser", id).Msg("organiser disabled by its configuration errors (run skolbro check); the others serve")
+	}
+	fedCtx, stopFed := context.WithCancel(context.Background())
+	defer stopFed()
+	for _, org := range orgs {
+		if org.Federation != nil {
+			go org.Federation.Run(fedCtx)
+		}
+	}
+	closeAudits, err := app.OpenAudits(cfg, orgs, time.Now)
 	if err != nil {
-		fmt.Fprintf(stderr, "skolbro: %s: organiser.audit: %v\n", cfg.File(), err)
+		fmt.Fprintf(stderr, "skolbro: %v\n", err)
 		return 1
 	}
-	if sink != nil {
-		defer sink.Close()
-		org.Audit = sink
-	}
-	adminOpts := server.AdminOptions{Entitlement: cfg.Organiser.Admin.Entitlement}
-	if cfg.Organiser.Audit.Dir != "" {
-		adminOpts.AuditDir = cfg.Path(cfg.Organiser.Audit.Dir)
-	}
-	srv, err := server.New(server.Options{Organiser: org, Store: st, Logger: log,
-		SecureCookies: strings.HasPrefix(cfg.ExternalURL, "https://"), Admin: adminOpts,
-		Metrics: m, ClientLimit: clientLimit, ClientIP: clientIP, VendorLimit: vendorLimit,
+	defer closeAudits()
+	srv, err := server.New(server.Options{Organisers: orgs, Store: st, Logger: log,
+		SecureCookies: strings.HasPrefix(cfg.ExternalURL, "https://"),
+		Metrics:       m, ClientLimit: clientLimit, ClientIP: clientIP, VendorLimit: vendorLimit,
 		MaxInFlight: lim.MaxInFlight})
 	if err != nil {
 		fmt.Fprintf(stderr, "skolbro: %v\n", err)
@@ -112,10 +114,12 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	// Days left of each vendor's data processing agreement, for an alert
 	// before logins to it are refused.
 	daysLeft := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: audit.MetricAgreementDaysLeft,
-		Help: "Days until the vendor's data processing agreement ends (negative: ended)."}, []string{"vendor"})
+		Help: "Days until the vendor's data processing agreement ends (negative: ended)."}, []string{"organiser", "vendor"})
 	reg.MustRegister(daysLeft)
 	updateDaysLeft := func() {
-		audit.UpdateAgreementGauge(func(v string, d float64) { daysLeft.WithLabelValues(v).Set(d) }, org.Policies.All(), time.Now())
+		for _, org := range orgs {
+			audit.UpdateAgreementGauge(func(v string, d float64) { daysLeft.WithLabelValues(org.ID, v).Set(d) }, org.Policies.All(), time.Now())
+		}
 	}
 	updateDaysLeft()
 	go func() {
@@ -124,12 +128,16 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	// Key and metadata expiry, for alerts before they stop logins.
-	m.SetKeyExpiry("signing", org.IdP.Signer.Pair().Cert.NotAfter)
-	if org.IdP.NextSigningCert != nil {
-		m.SetKeyExpiry("next_signing", org.IdP.NextSigningCert.NotAfter)
-	}
-	for i, c := range org.UpstreamCerts {
-		m.SetKeyExpiry(fmt.Sprintf("upstream_signing_%d", i), c.NotAfter)
+	for _, org := range orgs {
+		m.SetKeyExpiry(org.ID+"/signing", org.IdP.Signer.Pair().Cert.NotAfter)
+		if org.IdP.NextSigningCert != nil {
+			m.SetKeyExpiry(org.ID+"/next_signing", org.IdP.NextSigningCert.NotAfter)
+		}
+		for _, up := range org.Upstreams {
+			for i, c := range up.Certs {
+				m.SetKeyExpiry(fmt.Sprintf("%s/%s/upstream_signing_%d", org.ID, up.ID, i), c.NotAfter)
+			}
+		}
 	}
 	if cfg.MetricsListen != "" {
 		// Internal only: /metrics is never on the public listener.

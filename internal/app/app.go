@@ -23,6 +23,7 @@ import (
 	"github.com/skolbro/skolbro/internal/keys"
 	"github.com/skolbro/skolbro/internal/mapping"
 	"github.com/skolbro/skolbro/internal/policy"
+	"github.com/skolbro/skolbro/internal/protection"
 	"github.com/skolbro/skolbro/internal/pseudonym"
 	"github.com/skolbro/skolbro/internal/server"
 	"github.com/skolbro/skolbro/internal/store"
@@ -39,6 +40,20 @@ type Report struct {
 	// Notes are facts an admin should see, such as what a vendor asks for
 	// but does not get.
 	Notes []string
+	// Disabled are the organisers left out because of their errors; the
+	// others serve (SECURITY.md case 45).
+	Disabled []string
+	// orgErrors counts the errors that belong to one organiser.
+	orgErrors int
+}
+
+// Fatal returns the errors when the bridge cannot serve at all: a problem
+// of the bridge as a whole, or no organiser left to serve.
+func (r *Report) Fatal(built int) error {
+	if len(r.Errors) == 0 || built > 0 && len(r.Errors) == r.orgErrors {
+		return nil
+	}
+	return r.Err()
 }
 
 func (r *Report) errorf(file, key, format string, args ...any) {
@@ -65,9 +80,10 @@ func (r *Report) Err() error {
 }
 
 // Build loads everything cfg names. The store is used by the upstream SP
-// for pending requests and the replay cache. It returns a nil Organiser
-// when the report has errors.
-func Build(cfg *config.Config, st store.Store, now func() time.Time) (*server.Organiser, *Report) {
+// for pending requests and the replay cache. It returns the organisers
+// that built without errors; an organiser with an error is left out
+// (disabled) and every other keeps serving (SECURITY.md case 45).
+func Build(cfg *config.Config, st store.Store, now func() time.Time) ([]*server.Organiser, *Report) {
 	return BuildWith(cfg, st, Options{Now: now})
 }
 
@@ -85,32 +101,95 @@ type Options struct {
 }
 
 // BuildWith is Build with options.
-func BuildWith(cfg *config.Config, st store.Store, opts Options) (*server.Organiser, *Report) {
-	now := opts.Now
-	if now == nil {
-		now = time.Now
+func BuildWith(cfg *config.Config, st store.Store, opts Options) ([]*server.Organiser, *Report) {
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
-	reg := opts.Registerer
-	if reg == nil {
-		reg = prometheus.NewRegistry()
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
 	}
 	rep := &Report{}
+	perOrg := map[string][]string{}
 	if err := cfg.Validate(); err != nil {
 		for _, e := range splitJoined(err) {
+			var p config.Problem
+			if errors.As(e, &p) && p.Organiser != "" {
+				perOrg[p.Organiser] = append(perOrg[p.Organiser], e.Error())
+				continue
+			}
 			rep.Errors = append(rep.Errors, e.Error())
 		}
 		// Keep going where the files exist, to report everything at once.
 	}
-	o := cfg.Organiser
-	file := cfg.File()
+	pm, err := protection.NewMetrics(opts.Registerer)
+	if err != nil {
+		rep.errorf(cfg.File(), "", "metrics: %v", err)
+	}
+	var orgs []*server.Organiser
+	secrets := map[string]string{}
+	for _, o := range cfg.Organisers {
+		orep := &Report{Errors: perOrg[o.ID]}
+		org := buildOrganiser(orep, cfg, o, st, opts, pm)
+		if org != nil {
+			checkOwnKeys(orep, cfg, o, org, secrets)
+		}
+		rep.Warnings = append(rep.Warnings, orep.Warnings...)
+		rep.Notes = append(rep.Notes, orep.Notes...)
+		if len(orep.Errors) > 0 {
+			rep.Errors = append(rep.Errors, orep.Errors...)
+			rep.orgErrors += len(orep.Errors)
+			rep.Disabled = append(rep.Disabled, o.ID)
+			continue
+		}
+		orgs = append(orgs, org)
+	}
+	if len(rep.Errors) > 0 && len(orgs) == 0 {
+		return nil, rep
+	}
+	return orgs, rep
+}
 
-	signing := loadPair(rep, file, "organiser.keys.signing", cfg.Path(o.Keys.Signing.Cert), cfg.Path(o.Keys.Signing.Key))
+// checkOwnKeys refuses an organiser whose pseudonym or audit key is
+// byte for byte another organiser's: the key files differ (config checks
+// that), but a copied key would still let one organiser link the other's
+// pseudonyms and subject keys.
+func checkOwnKeys(rep *Report, cfg *config.Config, o *config.Organiser, org *server.Organiser, seen map[string]string) {
+	for _, k := range []struct{ key, fp string }{
+		{o.Key("pseudonym.key_file"), org.Deriver.Fingerprint()},
+		{o.Key("audit.key_file"), org.AuditKeys.Fingerprint()},
+	} {
+		if k.fp == "" {
+			continue
+		}
+		if prev, dup := seen[k.fp]; dup {
+			rep.errorf(cfg.File(), k.key, "holds the same key as %s: every organiser needs its own pseudonym and audit keys", prev)
+			continue
+		}
+		seen[k.fp] = k.key
+	}
+}
+
+// buildOrganiser builds one organiser, reporting its problems to rep. It
+// returns nil when rep has errors.
+func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawStore store.Store, opts Options, pm *protection.Metrics) *server.Organiser {
+	now := opts.Now
+	file := cfg.File()
+	// Everything the flows keep in the store is in the organiser's own
+	// namespace (SECURITY.md case 44); the root organiser keeps the keys
+	// a single-organiser bridge always had, so that moving into a hub
+	// loses no register or login in flight.
+	ns := storeNamespace(o)
+	st := store.Namespace(rawStore, ns)
+	reg := prometheus.WrapRegistererWith(prometheus.Labels{"organiser": o.ID}, opts.Registerer)
+	keysCfg, keysAt := cfg.SigningKeys(o)
+
+	signing := loadPair(rep, file, keysAt+".signing", cfg.Path(keysCfg.Signing.Cert), cfg.Path(keysCfg.Signing.Key))
 	var ecdsaSigner *xmlsig.Signer
-	if o.Keys.SigningECDSA != nil {
-		if p := loadPair(rep, file, "organiser.keys.signing_ecdsa", cfg.Path(o.Keys.SigningECDSA.Cert), cfg.Path(o.Keys.SigningECDSA.Key)); p != nil {
+	if keysCfg.SigningECDSA != nil {
+		if p := loadPair(rep, file, keysAt+".signing_ecdsa", cfg.Path(keysCfg.SigningECDSA.Cert), cfg.Path(keysCfg.SigningECDSA.Key)); p != nil {
 			s, err := xmlsig.NewSigner(p)
 			if err != nil || s.Method() != xmlsig.ECDSASHA256 {
-				rep.errorf(file, "organiser.keys.signing_ecdsa", "must be a P-256 ECDSA key")
+				rep.errorf(file, keysAt+".signing_ecdsa", "must be a P-256 ECDSA key")
 			} else {
 				ecdsaSigner = s
 			}
@@ -120,9 +199,9 @@ func BuildWith(cfg *config.Config, st store.Store, opts Options) (*server.Organi
 	if o.Pseudonym.KeyFile != "" {
 		key, err := pseudonym.LoadKey(cfg.Path(o.Pseudonym.KeyFile))
 		if err != nil {
-			rep.errorf(file, "organiser.pseudonym.key_file", "%v", err)
+			rep.errorf(file, o.Key("pseudonym.key_file"), "%v", err)
 		} else if deriver, err = pseudonym.New(key, o.Scope); err != nil {
-			rep.errorf(file, "organiser.scope", "%v", err)
+			rep.errorf(file, o.Key("scope"), "%v", err)
 		}
 	}
 
@@ -130,26 +209,25 @@ func BuildWith(cfg *config.Config, st store.Store, opts Options) (*server.Organi
 	if o.Audit.Dir != "" && o.Audit.KeyFile != "" {
 		k, err := audit.LoadSubjectKeyer(cfg.Path(o.Audit.KeyFile))
 		if err != nil {
-			rep.errorf(file, "organiser.audit.key_file", "%v", err)
+			rep.errorf(file, o.Key("audit.key_file"), "%v", err)
 		}
 		auditKeys = k
 	} else if o.Audit.Dir == "" {
-		rep.warnf(file, "organiser.audit.dir", "no release log is configured: releases are not recorded")
+		rep.warnf(file, o.Key("audit.dir"), "no release log is configured: releases are not recorded")
+	}
+	if cfg.Hub() && o.LegalName == "" {
+		// Reported by Validate as an error in a hub.
+	} else if o.LegalName == "" && o.Metadata.Organization.Name == "" {
+		rep.warnf(file, o.Key("legal_name"), "not set: the metadata names the organiser by its display name; a federation registers the organiser's legal name")
 	}
 
-	resolver, register := buildProtection(rep, cfg, st, reg)
+	orgSources, register := buildProtection(rep, cfg, o, rawStore, ns, pm)
 	if opts.Instrument != nil {
 		st = opts.Instrument(st)
 	}
 
-	// Upstream IdP.
-	var up upstream
-	if o.Upstream.Type == "saml" {
-		up = loadUpstream(rep, cfg)
-	}
-
 	// Vendors: metadata and policies.
-	vendors := loadVendors(rep, cfg)
+	vendors := loadVendors(rep, cfg, o)
 	pols, probs := policy.LoadDir(cfg.Path(o.PolicyDir), policy.At(now()))
 	for _, p := range probs {
 		if p.Warning {
@@ -159,7 +237,7 @@ func BuildWith(cfg *config.Config, st store.Store, opts Options) (*server.Organi
 			rep.Errors = append(rep.Errors, p.String())
 		}
 	}
-	fed := buildFederation(rep, cfg, reg)
+	fed := buildFederation(rep, cfg, o, reg)
 	served := map[string]*samlidp.Vendor{}
 	fromFederation := map[string]bool{}
 	for _, p := range pols {
@@ -183,7 +261,7 @@ func BuildWith(cfg *config.Config, st store.Store, opts Options) (*server.Organi
 			continue
 		}
 		if p.SAML.SignatureAlgorithm == "ecdsa-sha256" && ecdsaSigner == nil {
-			rep.errorf(p.File, "saml.signature_algorithm", "ecdsa-sha256 needs organiser.keys.signing_ecdsa in %s", file)
+			rep.errorf(p.File, "saml.signature_algorithm", "ecdsa-sha256 needs %s.signing_ecdsa in %s", keysAt, file)
 		}
 		if p.SAML.Encrypt == "required" && v.EncryptionCert == nil {
 			rep.errorf(p.File, "saml.encrypt", "required, but the metadata in %s has no encryption key", v.File)
@@ -197,111 +275,62 @@ func BuildWith(cfg *config.Config, st store.Store, opts Options) (*server.Organi
 			rep.warnf(v.File, "", "no release policy names entityID %q: this vendor is not served", id)
 		}
 	}
-	op := buildOP(rep, cfg, pols, st, now)
+	op := buildOP(rep, cfg, o, pols, st, now)
+	ups := make([]*server.Upstream, 0, len(o.Upstreams))
+	for _, u := range o.Upstreams {
+		if up := buildUpstream(rep, cfg, o, u, st, opts, orgSources, pm); up != nil {
+			ups = append(ups, up)
+		}
+	}
 	if len(rep.Errors) > 0 {
-		return nil, rep
+		return nil
 	}
 
 	signer, err := xmlsig.NewSigner(signing)
 	if err != nil {
-		rep.errorf(file, "organiser.keys.signing", "%v", err)
-		return nil, rep
+		rep.errorf(file, keysAt+".signing", "%v", err)
+		return nil
 	}
 	alt := map[string]*xmlsig.Signer{signer.Method(): signer}
 	if ecdsaSigner != nil {
 		alt[ecdsaSigner.Method()] = ecdsaSigner
 	}
-	var sp *samlsp.SP
-	var rp *oidcrp.RP
-	var spMeta []byte
-	if o.Upstream.Type == "oidc" {
-		secret, err := os.ReadFile(cfg.Path(o.Upstream.ClientSecretFile))
-		if err != nil {
-			rep.errorf(file, "organiser.upstream.client_secret_file", "%v", err)
-			return nil, rep
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		rp, err = oidcrp.New(ctx, oidcrp.Config{
-			Issuer:       o.Upstream.Issuer,
-			ClientID:     o.Upstream.ClientID,
-			ClientSecret: strings.TrimSpace(string(secret)),
-			RedirectURL:  cfg.URL("/oidc/rp/callback"),
-			Scopes:       o.Upstream.OIDCScopes,
-			Store:        st,
-			HTTPClient:   opts.HTTPClient,
-			Now:          now,
-		})
-		if err != nil {
-			rep.errorf(file, "organiser.upstream.issuer", "%v", err)
-			return nil, rep
-		}
-	} else {
-		var err error
-		sp, err = samlsp.New(samlsp.Config{
-			EntityID:    cfg.URL("/saml/sp/metadata"),
-			ACSURL:      cfg.URL("/saml/sp/acs"),
-			IdPEntityID: up.entityID,
-			IdPSSOURL:   up.ssoURL,
-			IdPCerts:    up.certs,
-			Store:       st,
-			ClockSkew:   time.Duration(o.Upstream.ClockSkew),
-			Now:         now,
-		})
-		if err != nil {
-			rep.errorf(file, "organiser.upstream", "%v", err)
-			return nil, rep
-		}
-		if spMeta, err = sp.Metadata(); err != nil {
-			rep.errorf(file, "organiser.upstream", "%v", err)
-			return nil, rep
-		}
-	}
-	scopes := o.Upstream.Scopes
-	if len(scopes) == 0 {
-		scopes = up.scopes
-	}
+	scopes := o.AllScopes()
 	org := &server.Organiser{
-		ID: o.ID,
-		SP: sp,
-		RP: rp,
+		ID:          o.ID,
+		DisplayName: o.DisplayName,
+		Prefix:      o.Prefix(),
+		Store:       st,
+		Upstreams:   ups,
 		IdP: &samlidp.IdP{
-			EntityID:   cfg.URL("/saml/idp/metadata"),
-			SSOURL:     cfg.URL("/saml/idp/sso"),
-			Scope:      o.Scope,
-			Signer:     signer,
-			AltSigners: alt,
-			Vendors:    served,
-			ClockSkew:  time.Duration(o.Upstream.ClockSkew),
-			Now:        now,
+			EntityID:    cfg.OrganiserURL(o, "/saml/idp/metadata"),
+			SSOURL:      cfg.OrganiserURL(o, "/saml/idp/sso"),
+			Scope:       o.Scope,
+			ExtraScopes: scopes[1:],
+			Signer:      signer,
+			AltSigners:  alt,
+			Vendors:     served,
+			ClockSkew:   time.Duration(o.Upstreams[0].ClockSkew),
+			Now:         now,
 		},
 		Policies:   policy.NewSet(pols),
 		Federation: fed,
 		Deriver:    deriver,
-		Mapping: &mapping.Config{
-			Upstream:        o.Upstream.ID,
-			Attributes:      o.Upstream.Attributes,
-			StableID:        o.Upstream.StableID,
-			PersonalNumber:  o.Upstream.PersonalNumber,
-			SecurityMarking: o.Upstream.SecurityMarking,
-			Scopes:          scopes,
-		},
-		AssumeUnprotected: o.Upstream.AssumeUnprotected,
-		SPMetadata:        spMeta,
-		UpstreamID:        o.Upstream.ID,
-		AuditKeys:         auditKeys,
-		Protection:        resolver,
-		Register:          register,
-		OP:                op,
-		UpstreamCerts:     up.certs,
+		AuditKeys:  auditKeys,
+		Register:   register,
+		OP:         op,
+		Admin:      server.AdminOptions{Entitlement: o.Admin.Entitlement},
+	}
+	if o.Audit.Dir != "" {
+		org.Admin.AuditDir = cfg.Path(o.Audit.Dir)
 	}
 	if fed != nil {
 		org.IdP.Lookup = federationLookup(fed, org.Policies, cfg.DevMode)
 	}
 	noteRequested(rep, pols, served)
-	org.Metadata = buildPublisher(rep, cfg, org, signer, now)
+	org.Metadata = buildPublisher(rep, cfg, o, org, signer, keysCfg, keysAt, now)
 	if org.Metadata == nil {
-		return nil, rep
+		return nil
 	}
 	warnDays := time.Duration(o.Audit.WarnDays) * 24 * time.Hour
 	for _, e := range audit.ExpiringAgreements(pols, now(), warnDays) {
@@ -314,10 +343,107 @@ func BuildWith(cfg *config.Config, st store.Store, opts Options) (*server.Organi
 			}
 		}
 	}
-	if len(resolver.Sources) == 0 && !o.Upstream.AssumeUnprotected {
-		rep.warnf(file, "organiser.protection", "no protection source is configured: every person is treated as protected and masked (fail closed)")
+	for _, u := range ups {
+		if len(u.Protection.Sources) == 0 && !u.AssumeUnprotected {
+			rep.warnf(file, o.Key("protection"), "no protection source is configured for upstream %s: every person it logs in is treated as protected and masked (fail closed)", u.ID)
+		}
 	}
-	return org, rep
+	return org
+}
+
+// storeNamespace is the organiser's key prefix in the shared store: none
+// for the organiser at the root URLs (the keys a single-organiser bridge
+// always used), o/<id>/ for every other.
+func storeNamespace(o *config.Organiser) string {
+	if o.RootURLs {
+		return ""
+	}
+	return "o/" + o.ID + "/"
+}
+
+// buildUpstream builds one of the organiser's school IdPs: its SAML SP or
+// OIDC RP, its attribute mapping and its protection sources.
+func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *config.Upstream, st store.Store, opts Options, orgSources []protection.Source, pm *protection.Metrics) *server.Upstream {
+	file := cfg.File()
+	prefix := o.UpstreamPrefix(u)
+	up := &server.Upstream{
+		ID:                u.ID,
+		DisplayName:       u.DisplayName,
+		Prefix:            prefix,
+		AssumeUnprotected: u.AssumeUnprotected,
+		Protection:        &protection.Resolver{Metrics: pm},
+	}
+	if u.SecurityMarking != "" {
+		up.Protection.Sources = append(up.Protection.Sources, protection.UpstreamAttribute{})
+	}
+	up.Protection.Sources = append(up.Protection.Sources, orgSources...)
+	var scopes []string
+	if u.Type == "oidc" {
+		secret, err := os.ReadFile(cfg.Path(u.ClientSecretFile))
+		if err != nil {
+			if u.ClientSecretFile != "" && !errors.Is(err, os.ErrNotExist) {
+				rep.errorf(file, u.Key("client_secret_file"), "%v", err)
+			}
+			return nil
+		}
+		if len(rep.Errors) > 0 {
+			return nil // no point asking the IdP's discovery for a broken organiser
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		up.RP, err = oidcrp.New(ctx, oidcrp.Config{
+			Issuer:       u.Issuer,
+			ClientID:     u.ClientID,
+			ClientSecret: strings.TrimSpace(string(secret)),
+			RedirectURL:  cfg.URL(prefix + "/callback"),
+			Scopes:       u.OIDCScopes,
+			Store:        st,
+			HTTPClient:   opts.HTTPClient,
+			Now:          opts.Now,
+		})
+		if err != nil {
+			rep.errorf(file, u.Key("issuer"), "%v", err)
+			return nil
+		}
+		up.EntityID = u.Issuer
+	} else {
+		md := loadUpstream(rep, cfg, u)
+		if md.entityID == "" {
+			return nil
+		}
+		sp, err := samlsp.New(samlsp.Config{
+			EntityID:    cfg.URL(prefix + "/metadata"),
+			ACSURL:      cfg.URL(prefix + "/acs"),
+			IdPEntityID: md.entityID,
+			IdPSSOURL:   md.ssoURL,
+			IdPCerts:    md.certs,
+			Store:       st,
+			ClockSkew:   time.Duration(u.ClockSkew),
+			Now:         opts.Now,
+		})
+		if err != nil {
+			rep.errorf(file, u.Key(""), "%v", err)
+			return nil
+		}
+		if up.SPMetadata, err = sp.Metadata(); err != nil {
+			rep.errorf(file, u.Key(""), "%v", err)
+			return nil
+		}
+		up.SP, up.EntityID, up.Certs, scopes = sp, md.entityID, md.certs, md.scopes
+	}
+	if len(u.Scopes) > 0 {
+		scopes = u.Scopes
+	}
+	up.Scopes = scopes
+	up.Mapping = &mapping.Config{
+		Upstream:        u.ID,
+		Attributes:      u.Attributes,
+		StableID:        u.StableID,
+		PersonalNumber:  u.PersonalNumber,
+		SecurityMarking: u.SecurityMarking,
+		Scopes:          scopes,
+	}
+	return up
 }
 
 func splitJoined(err error) []error {
@@ -341,9 +467,10 @@ func loadPair(rep *Report, file, key, certFile, keyFile string) *keys.Pair {
 	return p
 }
 
-// OpenAudit opens the release log, or returns nil when none is configured.
-func OpenAudit(cfg *config.Config, now func() time.Time) (audit.Sink, error) {
-	a := cfg.Organiser.Audit
+// OpenAudit opens the organiser's release log, or returns nil when none
+// is configured.
+func OpenAudit(cfg *config.Config, o *config.Organiser, now func() time.Time) (audit.Sink, error) {
+	a := o.Audit
 	if a.Dir == "" {
 		return nil, nil
 	}
@@ -359,6 +486,33 @@ func OpenAudit(cfg *config.Config, now func() time.Time) (audit.Sink, error) {
 		Sync:        sync,
 		Now:         now,
 	})
+}
+
+// OpenAudits opens every organiser's release log and attaches it to the
+// organiser; closeAll closes them. Each organiser's log is its own.
+func OpenAudits(cfg *config.Config, orgs []*server.Organiser, now func() time.Time) (closeAll func(), err error) {
+	var opened []audit.Sink
+	closeAll = func() {
+		for _, s := range opened {
+			_ = s.Close()
+		}
+	}
+	for _, org := range orgs {
+		o := cfg.OrganiserByID(org.ID)
+		if o == nil {
+			continue
+		}
+		sink, err := OpenAudit(cfg, o, now)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("%s: %s: %w", cfg.File(), o.Key("audit"), err)
+		}
+		if sink != nil {
+			opened = append(opened, sink)
+			org.Audit = sink
+		}
+	}
+	return closeAll, nil
 }
 
 // OpenStore opens the configured store.

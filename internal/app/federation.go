@@ -19,15 +19,15 @@ import (
 
 // buildFederation loads every federation source once (falling back to the
 // last good copy on disk) and returns the refresher that keeps them fresh.
-func buildFederation(rep *Report, cfg *config.Config, reg prometheus.Registerer) *fedmeta.Refresher {
-	srcs := cfg.Organiser.Federation
+func buildFederation(rep *Report, cfg *config.Config, o *config.Organiser, reg prometheus.Registerer) *fedmeta.Refresher {
+	srcs := o.Federation
 	if len(srcs) == 0 {
 		return nil
 	}
 	file := cfg.File()
 	var sources []*fedmeta.Source
 	for i, f := range srcs {
-		key := fmt.Sprintf("organiser.federation[%d]", i)
+		key := o.Key(fmt.Sprintf("federation[%d]", i))
 		b, err := os.ReadFile(cfg.Path(f.SigningCert))
 		if err != nil {
 			continue // reported by Validate
@@ -50,7 +50,7 @@ func buildFederation(rep *Report, cfg *config.Config, reg prometheus.Registerer)
 	}
 	r, err := fedmeta.NewRefresher(sources, reg)
 	if err != nil {
-		rep.errorf(file, "organiser.federation", "%v", err)
+		rep.errorf(file, o.Key("federation"), "%v", err)
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -59,9 +59,9 @@ func buildFederation(rep *Report, cfg *config.Config, reg prometheus.Registerer)
 	for _, st := range r.Status() {
 		switch {
 		case st.LastError != "" && st.Entities == 0:
-			rep.warnf(file, "organiser.federation", "source %s: %s, and no usable last good copy: its vendors are not served", st.Source, st.LastError)
+			rep.warnf(file, o.Key("federation"), "source %s: %s, and no usable last good copy: its vendors are not served", st.Source, st.LastError)
 		case st.LastError != "":
-			rep.warnf(file, "organiser.federation", "source %s: %s; using the last good copy, valid until %s", st.Source, st.LastError, st.ValidUntil.Format(time.DateOnly))
+			rep.warnf(file, o.Key("federation"), "source %s: %s; using the last good copy, valid until %s", st.Source, st.LastError, st.ValidUntil.Format(time.DateOnly))
 		}
 	}
 	return r

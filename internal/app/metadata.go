@@ -19,33 +19,33 @@ import (
 // buildPublisher prepares the bridge's own signed metadata: the metadata
 // key (or the signing key), organisation, contacts and the announced next
 // signing certificate.
-func buildPublisher(rep *Report, cfg *config.Config, org *server.Organiser, signer *xmlsig.Signer, now func() time.Time) *ownmeta.Publisher {
-	m := cfg.Organiser.Metadata
+func buildPublisher(rep *Report, cfg *config.Config, o *config.Organiser, org *server.Organiser, signer *xmlsig.Signer, ks config.Keys, keysAt string, now func() time.Time) *ownmeta.Publisher {
+	m := o.Metadata
 	file := cfg.File()
 	if m.Signing != nil {
 		p, err := keys.Load(cfg.Path(m.Signing.Cert), cfg.Path(m.Signing.Key))
 		if err != nil {
-			rep.errorf(file, "organiser.metadata.signing", "%v", err)
+			rep.errorf(file, o.Key("metadata.signing"), "%v", err)
 			return nil
 		}
 		if signer, err = xmlsig.NewSigner(p); err != nil {
-			rep.errorf(file, "organiser.metadata.signing", "%v", err)
+			rep.errorf(file, o.Key("metadata.signing"), "%v", err)
 			return nil
 		}
 	}
-	if next := cfg.Organiser.Keys.NextSigningCert; next != "" {
+	if next := ks.NextSigningCert; next != "" {
 		b, err := os.ReadFile(cfg.Path(next))
 		if err == nil {
 			org.IdP.NextSigningCert, err = keys.ParseCertificatePEM(b)
 		}
 		if err != nil {
-			rep.errorf(file, "organiser.keys.next_signing_cert", "%v", err)
+			rep.errorf(file, keysAt+".next_signing_cert", "%v", err)
 			return nil
 		}
 	}
 	pub := &ownmeta.Publisher{
 		IdP:           org.IdP,
-		SPMetadata:    org.SPMetadata,
+		SPMetadata:    map[string][]byte{},
 		Signer:        signer,
 		ValidFor:      time.Duration(m.ValidFor),
 		CacheDuration: time.Duration(m.CacheDuration),
@@ -53,17 +53,31 @@ func buildPublisher(rep *Report, cfg *config.Config, org *server.Organiser, sign
 		Organization: ownmeta.Organization{Name: m.Organization.Name, DisplayName: m.Organization.DisplayName,
 			URL: m.Organization.URL},
 	}
-	if pub.Organization.Name == "" {
-		pub.Organization = ownmeta.Organization{Name: cfg.Organiser.DisplayName}
+	// A federation registers each member as itself: the organiser's
+	// legal name, never the hub operator's (DOMAIN.md).
+	if o.LegalName != "" {
+		pub.Organization.Name = o.LegalName
+		if pub.Organization.DisplayName == "" {
+			pub.Organization.DisplayName = o.DisplayName
+		}
 	}
+	if pub.Organization.Name == "" {
+		pub.Organization = ownmeta.Organization{Name: o.DisplayName}
+	}
+	pub.Organization.Number = o.OrganisationNumber
 	if pub.Organization.URL == "" {
-		pub.Organization.URL = cfg.ExternalURL
+		pub.Organization.URL = cfg.OrganiserURL(o, "")
+	}
+	for _, u := range org.Upstreams {
+		if u.SPMetadata != nil {
+			pub.SPMetadata[u.ID] = u.SPMetadata
+		}
 	}
 	for _, c := range m.Contacts {
 		pub.Contacts = append(pub.Contacts, ownmeta.Contact{Type: c.Type, Name: c.Name, Email: c.Email})
 	}
 	if len(m.Contacts) == 0 {
-		rep.warnf(file, "organiser.metadata.contacts", "no contact: federations require a technical contact in metadata")
+		rep.warnf(file, o.Key("metadata.contacts"), "no contact: federations require a technical contact in metadata")
 	}
 	return pub
 }

@@ -18,7 +18,7 @@ import (
 
 // buildOP makes the OpenID Provider for the policies with an oidc section,
 // or returns nil when there are none.
-func buildOP(rep *Report, cfg *config.Config, pols []*policy.Policy, st store.Store, now func() time.Time) *oidcop.Provider {
+func buildOP(rep *Report, cfg *config.Config, o *config.Organiser, pols []*policy.Policy, st store.Store, now func() time.Time) *oidcop.Provider {
 	clients := map[string]*oidcop.Client{}
 	for _, p := range pols {
 		if p.OIDC == nil {
@@ -35,18 +35,19 @@ func buildOP(rep *Report, cfg *config.Config, pols []*policy.Policy, st store.St
 		}
 		clients[c.ID] = c
 	}
-	oidcKeys := cfg.Organiser.Keys.OIDC
+	ks0, keysAt := cfg.SigningKeys(o)
+	oidcKeys := ks0.OIDC
 	if len(clients) == 0 && len(oidcKeys) == 0 {
 		return nil
 	}
 	file := cfg.File()
 	if len(oidcKeys) == 0 {
-		rep.errorf(file, "organiser.keys.oidc", "required: OIDC vendors are configured, so ID tokens need signing keys")
+		rep.errorf(file, o.Key("keys.oidc"), "required: OIDC vendors are configured, so ID tokens need signing keys")
 		return nil
 	}
 	var specs []oidcop.KeySpec
 	for i, k := range oidcKeys {
-		key := fmt.Sprintf("organiser.keys.oidc[%d]", i)
+		key := fmt.Sprintf("%s.oidc[%d]", keysAt, i)
 		signer, err := keys.LoadSigner(cfg.Path(k.Key))
 		if err != nil {
 			rep.errorf(file, key+".key", "%v", err)
@@ -69,18 +70,18 @@ func buildOP(rep *Report, cfg *config.Config, pols []*policy.Policy, st store.St
 	}
 	ks, err := oidcop.NewKeySet(specs)
 	if err != nil {
-		rep.errorf(file, "organiser.keys.oidc", "%v", err)
+		rep.errorf(file, keysAt+".oidc", "%v", err)
 		return nil
 	}
 	op := &oidcop.Provider{
-		Issuer:  strings.TrimRight(cfg.ExternalURL, "/"),
+		Issuer:  strings.TrimRight(cfg.OrganiserURL(o, ""), "/"),
 		Keys:    ks,
 		Clients: clients,
 		Store:   st,
 		Now:     now,
 	}
 	if err := op.Validate(); err != nil {
-		rep.errorf(file, "organiser.keys.oidc", "%v", err)
+		rep.errorf(file, keysAt+".oidc", "%v", err)
 		return nil
 	}
 	return op

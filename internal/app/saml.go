@@ -12,8 +12,7 @@ import (
 	"github.com/skolbro/skolbro/internal/samlmeta"
 )
 
-func loadUpstream(rep *Report, cfg *config.Config) upstream {
-	u := cfg.Organiser.Upstream
+func loadUpstream(rep *Report, cfg *config.Config, u *config.Upstream) upstream {
 	var out upstream
 	if u.Metadata == "" {
 		return out
@@ -37,11 +36,11 @@ func loadUpstream(rep *Report, cfg *config.Config) upstream {
 			}
 		}
 		if ed == nil {
-			rep.errorf(cfg.File(), "organiser.upstream.entity_id", "%q is not in %s", u.EntityID, path)
+			rep.errorf(cfg.File(), u.Key("entity_id"), "%q is not in %s", u.EntityID, path)
 			return out
 		}
 	} else if len(eds) > 1 {
-		rep.errorf(cfg.File(), "organiser.upstream.entity_id", "required: %s holds %d entities", path, len(eds))
+		rep.errorf(cfg.File(), u.Key("entity_id"), "required: %s holds %d entities", path, len(eds))
 		return out
 	}
 	out.entityID = ed.EntityID
@@ -64,14 +63,19 @@ func loadUpstream(rep *Report, cfg *config.Config) upstream {
 	return out
 }
 
-func loadVendors(rep *Report, cfg *config.Config) map[string]*samlidp.Vendor {
-	dir := cfg.Path(cfg.Organiser.MetadataDir)
+func loadVendors(rep *Report, cfg *config.Config, o *config.Organiser) map[string]*samlidp.Vendor {
+	dir := cfg.Path(o.MetadataDir)
 	out := map[string]*samlidp.Vendor{}
 	files, _ := filepath.Glob(filepath.Join(dir, "*.xml"))
 	sort.Strings(files)
-	upstreamMeta := filepath.Clean(cfg.Path(cfg.Organiser.Upstream.Metadata))
+	upstreamMeta := map[string]bool{}
+	for _, u := range o.Upstreams {
+		if u.Metadata != "" {
+			upstreamMeta[filepath.Clean(cfg.Path(u.Metadata))] = true
+		}
+	}
 	for _, f := range files {
-		if filepath.Clean(f) == upstreamMeta {
+		if upstreamMeta[filepath.Clean(f)] {
 			continue
 		}
 		b, err := os.ReadFile(f)

@@ -103,3 +103,12 @@ func (k *SubjectKeyer) mac(subject string) string {
 	io.WriteString(m, subject)
 	return hex.EncodeToString(m.Sum(nil))
 }
+
+// Fingerprint identifies the key without revealing it; "" for a nil
+// keyer.
+func (k *SubjectKeyer) Fingerprint() string {
+	if k == nil {
+		return ""
+	}
+	return pseudonym.KeyFingerprint(k.key)
+}

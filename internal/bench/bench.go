@@ -404,8 +404,8 @@ func (r *runner) setup(ctx context.Context) (func(), error) {
 		r.w = w
 		r.res.Bridge = t.Scheme + "://" + t.Host
 		r.res.Store = w.cfg.Store.Type
-		keyPair := w.cfg.Organiser.Keys.Signing
-		if k := w.cfg.Organiser.Keys.SigningECDSA; k != nil {
+		keyPair := w.cfg.Organisers[0].Keys.Signing
+		if k := w.cfg.Organisers[0].Keys.SigningECDSA; k != nil {
 			keyPair = *k
 		}
 		p, err := keys.Load(w.cfg.Path(keyPair.Cert), w.cfg.Path(keyPair.Key))

@@ -174,10 +174,11 @@ func TestWriteConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			org, rep := app.Build(cfg, store.NewMemory(nil), time.Now)
+			orgs, rep := app.Build(cfg, store.NewMemory(nil), time.Now)
 			if err := rep.Err(); err != nil {
 				t.Fatalf("the configuration does not build: %v", err)
 			}
+			org := orgs[0]
 			if cfg.Listen != "127.0.0.1:18080" || cfg.ExternalURL != "http://127.0.0.1:18080" {
 				t.Errorf("listen %q, external_url %q", cfg.Listen, cfg.ExternalURL)
 			}

@@ -365,18 +365,16 @@ func (b *bridge) start(cfg *config.Config, ln net.Listener) error {
 	if err != nil {
 		return err
 	}
-	org, rep := app.BuildWith(cfg, instrumented, app.Options{Now: time.Now})
+	orgs, rep := app.BuildWith(cfg, instrumented, app.Options{Now: time.Now})
 	if err := rep.Err(); err != nil {
 		return fmt.Errorf("bench: the bridge's configuration: %w", err)
 	}
-	sink, err := app.OpenAudit(cfg, time.Now)
+	closeAudits, err := app.OpenAudits(cfg, orgs, time.Now)
 	if err != nil {
 		return err
 	}
-	if sink != nil {
-		b.closes = append(b.closes, func() { sink.Close() })
-		org.Audit = sink
-	}
+	b.closes = append(b.closes, closeAudits)
+	org := orgs[0]
 	b.signer = org.IdP.Signer
 	if s, ok := org.IdP.AltSigners[xmlsig.ECDSASHA256]; ok {
 		b.signer = s // the SAML vendor's policy asks for ECDSA (--sign-alg ecdsa)
@@ -384,7 +382,7 @@ func (b *bridge) start(cfg *config.Config, ln net.Listener) error {
 	// Logs go nowhere, but at the configured level: formatting them is
 	// part of what the bridge costs.
 	log := zerolog.New(io.Discard).Level(logLevel(cfg.LogLevel)).With().Timestamp().Logger()
-	srv, err := server.New(server.Options{Organiser: org, Store: instrumented, Logger: log,
+	srv, err := server.New(server.Options{Organisers: orgs, Store: instrumented, Logger: log,
 		SecureCookies: strings.HasPrefix(cfg.ExternalURL, "https://"),
 		Metrics:       m, ClientLimit: clientLimit, ClientIP: clientIP, VendorLimit: vendorLimit,
 		MaxInFlight: lim.MaxInFlight})

@@ -37,8 +37,18 @@ type Config struct {
 	// MetricsListen is an internal address for /metrics (e.g.
 	// 127.0.0.1:9090); empty serves no metrics. Never the public listener:
 	// the counts are operational data about the organiser's vendors.
-	MetricsListen string    `yaml:"metrics_listen"`
-	Organiser     Organiser `yaml:"organiser"`
+	MetricsListen string `yaml:"metrics_listen"`
+	// Keys are the hub's default keys: an organiser without its own
+	// signing key signs with these. There is no hub-wide pseudonym or
+	// audit key: those are always the organiser's own.
+	Keys *Keys `yaml:"keys"`
+	// Organisers are the school organisers the bridge serves: one for an
+	// organiser's own bridge, several for a regional hub. Each is its own
+	// IdP and OP towards vendors, under /o/<id>/ (or at the root URLs).
+	Organisers []*Organiser `yaml:"organisers"`
+	// Organiser is the one-organiser shorthand for organisers, served at
+	// the root URLs (as every configuration before the hub was written).
+	Organiser *Organiser `yaml:"organiser"`
 
 	// file is the path the configuration was read from; relative paths in
 	// it are resolved against its directory.
@@ -46,17 +56,38 @@ type Config struct {
 	lines map[string]int
 }
 
-// Organiser is one school organiser (huvudman): its upstream IdP, keys,
-// pseudonym settings, vendor metadata and release policies.
+// Organiser is one school organiser (huvudman): its upstream IdPs, keys,
+// pseudonym settings, vendor metadata, release policies, release log and
+// admins. Nothing of one organiser is shared with another.
 type Organiser struct {
-	// ID is a short identifier used in logs and metrics.
+	// ID is a short identifier used in URLs, logs and metrics.
 	ID          string `yaml:"id"`
 	DisplayName string `yaml:"display_name"`
+	// LegalName is the organiser's legal name, published as
+	// md:OrganizationName: a federation registers each member as itself,
+	// never as the hub operator. OrganisationNumber is its Swedish
+	// organisation number, published where the federation asks for it.
+	LegalName          string `yaml:"legal_name"`
+	OrganisationNumber string `yaml:"organisation_number"`
 	// Scope is the organiser's domain, used as the scope of EPPNs and
-	// scoped attributes released to vendors (listed as shibmd:Scope in the
-	// bridge's IdP metadata).
-	Scope      string     `yaml:"scope"`
-	Upstream   Upstream   `yaml:"upstream"`
+	// scoped attributes released to vendors. Scopes are further domains
+	// that belong to the organiser; all are listed as shibmd:Scope in its
+	// IdP metadata. With only scopes, the first is the scope.
+	Scope  string   `yaml:"scope"`
+	Scopes []string `yaml:"scopes"`
+	// RootURLs serves this organiser at the bridge's root URLs
+	// (/saml/idp/metadata, ...) instead of under /o/<id>/: for moving a
+	// single-organiser bridge into a hub without changing its entityID,
+	// issuer or endpoints. At most one organiser may have it; the
+	// organiser: shorthand implies it.
+	RootURLs bool `yaml:"root_urls"`
+	// Upstreams are the organiser's school IdPs, e.g. pupils in Google
+	// over OIDC and staff in ADFS over SAML. Upstream is the shorthand
+	// for one.
+	Upstreams []*Upstream `yaml:"upstreams"`
+	Upstream  *Upstream   `yaml:"upstream"`
+	// Keys are the organiser's own keys; the signing key may be left out
+	// to sign with the hub's default (keys: at the top level).
 	Keys       Keys       `yaml:"keys"`
 	Pseudonym  Pseudonym  `yaml:"pseudonym"`
 	Protection Protection `yaml:"protection"`
@@ -64,7 +95,7 @@ type Organiser struct {
 	// SWAMID). An aggregate never enables a vendor by itself: a vendor is
 	// served only when a release policy names its entityID.
 	Federation []FederationSource `yaml:"federation"`
-	// Metadata describes the bridge's own published metadata.
+	// Metadata describes the organiser's own published metadata.
 	Metadata OwnMetadata `yaml:"metadata"`
 	Audit    Audit       `yaml:"audit"`
 	Admin    Admin       `yaml:"admin"`
@@ -72,9 +103,61 @@ type Organiser struct {
 	MetadataDir string `yaml:"metadata_dir"`
 	// PolicyDir holds one release policy file per vendor.
 	PolicyDir string `yaml:"policy_dir"`
+
+	// key is where the organiser stands in the file ("organiser" or
+	// "organisers[2]"), for problems that name the key.
+	key string
 }
 
-// Upstream is the organiser's school IdP.
+// Key names a key of the organiser as it is written in the file, e.g.
+// "organisers[1].pseudonym.key_file".
+func (o *Organiser) Key(sub string) string { return o.key + "." + sub }
+
+// Prefix is the path under which the organiser is served: "" at the root
+// URLs, else /o/<id>.
+func (o *Organiser) Prefix() string {
+	if o.RootURLs {
+		return ""
+	}
+	return "/o/" + o.ID
+}
+
+// AllScopes returns the organiser's scopes, the primary one first.
+func (o *Organiser) AllScopes() []string {
+	out := []string{}
+	for _, s := range append([]string{o.Scope}, o.Scopes...) {
+		if s != "" && !contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// UpstreamPrefix is the path under the organiser's prefix where an
+// upstream's SP or RP endpoints are served: /saml/sp or /oidc/rp when the
+// organiser has one upstream (the URLs a single-organiser bridge always
+// had), else /saml/sp/<id> or /oidc/rp/<id>.
+func (o *Organiser) UpstreamPrefix(u *Upstream) string {
+	base := "/saml/sp"
+	if u.Type == "oidc" {
+		base = "/oidc/rp"
+	}
+	if len(o.Upstreams) == 1 {
+		return o.Prefix() + base
+	}
+	return o.Prefix() + base + "/" + u.ID
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Upstream is one of the organiser's school IdPs.
 type Upstream struct {
 	ID string `yaml:"id"`
 	// Type is "saml" or "oidc".
@@ -108,7 +191,16 @@ type Upstream struct {
 	Scopes []string `yaml:"scopes"`
 	// ClockSkew is the tolerance on assertion time windows (default 2m).
 	ClockSkew Duration `yaml:"clock_skew"`
+	// DisplayName is shown on the discovery page when the organiser has
+	// several upstreams (default: the id).
+	DisplayName string `yaml:"display_name"`
+
+	// key is where the upstream stands in the file.
+	key string
 }
+
+// Key names a key of the upstream as it is written in the file.
+func (u *Upstream) Key(sub string) string { return u.key + "." + sub }
 
 // Keys names the bridge's key files.
 type Keys struct {
@@ -288,10 +380,14 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 // Problem is one thing wrong with the configuration.
 type Problem struct {
-	File    string
-	Key     string
-	Line    int
-	Message string
+	File string
+	// Organiser is the id of the organiser the problem belongs to, or ""
+	// for the bridge as a whole: a problem of one organiser disables only
+	// that organiser.
+	Organiser string
+	Key       string
+	Line      int
+	Message   string
 }
 
 func (p Problem) Error() string {
@@ -326,6 +422,9 @@ func Parse(path string, b []byte) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(b, &root); err == nil {
 		collectLines(&root, "", c.lines)
+	}
+	if err := c.normalise(); err != nil {
+		return nil, err
 	}
 	c.applyDefaults()
 	return c, nil
@@ -384,39 +483,125 @@ func (c *Config) applyDefaults() {
 	if c.Store.Redis.Prefix == "" {
 		c.Store.Redis.Prefix = "skolbro:"
 	}
-	o := &c.Organiser
-	if o.Upstream.Type == "" {
-		o.Upstream.Type = "saml"
-	}
-	if o.Upstream.ClockSkew == 0 {
-		o.Upstream.ClockSkew = Duration(2 * time.Minute)
-	}
-	if o.Audit.Sync == "" {
-		o.Audit.Sync = "each"
-	}
-	if o.Audit.WarnDays == 0 {
-		o.Audit.WarnDays = 30
-	}
-	if ss := o.Protection.SS12000; ss != nil {
-		if ss.Timeout == 0 {
-			ss.Timeout = Duration(2 * time.Second)
+	for _, o := range c.Organisers {
+		for _, u := range o.Upstreams {
+			if u.Type == "" {
+				u.Type = "saml"
+			}
+			if u.ClockSkew == 0 {
+				u.ClockSkew = Duration(2 * time.Minute)
+			}
+			if u.DisplayName == "" {
+				u.DisplayName = u.ID
+			}
 		}
-		if ss.CacheTTL == 0 {
-			ss.CacheTTL = Duration(time.Minute)
+		if o.Scope == "" && len(o.Scopes) > 0 {
+			o.Scope = o.Scopes[0]
+		}
+		if o.Audit.Sync == "" {
+			o.Audit.Sync = "each"
+		}
+		if o.Audit.WarnDays == 0 {
+			o.Audit.WarnDays = 30
+		}
+		if ss := o.Protection.SS12000; ss != nil {
+			if ss.Timeout == 0 {
+				ss.Timeout = Duration(2 * time.Second)
+			}
+			if ss.CacheTTL == 0 {
+				ss.CacheTTL = Duration(time.Minute)
+			}
+		}
+		if o.Metadata.ValidFor == 0 {
+			o.Metadata.ValidFor = Duration(7 * 24 * time.Hour)
+		}
+		if o.Metadata.CacheDuration == 0 {
+			o.Metadata.CacheDuration = Duration(6 * time.Hour)
+		}
+		if o.MetadataDir == "" {
+			o.MetadataDir = "metadata"
+		}
+		if o.PolicyDir == "" {
+			o.PolicyDir = "attribute-release"
 		}
 	}
-	if o.Metadata.ValidFor == 0 {
-		o.Metadata.ValidFor = Duration(7 * 24 * time.Hour)
+}
+
+// normalise turns the one-organiser and one-upstream shorthands into
+// lists and records where each organiser and upstream stands in the file.
+// It reports a file that uses both a shorthand and its list.
+func (c *Config) normalise() error {
+	if c.Organiser != nil {
+		if len(c.Organisers) > 0 {
+			return Problem{File: c.file, Key: "organiser", Line: c.lines["organiser"],
+				Message: "use either organiser (one organiser) or organisers (a list), not both"}
+		}
+		c.Organiser.key = "organiser"
+		c.Organiser.RootURLs = true
+		c.Organisers = []*Organiser{c.Organiser}
+	} else {
+		for i, o := range c.Organisers {
+			if o == nil {
+				return Problem{File: c.file, Key: fmt.Sprintf("organisers[%d]", i), Message: "empty organiser"}
+			}
+			o.key = fmt.Sprintf("organisers[%d]", i)
+		}
 	}
-	if o.Metadata.CacheDuration == 0 {
-		o.Metadata.CacheDuration = Duration(6 * time.Hour)
+	for _, o := range c.Organisers {
+		if o.Upstream != nil {
+			if len(o.Upstreams) > 0 {
+				return Problem{File: c.file, Key: o.Key("upstream"), Line: c.lines[o.Key("upstream")],
+					Message: "use either upstream (one IdP) or upstreams (a list), not both"}
+			}
+			o.Upstream.key = o.Key("upstream")
+			o.Upstreams = []*Upstream{o.Upstream}
+			continue
+		}
+		for j, u := range o.Upstreams {
+			if u == nil {
+				return Problem{File: c.file, Key: o.Key(fmt.Sprintf("upstreams[%d]", j)), Message: "empty upstream"}
+			}
+			u.key = o.Key(fmt.Sprintf("upstreams[%d]", j))
+		}
 	}
-	if o.MetadataDir == "" {
-		o.MetadataDir = "metadata"
+	return nil
+}
+
+// SigningKeys returns the keys the organiser signs with: its own, or the
+// hub's default when it names no signing key, and the key path they are
+// written under.
+func (c *Config) SigningKeys(o *Organiser) (Keys, string) {
+	if o.Keys.Signing.Cert == "" && o.Keys.Signing.Key == "" && c.Keys != nil {
+		k := *c.Keys
+		if len(o.Keys.OIDC) > 0 {
+			k.OIDC = o.Keys.OIDC
+		}
+		return k, "keys"
 	}
-	if o.PolicyDir == "" {
-		o.PolicyDir = "attribute-release"
+	k := o.Keys
+	if len(k.OIDC) == 0 && c.Keys != nil {
+		k.OIDC = c.Keys.OIDC
 	}
+	return k, o.Key("keys")
+}
+
+// Hub reports whether the configuration lists its organisers (organisers:)
+// rather than using the one-organiser shorthand.
+func (c *Config) Hub() bool { return c.Organiser == nil }
+
+// OrganiserByID returns the organiser with id, or nil.
+func (c *Config) OrganiserByID(id string) *Organiser {
+	for _, o := range c.Organisers {
+		if o.ID == id {
+			return o
+		}
+	}
+	return nil
+}
+
+// OrganiserURL returns the organiser's external URL joined with path.
+func (c *Config) OrganiserURL(o *Organiser, path string) string {
+	return c.URL(o.Prefix() + path)
 }
 
 // File returns the path the configuration was read from.
@@ -479,31 +664,69 @@ func (c *Config) Validate() error {
 	default:
 		bad("store.type", "must be memory or redis")
 	}
-	o := c.Organiser
-	if !validID(o.ID) {
-		bad("organiser.id", "required: lower-case letters, digits and dashes")
+	if len(c.Organisers) == 0 {
+		bad("organisers", "required: the organiser (organiser:) or the organisers (organisers:) this bridge serves")
 	}
-	if o.DisplayName == "" {
-		bad("organiser.display_name", "required")
-	}
-	if !validScope(o.Scope) {
-		bad("organiser.scope", "required: the organiser's lower-case domain, e.g. exempel.se")
-	}
-	if !validID(o.Upstream.ID) {
-		bad("organiser.upstream.id", "required: lower-case letters, digits and dashes")
-	}
-	switch o.Upstream.Type {
-	case "saml":
-	case "oidc":
-		if u, err := url.Parse(o.Upstream.Issuer); err != nil || u.Scheme != "https" && !(c.DevMode && u.Scheme == "http") || u.Host == "" {
-			bad("organiser.upstream.issuer", "required for type oidc: the IdP's https issuer URL")
+	if k := c.Keys; k != nil {
+		if k.Signing.Cert == "" || k.Signing.Key == "" {
+			bad("keys.signing", "required when keys is set: the hub's default signing key pair")
+		} else {
+			for _, f := range []struct{ key, p string }{{"keys.signing.cert", k.Signing.Cert}, {"keys.signing.key", k.Signing.Key}} {
+				if _, err := os.Stat(c.Path(f.p)); err != nil {
+					bad(f.key, "cannot be read: %v", errors.Unwrap(err))
+				}
+			}
 		}
-		if o.Upstream.ClientID == "" {
-			bad("organiser.upstream.client_id", "required for type oidc")
-		}
-	default:
-		bad("organiser.upstream.type", "must be saml or oidc")
 	}
+	ids, roots, scopes := map[string]bool{}, 0, map[string]string{}
+	secretFiles := map[string]string{}
+	for _, o := range c.Organisers {
+		orgBad := func(key, msg string, args ...any) {
+			errs = append(errs, Problem{File: c.file, Key: key, Line: c.lines[key], Organiser: o.ID, Message: fmt.Sprintf(msg, args...)})
+		}
+		c.validateOrganiser(o, orgBad)
+		if ids[o.ID] {
+			bad(o.Key("id"), "%q is also the id of another organiser", o.ID)
+		}
+		ids[o.ID] = true
+		// A scope belongs to one member: two organisers claiming one
+		// would let each assert the other's people.
+		for _, sc := range o.AllScopes() {
+			if prev, dup := scopes[sc]; dup {
+				bad(o.Key("scope"), "scope %q is also %s's: a scope belongs to one organiser", sc, prev)
+			}
+			scopes[sc] = o.ID
+		}
+		if o.RootURLs {
+			roots++
+			if roots > 1 {
+				bad(o.Key("root_urls"), "only one organiser can be served at the root URLs")
+			}
+		}
+		if c.Hub() {
+			if o.LegalName == "" {
+				orgBad(o.Key("legal_name"), "required in a hub: the organiser's legal name, published as OrganizationName (a federation registers each member as itself)")
+			}
+		}
+		// Each organiser's pseudonyms and subject keys are its own: a
+		// key file shared by two organisers would let one link the other's
+		// people. (Build also compares the keys' contents.)
+		for _, f := range []struct{ key, p string }{{"pseudonym.key_file", o.Pseudonym.KeyFile}, {"audit.key_file", o.Audit.KeyFile}} {
+			if f.p == "" {
+				continue
+			}
+			abs := filepath.Clean(c.Path(f.p))
+			if prev, dup := secretFiles[abs]; dup {
+				bad(o.Key(f.key), "the same file as %s: every organiser needs its own pseudonym and audit keys", prev)
+			}
+			secretFiles[abs] = o.Key(f.key)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validateOrganiser adds the problems of one organiser.
+func (c *Config) validateOrganiser(o *Organiser, bad func(key, msg string, args ...any)) {
 	fileKey := func(key, p string) {
 		if p == "" {
 			bad(key, "required")
@@ -513,13 +736,63 @@ func (c *Config) Validate() error {
 			bad(key, "cannot be read: %v", errors.Unwrap(err))
 		}
 	}
-	if o.Upstream.Type == "saml" {
-		fileKey("organiser.upstream.metadata", o.Upstream.Metadata)
-	} else {
-		fileKey("organiser.upstream.client_secret_file", o.Upstream.ClientSecretFile)
+	dirKey := func(key, p string) {
+		if st, err := os.Stat(c.Path(p)); err != nil || !st.IsDir() {
+			bad(key, "must name a directory")
+		}
+	}
+	if !validID(o.ID) {
+		bad(o.Key("id"), "required: lower-case letters, digits and dashes")
+	}
+	if o.DisplayName == "" {
+		bad(o.Key("display_name"), "required")
+	}
+	if !validScope(o.Scope) {
+		bad(o.Key("scope"), "required: the organiser's lower-case domain, e.g. exempel.se")
+	}
+	for i, sc := range o.Scopes {
+		if !validScope(sc) {
+			bad(o.Key(fmt.Sprintf("scopes[%d]", i)), "%q is not a lower-case domain", sc)
+		}
+	}
+	if len(o.Upstreams) == 0 {
+		bad(o.Key("upstream"), "required: the organiser's school IdP (upstream, or upstreams for several)")
+	}
+	upIDs := map[string]bool{}
+	for _, u := range o.Upstreams {
+		if !validID(u.ID) {
+			bad(u.Key("id"), "required: lower-case letters, digits and dashes")
+		}
+		switch u.Type {
+		case "saml":
+		case "oidc":
+			if iu, err := url.Parse(u.Issuer); err != nil || iu.Scheme != "https" && !(c.DevMode && iu.Scheme == "http") || iu.Host == "" {
+				bad(u.Key("issuer"), "required for type oidc: the IdP's https issuer URL")
+			}
+			if u.ClientID == "" {
+				bad(u.Key("client_id"), "required for type oidc")
+			}
+		default:
+			bad(u.Key("type"), "must be saml or oidc")
+		}
+		if u.Type == "saml" {
+			fileKey(u.Key("metadata"), u.Metadata)
+		} else {
+			fileKey(u.Key("client_secret_file"), u.ClientSecretFile)
+		}
+		if u.StableID == "" {
+			bad(u.Key("stable_id"), "required: the upstream attribute (or NameID) that identifies a person stably")
+		}
+		if time.Duration(u.ClockSkew) < 0 || time.Duration(u.ClockSkew) > 5*time.Minute {
+			bad(u.Key("clock_skew"), "must be between 0 and 5m")
+		}
+		if upIDs[u.ID] {
+			bad(u.Key("id"), "%q is also the id of another upstream of this organiser", u.ID)
+		}
+		upIDs[u.ID] = true
 	}
 	for i, k := range o.Keys.OIDC {
-		key := fmt.Sprintf("organiser.keys.oidc[%d]", i)
+		key := o.Key(fmt.Sprintf("keys.oidc[%d]", i))
 		fileKey(key+".key", k.Key)
 		if k.KID == "" {
 			bad(key+".kid", "required: a key id published in the JWKS")
@@ -533,69 +806,65 @@ func (c *Config) Validate() error {
 		}
 	}
 	if r := o.Protection.Register; r != nil {
-		fileKey("organiser.protection.register.key_file", r.KeyFile)
+		fileKey(o.Key("protection.register.key_file"), r.KeyFile)
 		if c.Store.Type == "memory" && r.File == "" {
-			bad("organiser.protection.register.file", "required with the memory store: where the register is kept")
+			bad(o.Key("protection.register.file"), "required with the memory store: where the register is kept")
 		}
 	}
 	if ss := o.Protection.SS12000; ss != nil {
 		if u, err := url.Parse(ss.BaseURL); err != nil || u.Host == "" || u.Scheme != "https" && !(c.DevMode && u.Scheme == "http") {
-			bad("organiser.protection.ss12000.base_url", "required: the SS 12000 API's https base URL")
+			bad(o.Key("protection.ss12000.base_url"), "required: the SS 12000 API's https base URL")
 		}
 		if ss.TokenFile == "" && ss.ClientCert == nil {
-			bad("organiser.protection.ss12000", "needs token_file or client_cert")
+			bad(o.Key("protection.ss12000"), "needs token_file or client_cert")
 		}
 		if ss.TokenFile != "" {
-			fileKey("organiser.protection.ss12000.token_file", ss.TokenFile)
+			fileKey(o.Key("protection.ss12000.token_file"), ss.TokenFile)
 		}
 		if ss.ClientCert != nil {
-			fileKey("organiser.protection.ss12000.client_cert.cert", ss.ClientCert.Cert)
-			fileKey("organiser.protection.ss12000.client_cert.key", ss.ClientCert.Key)
+			fileKey(o.Key("protection.ss12000.client_cert.cert"), ss.ClientCert.Cert)
+			fileKey(o.Key("protection.ss12000.client_cert.key"), ss.ClientCert.Key)
 		}
 		if ss.CAFile != "" {
-			fileKey("organiser.protection.ss12000.ca_file", ss.CAFile)
+			fileKey(o.Key("protection.ss12000.ca_file"), ss.CAFile)
 		}
 	}
 	if o.Audit.Dir != "" {
-		fileKey("organiser.audit.key_file", o.Audit.KeyFile)
+		fileKey(o.Key("audit.key_file"), o.Audit.KeyFile)
 		switch o.Audit.Sync {
 		case "each", "batch":
 		default:
-			bad("organiser.audit.sync", "must be each or batch")
+			bad(o.Key("audit.sync"), "must be each or batch")
 		}
 	}
-	if o.Upstream.StableID == "" {
-		bad("organiser.upstream.stable_id", "required: the upstream attribute (or NameID) that identifies a person stably")
+	if o.Keys.Signing.Cert != "" || o.Keys.Signing.Key != "" || c.Keys == nil {
+		fileKey(o.Key("keys.signing.cert"), o.Keys.Signing.Cert)
+		fileKey(o.Key("keys.signing.key"), o.Keys.Signing.Key)
 	}
-	if time.Duration(o.Upstream.ClockSkew) < 0 || time.Duration(o.Upstream.ClockSkew) > 5*time.Minute {
-		bad("organiser.upstream.clock_skew", "must be between 0 and 5m")
-	}
-	fileKey("organiser.keys.signing.cert", o.Keys.Signing.Cert)
-	fileKey("organiser.keys.signing.key", o.Keys.Signing.Key)
 	if o.Keys.SigningECDSA != nil {
-		fileKey("organiser.keys.signing_ecdsa.cert", o.Keys.SigningECDSA.Cert)
-		fileKey("organiser.keys.signing_ecdsa.key", o.Keys.SigningECDSA.Key)
+		fileKey(o.Key("keys.signing_ecdsa.cert"), o.Keys.SigningECDSA.Cert)
+		fileKey(o.Key("keys.signing_ecdsa.key"), o.Keys.SigningECDSA.Key)
 	}
-	fileKey("organiser.pseudonym.key_file", o.Pseudonym.KeyFile)
+	fileKey(o.Key("pseudonym.key_file"), o.Pseudonym.KeyFile)
 	if o.Keys.NextSigningCert != "" {
-		fileKey("organiser.keys.next_signing_cert", o.Keys.NextSigningCert)
+		fileKey(o.Key("keys.next_signing_cert"), o.Keys.NextSigningCert)
 	}
 	if m := o.Metadata.Signing; m != nil {
-		fileKey("organiser.metadata.signing.cert", m.Cert)
-		fileKey("organiser.metadata.signing.key", m.Key)
+		fileKey(o.Key("metadata.signing.cert"), m.Cert)
+		fileKey(o.Key("metadata.signing.key"), m.Key)
 	}
 	for i, c := range o.Metadata.Contacts {
 		switch c.Type {
 		case "technical", "support", "administrative", "billing", "other":
 		default:
-			bad(fmt.Sprintf("organiser.metadata.contacts[%d].type", i), "must be technical, support, administrative, billing or other")
+			bad(o.Key(fmt.Sprintf("metadata.contacts[%d].type", i)), "must be technical, support, administrative, billing or other")
 		}
 		if !strings.Contains(c.Email, "@") {
-			bad(fmt.Sprintf("organiser.metadata.contacts[%d].email", i), "required: an email address")
+			bad(o.Key(fmt.Sprintf("metadata.contacts[%d].email", i)), "required: an email address")
 		}
 	}
 	for i, f := range o.Federation {
-		key := fmt.Sprintf("organiser.federation[%d]", i)
+		key := o.Key(fmt.Sprintf("federation[%d]", i))
 		if !validID(f.Name) {
 			bad(key+".name", "required: lower-case letters, digits and dashes")
 		}
@@ -607,14 +876,8 @@ func (c *Config) Validate() error {
 			bad(key+".cache_dir", "required: where the last good copy is kept")
 		}
 	}
-	dirKey := func(key, p string) {
-		if st, err := os.Stat(c.Path(p)); err != nil || !st.IsDir() {
-			bad(key, "must name a directory")
-		}
-	}
-	dirKey("organiser.metadata_dir", o.MetadataDir)
-	dirKey("organiser.policy_dir", o.PolicyDir)
-	return errors.Join(errs...)
+	dirKey(o.Key("metadata_dir"), o.MetadataDir)
+	dirKey(o.Key("policy_dir"), o.PolicyDir)
 }
 
 func validID(s string) bool {

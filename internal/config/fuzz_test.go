@@ -40,6 +40,9 @@ func FuzzConfigParse(f *testing.F) {
 		"---\nlisten: a\n---\nlisten: b\n",
 		"- 1\n",
 		"!!binary aGVsbG8=",
+		"organisers:\n  - id: a\n    upstreams:\n      - {id: x, type: oidc}\n      - {id: y}\n  - id: b\n    upstream: {id: z}\n",
+		"organisers:\n  - null\n",
+		"organiser: {id: a}\norganisers: [{id: b}]\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -67,7 +70,7 @@ func FuzzConfigParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("second parse failed: %v", err)
 		}
-		opt := cmp.AllowUnexported(Config{})
+		opt := cmp.AllowUnexported(Config{}, Organiser{}, Upstream{})
 		if diff := cmp.Diff(c, again, opt); diff != "" {
 			t.Fatalf("two parses differ (-first +second):\n%s", diff)
 		}
@@ -96,23 +99,33 @@ func checkKept(t *testing.T, c *Config, in []byte) {
 // checkDefaults checks that no field with a default is left empty.
 func checkDefaults(t *testing.T, c *Config) {
 	t.Helper()
-	o := c.Organiser
 	for name, empty := range map[string]bool{
-		"listen":                    c.Listen == "",
-		"log_level":                 c.LogLevel == "",
-		"store.type":                c.Store.Type == "",
-		"store.redis.prefix":        c.Store.Redis.Prefix == "",
-		"organiser.upstream.type":   o.Upstream.Type == "",
-		"organiser.upstream.skew":   o.Upstream.ClockSkew == 0,
-		"organiser.audit.sync":      o.Audit.Sync == "",
-		"organiser.audit.warn_days": o.Audit.WarnDays == 0,
-		"organiser.metadata_dir":    o.MetadataDir == "",
-		"organiser.policy_dir":      o.PolicyDir == "",
-		"ss12000.timeout":           o.Protection.SS12000 != nil && o.Protection.SS12000.Timeout == 0,
-		"ss12000.cache_ttl":         o.Protection.SS12000 != nil && o.Protection.SS12000.CacheTTL == 0,
+		"listen":             c.Listen == "",
+		"log_level":          c.LogLevel == "",
+		"store.type":         c.Store.Type == "",
+		"store.redis.prefix": c.Store.Redis.Prefix == "",
 	} {
 		if empty {
 			t.Errorf("%s: default not applied", name)
+		}
+	}
+	for _, o := range c.Organisers {
+		for _, u := range o.Upstreams {
+			if u.Type == "" || u.ClockSkew == 0 {
+				t.Errorf("%s: upstream defaults not applied", u.Key("type"))
+			}
+		}
+		for name, empty := range map[string]bool{
+			"audit.sync":        o.Audit.Sync == "",
+			"audit.warn_days":   o.Audit.WarnDays == 0,
+			"metadata_dir":      o.MetadataDir == "",
+			"policy_dir":        o.PolicyDir == "",
+			"ss12000.timeout":   o.Protection.SS12000 != nil && o.Protection.SS12000.Timeout == 0,
+			"ss12000.cache_ttl": o.Protection.SS12000 != nil && o.Protection.SS12000.CacheTTL == 0,
+		} {
+			if empty {
+				t.Errorf("%s: default not applied", o.Key(name))
+			}
 		}
 	}
 }

@@ -276,15 +276,14 @@ func (d *Demo) HandlerWithStore(log zerolog.Logger, st store.Store) (http.Handle
 		// in-process.
 		opts.HTTPClient = &http.Client{Transport: inProcess{prefix: d.Base + "/demo/oidc-idp", h: http.StripPrefix("/demo/oidc-idp", d.OIDCIdP.Handler())}}
 	}
-	org, rep := app.BuildWith(d.Config, st, opts)
+	orgs, rep := app.BuildWith(d.Config, st, opts)
 	if err := rep.Err(); err != nil {
 		return nil, err
 	}
-	sink, err := app.OpenAudit(d.Config, time.Now)
-	if err != nil {
+	if _, err := app.OpenAudits(d.Config, orgs, time.Now); err != nil {
 		return nil, err
 	}
-	org.Audit = sink
+	org := orgs[0]
 	idpMD, err := org.Metadata.IdPMetadata()
 	if err != nil {
 		return nil, err
@@ -294,15 +293,11 @@ func (d *Demo) HandlerWithStore(log zerolog.Logger, st store.Store) (http.Handle
 			return nil, err
 		}
 	}
+	org.Admin.Identities = d.previewIdentities(org)
 	srv, err := server.New(server.Options{
-		Organiser: org, Store: st, Logger: log,
+		Organisers: orgs, Store: st, Logger: log,
 		SecureCookies: strings.HasPrefix(d.Base, "https://"),
 		Mounts:        []func(*mux.Router){d.mount},
-		Admin: server.AdminOptions{
-			Entitlement: cfg.Organiser.Admin.Entitlement,
-			AuditDir:    cfg.Path(cfg.Organiser.Audit.Dir),
-			Identities:  d.previewIdentities(org),
-		},
 	})
 	if err != nil {
 		return nil, err
@@ -381,7 +376,7 @@ func (d *Demo) previewIdentities(org *server.Organiser) []admin.PreviewIdentity 
 	var out []admin.PreviewIdentity
 	for _, u := range d.IdP.Users {
 		friendly := map[string]string{}
-		id, err := mapping.Map(org.Mapping, mapping.Input{Subject: u.NameID, Attributes: u.Attributes, FriendlyNames: friendly}, time.Now())
+		id, err := mapping.Map(org.Upstreams[0].Mapping, mapping.Input{Subject: u.NameID, Attributes: u.Attributes, FriendlyNames: friendly}, time.Now())
 		if err != nil {
 			continue
 		}

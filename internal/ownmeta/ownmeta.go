@@ -16,8 +16,10 @@ import (
 	"github.com/skolbro/skolbro/internal/xmlsig"
 )
 
-// Organization is md:Organization.
-type Organization struct{ Name, DisplayName, URL string }
+// Organization is md:Organization. Number, the organisation number, is
+// published as the entity attribute organizationIdentifier (X.520,
+// urn:oid:2.5.4.97) where a federation asks for it.
+type Organization struct{ Name, DisplayName, URL, Number string }
 
 // Contact is md:ContactPerson.
 type Contact struct{ Type, Name, Email string }
@@ -25,9 +27,9 @@ type Contact struct{ Type, Name, Email string }
 // Publisher signs and caches the bridge's metadata.
 type Publisher struct {
 	IdP *samlidp.IdP
-	// SPMetadata is the unsigned SP EntityDescriptor towards a SAML school
-	// IdP, or nil when the upstream speaks OIDC.
-	SPMetadata    []byte
+	// SPMetadata are the unsigned SP EntityDescriptors towards the
+	// organiser's SAML school IdPs, by upstream id.
+	SPMetadata    map[string][]byte
 	Signer        *xmlsig.Signer
 	Organization  Organization
 	Contacts      []Contact
@@ -59,14 +61,16 @@ func (p *Publisher) IdPMetadata() ([]byte, error) {
 	return p.get("idp", func() (*etree.Element, error) { return p.IdP.MetadataElement(p.ValidFor), nil })
 }
 
-// SPMetadataSigned returns the signed SP-side metadata, for the school IdP.
-func (p *Publisher) SPMetadataSigned() ([]byte, error) {
-	if p.SPMetadata == nil {
+// SPMetadataSigned returns the signed SP-side metadata towards one
+// upstream, for that school IdP.
+func (p *Publisher) SPMetadataSigned(upstream string) ([]byte, error) {
+	md := p.SPMetadata[upstream]
+	if md == nil {
 		return nil, ErrNoSPMetadata
 	}
-	return p.get("sp", func() (*etree.Element, error) {
+	return p.get("sp:"+upstream, func() (*etree.Element, error) {
 		doc := etree.NewDocument()
-		if err := doc.ReadFromBytes(p.SPMetadata); err != nil {
+		if err := doc.ReadFromBytes(md); err != nil {
 			return nil, err
 		}
 		return doc.Root().Copy(), nil
@@ -111,6 +115,19 @@ func (p *Publisher) decorate(ed *etree.Element) {
 			return local
 		}
 		return prefix + ":" + local
+	}
+	if n := p.Organization.Number; n != "" {
+		// Entity-level Extensions come before every role descriptor.
+		ext := etree.NewElement(name("Extensions"))
+		ea := ext.CreateElement("mdattr:EntityAttributes")
+		ea.CreateAttr("xmlns:mdattr", "urn:oasis:names:tc:SAML:metadata:attribute")
+		a := ea.CreateElement("saml:Attribute")
+		a.CreateAttr("xmlns:saml", "urn:oasis:names:tc:SAML:2.0:assertion")
+		a.CreateAttr("Name", "urn:oid:2.5.4.97")
+		a.CreateAttr("NameFormat", "urn:oasis:names:tc:SAML:2.0:attrname-format:uri")
+		a.CreateAttr("FriendlyName", "organizationIdentifier")
+		a.CreateElement("saml:AttributeValue").SetText(n)
+		ed.InsertChildAt(0, ext)
 	}
 	if o := p.Organization; o.Name != "" {
 		org := ed.CreateElement(name("Organization"))

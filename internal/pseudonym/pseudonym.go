@@ -206,3 +206,24 @@ func checkLen(k []byte) ([]byte, error) {
 	}
 	return k, nil
 }
+
+// Fingerprint identifies the key without revealing it (a hash under a
+// fixed label), so that two organisers configured with one key can be
+// refused; "" for a nil Deriver.
+func (d *Deriver) Fingerprint() string {
+	if d == nil {
+		return ""
+	}
+	return keyFingerprint(d.key)
+}
+
+func keyFingerprint(key []byte) string {
+	h := sha256.New()
+	h.Write([]byte("skolbro key fingerprint\x00"))
+	h.Write(key)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// KeyFingerprint is Fingerprint for a raw key, for the other keys an
+// organiser must hold alone (the audit key).
+func KeyFingerprint(key []byte) string { return keyFingerprint(key) }

@@ -27,9 +27,10 @@ type AdminOptions struct {
 // protocolAdmin marks a pending login that is an admin logging in.
 const protocolAdmin = "admin"
 
-// newAdmin builds the admin interface on the organiser's parts.
-func (s *Server) newAdmin(o AdminOptions) (*admin.Admin, error) {
-	org := s.org
+// newAdmin builds the admin interface on the organiser's parts: its
+// admins see its vendors, releases, log and register, and nothing else.
+func (s *Server) newAdmin(org *Organiser) (*admin.Admin, error) {
+	o := org.Admin
 	rows := func() []audit.RegisterRow {
 		requested := map[string][]string{}
 		for id, v := range org.IdP.Vendors {
@@ -53,9 +54,9 @@ func (s *Server) newAdmin(o AdminOptions) (*admin.Admin, error) {
 		},
 		RegisterCSV:  func(w io.Writer) error { return audit.WriteRegisterCSV(w, rows()) },
 		RegisterJSON: func(w io.Writer) error { return audit.WriteRegisterJSON(w, rows()) },
-		Store:        s.store,
+		Store:        org.Store,
 		StartLogin: func(w http.ResponseWriter, r *http.Request) {
-			s.startLogin(w, r, pendingLogin{Protocol: protocolAdmin})
+			s.startLogin(w, r, org, pendingLogin{Protocol: protocolAdmin}, hintsFromQuery(r))
 		},
 		Entitlement:   o.Entitlement,
 		SecureCookies: s.secureCookies,

@@ -46,10 +46,10 @@ type pendingLogin struct {
 }
 
 // handleSSO receives a vendor's AuthnRequest and sends the browser upstream.
-func (s *Server) handleSSO(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleSSO(w http.ResponseWriter, r *http.Request, org *Organiser) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxACSBody)
 	l := zerolog.Ctx(r.Context())
-	req, err := s.org.IdP.ParseRequest(r)
+	req, err := org.IdP.ParseRequest(r)
 	if err != nil {
 		var e *samlidp.Error
 		if errors.As(err, &e) {
@@ -63,21 +63,21 @@ func (s *Server) handleSSO(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, failVendorRequest, "vendor_malformed", err)
 		return
 	}
-	pol, ok := s.org.Policies.BySAMLEntityID(req.VendorEntityID)
+	pol, ok := org.Policies.BySAMLEntityID(req.VendorEntityID)
 	if !ok {
 		s.fail(w, r, failVendorRequest, "vendor_no_policy", nil)
 		return
 	}
 	if !pol.AgreementActive(s.now()) {
 		l.Warn().Str("vendor", pol.ID).Msg("data processing agreement has ended")
-		s.refuse(w, r, pol, audit.ProtocolSAML, nil, failAgreement, audit.ReasonAgreementEnded)
+		s.refuse(w, r, org, "", pol, audit.ProtocolSAML, nil, failAgreement, audit.ReasonAgreementEnded)
 		return
 	}
 	if sub := unmet(req, pol); sub != "" {
-		s.answerStatus(w, r, req, sub)
+		s.answerStatus(w, r, org, req, sub)
 		return
 	}
-	s.startLogin(w, r, pendingLogin{Protocol: audit.ProtocolSAML, Vendor: pol.ID, SAML: req})
+	s.startLogin(w, r, org, pendingLogin{Protocol: audit.ProtocolSAML, Vendor: pol.ID, SAML: req}, samlHints(r, req))
 }
 
 // unmet says which second-level SAML status answers a valid request the
@@ -105,12 +105,12 @@ func unmet(req *samlidp.Request, pol *policy.Policy) string {
 }
 
 // answerStatus posts a signed status response to the vendor's validated ACS.
-func (s *Server) answerStatus(w http.ResponseWriter, r *http.Request, req *samlidp.Request, sub string) {
+func (s *Server) answerStatus(w http.ResponseWriter, r *http.Request, org *Organiser, req *samlidp.Request, sub string) {
 	top := samlidp.StatusRequester
 	if sub == samlidp.StatusNoPassive {
 		top = samlidp.StatusResponder
 	}
-	resp, err := s.org.IdP.BuildStatusResponse(req, top, sub)
+	resp, err := org.IdP.BuildStatusResponse(req, top, sub)
 	if err != nil {
 		s.fail(w, r, failInternal, "build_response", err)
 		return
@@ -129,9 +129,9 @@ func (s *Server) answerStatus(w http.ResponseWriter, r *http.Request, req *samli
 }
 
 // handleAuthorize receives an OIDC vendor's authorization request.
-func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request, org *Organiser) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxACSBody)
-	req, oerr := s.org.OP.ParseAuthorize(r)
+	req, oerr := org.OP.ParseAuthorize(r)
 	if oerr != nil {
 		if oerr.Redirect == "" {
 			// The redirect URI cannot be trusted: never redirect (case 26).
@@ -142,30 +142,30 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, oerr.Redirect, http.StatusFound)
 		return
 	}
-	pol, ok := s.org.Policies.ByID(req.VendorID)
+	pol, ok := org.Policies.ByID(req.VendorID)
 	if !ok {
 		s.fail(w, r, failVendorRequest, "vendor_no_policy", nil)
 		return
 	}
 	if !pol.AgreementActive(s.now()) {
-		s.refuse(w, r, pol, audit.ProtocolOIDC, nil, failAgreement, audit.ReasonAgreementEnded)
+		s.refuse(w, r, org, "", pol, audit.ProtocolOIDC, nil, failAgreement, audit.ReasonAgreementEnded)
 		return
 	}
 	if req.Prompt == "none" {
 		// The bridge keeps no session: it cannot log anyone in silently.
-		http.Redirect(w, r, s.org.OP.ErrorResponse(req, "login_required", "the bridge always asks the school IdP").Redirect, http.StatusFound)
+		http.Redirect(w, r, org.OP.ErrorResponse(req, "login_required", "the bridge always asks the school IdP").Redirect, http.StatusFound)
 		return
 	}
-	s.startLogin(w, r, pendingLogin{Protocol: audit.ProtocolOIDC, Vendor: pol.ID, OIDC: req})
+	s.startLogin(w, r, org, pendingLogin{Protocol: audit.ProtocolOIDC, Vendor: pol.ID, OIDC: req}, oidcHints(r, req))
 }
 
 // startLogin keeps the vendor's validated request and sends the browser
 // to the school IdP.
-func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, p pendingLogin) {
+func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, org *Organiser, p pendingLogin, hints loginHints) {
 	// Before anything is stored: a flood for one vendor must not fill the
 	// store or starve the other vendors.
 	if s.vendorLimit != nil {
-		if ok, retry := s.vendorLimit.Allow(p.Vendor); !ok {
+		if ok, retry := s.vendorLimit.Allow(org.ID + "/" + p.Vendor); !ok {
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retry.Seconds()))))
 			s.fail(w, r, failBusy, "vendor_rate_limited", nil)
 			return
@@ -181,40 +181,52 @@ func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, p pendingLog
 		s.fail(w, r, failInternal, "binding", err)
 		return
 	}
-	to, err := s.startUpstream(r, binding, state)
+	up := s.chooseUpstream(r, org, hints)
+	if up == nil {
+		// The bridge cannot tell which of the organiser's school IdPs the
+		// person belongs to: ask (discovery).
+		s.showDiscovery(w, r, org, binding, state)
+		return
+	}
+	s.goUpstream(w, r, org, up, binding, state, p.Vendor, p.Protocol)
+}
+
+// goUpstream sends the browser to one school IdP with the pending login.
+func (s *Server) goUpstream(w http.ResponseWriter, r *http.Request, org *Organiser, up *Upstream, binding string, state []byte, vendor, protocol string) {
+	to, err := s.startUpstream(r, up, binding, state)
 	if err != nil {
 		s.fail(w, r, failUnavailable, "store_unavailable", err)
 		return
 	}
-	zerolog.Ctx(r.Context()).Info().Str("vendor", p.Vendor).Str("protocol", p.Protocol).Msg("login started")
+	zerolog.Ctx(r.Context()).Info().Str("vendor", vendor).Str("protocol", protocol).Str("upstream", up.ID).Msg("login started")
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, to, http.StatusFound)
 }
 
 // record writes one event to the release log. Nothing is released that
 // could not be recorded.
-func (s *Server) record(r *http.Request, ev audit.Event) error {
-	if s.org.Audit == nil {
+func (s *Server) record(r *http.Request, org *Organiser, ev audit.Event) error {
+	if org.Audit == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	return s.org.Audit.Write(ctx, ev)
+	return org.Audit.Write(ctx, ev)
 }
 
-func (s *Server) subjectKey(id *identity.Identity) string {
-	if s.org.AuditKeys == nil || id == nil {
+func (s *Server) subjectKey(org *Organiser, id *identity.Identity) string {
+	if org.AuditKeys == nil || id == nil {
 		return ""
 	}
-	return s.org.AuditKeys.Key(id)
+	return org.AuditKeys.Key(id)
 }
 
 // refuse records a refused login for a known vendor and shows the page.
-func (s *Server) refuse(w http.ResponseWriter, r *http.Request, pol *policy.Policy, protocol string, id *identity.Identity, f failure, reason string) {
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, org *Organiser, upstream string, pol *policy.Policy, protocol string, id *identity.Identity, f failure, reason string) {
 	if s.metrics != nil {
 		s.metrics.Login(pol.ID, protocol, metrics.OutcomeRefused)
 	}
-	if err := s.record(r, audit.RefusalEvent(s.now(), RequestID(r.Context()), s.org.UpstreamID, protocol, pol.ID, pol, reason, s.subjectKey(id))); err != nil {
+	if err := s.record(r, org, audit.RefusalEvent(s.now(), RequestID(r.Context()), upstream, protocol, pol.ID, pol, reason, s.subjectKey(org, id))); err != nil {
 		zerolog.Ctx(r.Context()).Error().Err(err).Msg("release log unavailable")
 	}
 	s.fail(w, r, f, reason, nil)
@@ -223,10 +235,10 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, pol *policy.Poli
 // decideProtection sets id.Protection from every configured source. A
 // source that fails makes the person protected for this login (fail
 // closed); the login still completes, masked.
-func (s *Server) decideProtection(r *http.Request, id *identity.Identity) {
-	res := s.org.Protection
+func (s *Server) decideProtection(r *http.Request, up *Upstream, id *identity.Identity) {
+	res := up.Protection
 	if res == nil || len(res.Sources) == 0 {
-		if s.org.AssumeUnprotected {
+		if up.AssumeUnprotected {
 			id.Protection = identity.ProtectionNone
 		} else {
 			id.Protection = identity.ProtectionUnknown
@@ -243,45 +255,41 @@ func (s *Server) decideProtection(r *http.Request, id *identity.Identity) {
 
 // finishAdmin completes an admin's login: the admin interface checks the
 // entitlement and makes a fresh session. Nothing is released.
-func (s *Server) finishAdmin(w http.ResponseWriter, r *http.Request, in mapping.Input) {
-	if s.admin == nil {
+func (s *Server) finishAdmin(w http.ResponseWriter, r *http.Request, org *Organiser, up *Upstream, in mapping.Input) {
+	if org.admin == nil {
 		s.fail(w, r, failNotFound, "admin_disabled", nil)
 		return
 	}
-	id, _, err := mapping.MapWithWarnings(s.org.Mapping, in, s.now())
+	id, _, err := mapping.MapWithWarnings(up.Mapping, in, s.now())
 	if err != nil {
 		s.fail(w, r, failUpstream, "mapping", err)
 		return
 	}
-	s.admin.CompleteLogin(w, r, id)
+	org.admin.CompleteLogin(w, r, id)
 }
 
 // startUpstream sends the login to the school IdP in its own protocol.
-func (s *Server) startUpstream(r *http.Request, binding string, state []byte) (string, error) {
-	if s.org.RP != nil {
-		return s.org.RP.StartLogin(r.Context(), binding, state)
+func (s *Server) startUpstream(r *http.Request, up *Upstream, binding string, state []byte) (string, error) {
+	if up.RP != nil {
+		return up.RP.StartLogin(r.Context(), binding, state)
 	}
-	return s.org.SP.StartLogin(r.Context(), binding, state, "")
+	return up.SP.StartLogin(r.Context(), binding, state, "")
 }
 
 // handleRPCallback receives the school's OIDC IdP's answer and finishes
 // the login.
-func (s *Server) handleRPCallback(w http.ResponseWriter, r *http.Request) {
-	if s.org.RP == nil {
-		s.fail(w, r, failNotFound, "not_found", nil)
-		return
-	}
+func (s *Server) handleRPCallback(w http.ResponseWriter, r *http.Request, org *Organiser, up *Upstream) {
 	c, err := r.Cookie(bindingCookie)
 	if err != nil {
 		s.fail(w, r, failExpired, "upstream_no_binding", nil)
 		return
 	}
-	res, state, err := s.org.RP.HandleCallback(r.Context(), r, c.Value)
+	res, state, err := up.RP.HandleCallback(r.Context(), r, c.Value)
 	if err != nil {
 		s.upstreamFailed(w, r, err)
 		return
 	}
-	s.finish(w, r, state, res.Input())
+	s.finish(w, r, org, up, state, res.Input())
 }
 
 // binding returns the browser's binding cookie value, setting a new one
@@ -308,7 +316,7 @@ func (s *Server) binding(w http.ResponseWriter, r *http.Request) (string, error)
 }
 
 // handleACS receives the school IdP's SAML response and finishes the login.
-func (s *Server) handleACS(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleACS(w http.ResponseWriter, r *http.Request, org *Organiser, up *Upstream) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxACSBody)
 	if err := r.ParseForm(); err != nil {
 		s.fail(w, r, failTooLarge, "upstream_too_large", nil)
@@ -319,12 +327,12 @@ func (s *Server) handleACS(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, failExpired, "upstream_no_binding", nil)
 		return
 	}
-	a, state, err := s.org.SP.HandleResponse(r.Context(), r.PostForm.Get("SAMLResponse"), c.Value)
+	a, state, err := up.SP.HandleResponse(r.Context(), r.PostForm.Get("SAMLResponse"), c.Value)
 	if err != nil {
 		s.upstreamFailed(w, r, err)
 		return
 	}
-	s.finish(w, r, state, mapping.Input{
+	s.finish(w, r, org, up, state, mapping.Input{
 		Subject:       a.NameID,
 		Attributes:    a.Attributes,
 		FriendlyNames: a.FriendlyNames,
@@ -337,7 +345,7 @@ func (s *Server) handleACS(w http.ResponseWriter, r *http.Request) {
 // upstream answer into an identity, decide protection, release what the
 // vendor's policy allows, record the release, and answer the vendor in its
 // own protocol.
-func (s *Server) finish(w http.ResponseWriter, r *http.Request, state []byte, in mapping.Input) {
+func (s *Server) finish(w http.ResponseWriter, r *http.Request, org *Organiser, up *Upstream, state []byte, in mapping.Input) {
 	l := zerolog.Ctx(r.Context())
 	var p pendingLogin
 	if err := json.Unmarshal(state, &p); err != nil || (p.Protocol != protocolAdmin && (p.SAML == nil) == (p.OIDC == nil)) {
@@ -345,44 +353,44 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, state []byte, in
 		return
 	}
 	if p.Protocol == protocolAdmin {
-		s.finishAdmin(w, r, in)
+		s.finishAdmin(w, r, org, up, in)
 		return
 	}
-	pol, ok := s.org.Policies.ByID(p.Vendor)
+	pol, ok := org.Policies.ByID(p.Vendor)
 	if !ok {
 		s.fail(w, r, failVendorRequest, "vendor_no_policy", nil)
 		return
 	}
 	if !pol.AgreementActive(s.now()) {
-		s.refuse(w, r, pol, p.Protocol, nil, failAgreement, audit.ReasonAgreementEnded)
+		s.refuse(w, r, org, up.ID, pol, p.Protocol, nil, failAgreement, audit.ReasonAgreementEnded)
 		return
 	}
-	id, warnings, err := mapping.MapWithWarnings(s.org.Mapping, in, s.now())
+	id, warnings, err := mapping.MapWithWarnings(up.Mapping, in, s.now())
 	if err != nil {
 		l.Warn().Err(err).Msg("upstream answer could not be mapped")
-		s.refuse(w, r, pol, p.Protocol, nil, failUpstream, "mapping")
+		s.refuse(w, r, org, up.ID, pol, p.Protocol, nil, failUpstream, "mapping")
 		return
 	}
 	for _, w := range warnings {
 		// Attribute names and fixed reasons only: no values.
 		l.Warn().Str("attribute", w.Attribute).Str("reason", w.Reason).Msg("upstream attribute dropped")
 	}
-	s.decideProtection(r, id)
-	rel := release.Release(pol, id, s.org.Deriver)
+	s.decideProtection(r, up, id)
+	rel := release.Release(pol, id, org.Deriver)
 	if p.OIDC != nil {
-		s.answerOIDC(w, r, p.OIDC, pol, id, rel)
+		s.answerOIDC(w, r, org, up.ID, p.OIDC, pol, id, rel)
 		return
 	}
 	opts := responseOptions(pol)
 	if p.SAML.NameIDFormat == samlidp.NameIDTransient {
 		opts.PersistentNameID = false // the vendor asked for less
 	}
-	resp, err := s.org.IdP.BuildResponse(p.SAML, rel, opts)
+	resp, err := org.IdP.BuildResponse(p.SAML, rel, opts)
 	if err != nil {
 		s.fail(w, r, failInternal, "build_response", err)
 		return
 	}
-	if !s.recordRelease(w, r, audit.ProtocolSAML, pol, id, rel) {
+	if !s.recordRelease(w, r, org, up.ID, audit.ProtocolSAML, pol, id, rel) {
 		return
 	}
 	fields := map[string]string{"SAMLResponse": resp}
@@ -392,16 +400,16 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, state []byte, in
 	autopost.Write(w, p.SAML.ACSURL, fields)
 }
 
-func (s *Server) answerOIDC(w http.ResponseWriter, r *http.Request, req *oidcop.AuthRequest, pol *policy.Policy, id *identity.Identity, rel *release.Released) {
-	if s.org.OP == nil {
+func (s *Server) answerOIDC(w http.ResponseWriter, r *http.Request, org *Organiser, upstream string, req *oidcop.AuthRequest, pol *policy.Policy, id *identity.Identity, rel *release.Released) {
+	if org.OP == nil {
 		s.fail(w, r, failInternal, "no_op", nil)
 		return
 	}
 	// Record first: a code, once issued, can be redeemed.
-	if !s.recordRelease(w, r, audit.ProtocolOIDC, pol, id, rel) {
+	if !s.recordRelease(w, r, org, upstream, audit.ProtocolOIDC, pol, id, rel) {
 		return
 	}
-	to, err := s.org.OP.Complete(r.Context(), req, rel)
+	to, err := org.OP.Complete(r.Context(), req, rel)
 	if err != nil {
 		s.fail(w, r, failUnavailable, "code_unavailable", err)
 		return
@@ -412,8 +420,8 @@ func (s *Server) answerOIDC(w http.ResponseWriter, r *http.Request, req *oidcop.
 
 // recordRelease writes the release event and logs it; it shows the error
 // page and returns false when the event could not be written.
-func (s *Server) recordRelease(w http.ResponseWriter, r *http.Request, protocol string, pol *policy.Policy, id *identity.Identity, rel *release.Released) bool {
-	if err := s.record(r, audit.ReleaseEvent(s.now(), RequestID(r.Context()), s.org.UpstreamID, protocol, pol, rel, s.subjectKey(id))); err != nil {
+func (s *Server) recordRelease(w http.ResponseWriter, r *http.Request, org *Organiser, upstream string, protocol string, pol *policy.Policy, id *identity.Identity, rel *release.Released) bool {
+	if err := s.record(r, org, audit.ReleaseEvent(s.now(), RequestID(r.Context()), upstream, protocol, pol, rel, s.subjectKey(org, id))); err != nil {
 		s.fail(w, r, failUnavailable, "audit_unavailable", err)
 		return false
 	}

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
+	"fmt"
 	"html/template"
 	"io"
 	"net/http"
@@ -37,48 +38,74 @@ import (
 )
 
 // Organiser is everything that belongs to one school organiser: its
-// upstream IdP, its IdP side towards vendors with their metadata, its
-// release policies and its pseudonym key. A second organiser is a second
-// value.
+// upstream IdPs, its IdP and OP towards vendors with their metadata, its
+// release policies, keys, store namespace, release log and admins. A hub
+// is several of these; every handler receives the one it serves, and
+// nothing of one organiser is reachable from another's.
 type Organiser struct {
-	ID string
-	// SP is the upstream side when the school IdP speaks SAML, RP when it
-	// speaks OIDC; exactly one is set.
-	SP       *samlsp.SP
-	RP       *oidcrp.RP
-	IdP      *samlidp.IdP
-	Policies *policy.Set
-	Deriver  *pseudonym.Deriver
-	Mapping  *mapping.Config
-	// AssumeUnprotected marks a person whose protection status no source
-	// could determine as unprotected. Off by default (fail closed).
-	AssumeUnprotected bool
-	// SPMetadata is the bridge's SP metadata towards the upstream IdP.
-	SPMetadata []byte
-	// UpstreamID names the upstream IdP in the release log.
-	UpstreamID string
+	ID          string
+	DisplayName string
+	// Prefix is the path the organiser is served under: "" at the root
+	// URLs, else /o/<id>.
+	Prefix string
+	// Store is the organiser's namespace in the shared store.
+	Store store.Store
+	// Upstreams are the organiser's school IdPs; with more than one, the
+	// person chooses on the discovery page unless a hint decides.
+	Upstreams []*Upstream
+	IdP       *samlidp.IdP
+	Policies  *policy.Set
+	Deriver   *pseudonym.Deriver
 	// Audit records every release and refusal; AuditKeys makes the
 	// subject keys. A release that cannot be recorded is not made.
 	Audit     audit.Sink
 	AuditKeys *audit.SubjectKeyer
-	// Protection decides each login's protection status from every
-	// configured source; Register is the manual register, when configured.
-	Protection *protection.Resolver
-	Register   *protection.Register
+	// Register is the manual protection register, when configured.
+	Register *protection.Register
 	// OP is the OpenID Provider towards OIDC vendors, or nil.
 	OP *oidcop.Provider
-	// Metadata publishes the bridge's own signed metadata.
+	// Metadata publishes the organiser's own signed metadata.
 	Metadata *ownmeta.Publisher
 	// Federation keeps the federation aggregates fresh, or nil.
 	Federation *fedmeta.Refresher
-	// UpstreamCerts are the SAML school IdP's signing certificates (for
-	// expiry alerts).
-	UpstreamCerts []*x509.Certificate
+	// Admin enables the organiser's admin interface when Entitlement is
+	// set; its admins see only this organiser.
+	Admin AdminOptions
+
+	admin *admin.Admin
 }
 
-// Server serves the bridge.
+// Upstream is one of an organiser's school IdPs.
+type Upstream struct {
+	ID          string
+	DisplayName string
+	// Prefix is the path of its SP or RP endpoints (acs, metadata,
+	// callback).
+	Prefix string
+	// SP is set when the school IdP speaks SAML, RP when it speaks OIDC.
+	SP *samlsp.SP
+	RP *oidcrp.RP
+	// EntityID is the IdP's entityID (SAML) or issuer (OIDC), matched
+	// against a vendor's Scoping/IDPList hint.
+	EntityID string
+	// Scopes are the IdP's scopes, matched against a login_hint's domain.
+	Scopes  []string
+	Mapping *mapping.Config
+	// Protection decides each login's protection status from the
+	// upstream's attribute and the organiser's sources.
+	Protection *protection.Resolver
+	// AssumeUnprotected marks a person whose protection status no source
+	// could determine as unprotected. Off by default (fail closed).
+	AssumeUnprotected bool
+	// SPMetadata is the bridge's SP metadata towards this IdP (SAML).
+	SPMetadata []byte
+	// Certs are the SAML IdP's signing certificates (for expiry alerts).
+	Certs []*x509.Certificate
+}
+
+// Server serves the bridge: one or several organisers on one listener.
 type Server struct {
-	org   *Organiser
+	orgs  []*Organiser
 	store store.Store
 	log   zerolog.Logger
 	tmpl  *template.Template
@@ -91,7 +118,6 @@ type Server struct {
 	// draining is set on SIGTERM: readiness fails first so that the load
 	// balancer stops sending new logins, while in-flight ones finish.
 	draining atomic.Bool
-	admin    *admin.Admin
 
 	metrics     *metrics.Metrics
 	clientLimit *ratelimit.Limiter
@@ -111,7 +137,8 @@ func (s *Server) StartDrain() { s.draining.Store(true) }
 
 // Options configure a Server.
 type Options struct {
-	Organiser     *Organiser
+	// Organisers are served each under its Prefix.
+	Organisers    []*Organiser
 	Store         store.Store
 	Logger        zerolog.Logger
 	SecureCookies bool
@@ -119,8 +146,6 @@ type Options struct {
 	Rand          io.Reader
 	// Mounts add extra routes, e.g. the demo IdP and vendors.
 	Mounts []func(*mux.Router)
-	// Admin enables the admin web interface when Entitlement is set.
-	Admin AdminOptions
 	// Metrics, when set, observes requests and counts refusals.
 	Metrics *metrics.Metrics
 	// ClientLimit limits requests per ClientIP key; VendorLimit limits
@@ -137,7 +162,7 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{org: o.Organiser, store: o.Store, log: o.Logger, tmpl: t,
+	s := &Server{orgs: o.Organisers, store: o.Store, log: o.Logger, tmpl: t,
 		secureCookies: o.SecureCookies, now: o.Now, rand: o.Rand, mounts: o.Mounts,
 		metrics: o.Metrics, clientLimit: o.ClientLimit, clientIP: o.ClientIP, vendorLimit: o.VendorLimit,
 		maxInFlight: o.MaxInFlight}
@@ -150,9 +175,11 @@ func New(o Options) (*Server, error) {
 	if s.rand == nil {
 		s.rand = rand.Reader
 	}
-	if o.Admin.Entitlement != "" {
-		if s.admin, err = s.newAdmin(o.Admin); err != nil {
-			return nil, err
+	for _, org := range s.orgs {
+		if org.Admin.Entitlement != "" {
+			if org.admin, err = s.newAdmin(org); err != nil {
+				return nil, fmt.Errorf("organiser %s: %w", org.ID, err)
+			}
 		}
 	}
 	return s, nil
@@ -164,21 +191,12 @@ func (s *Server) Handler() http.Handler {
 	if s.metrics != nil {
 		r.Use(s.metrics.Middleware)
 	}
-	r.HandleFunc("/saml/idp/sso", s.handleSSO).Methods(http.MethodGet, http.MethodPost)
-	r.HandleFunc("/saml/idp/metadata", s.handleIdPMetadata).Methods(http.MethodGet)
-	r.HandleFunc("/saml/sp/acs", s.handleACS).Methods(http.MethodPost)
-	r.HandleFunc("/saml/sp/metadata", s.handleSPMetadata).Methods(http.MethodGet)
-	r.HandleFunc("/oidc/rp/callback", s.handleRPCallback).Methods(http.MethodGet)
-	if s.org.OP != nil {
-		r.HandleFunc(oidcop.PathAuthorize, s.handleAuthorize).Methods(http.MethodGet, http.MethodPost)
-		s.org.OP.Routes(r)
+	for _, org := range s.orgs {
+		s.organiserRoutes(r, org)
 	}
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	r.HandleFunc("/readyz", s.handleReady)
 	r.PathPrefix("/static/").Handler(http.StripPrefix("/static/", http.FileServerFS(web.Static())))
-	if s.admin != nil {
-		s.admin.Routes(r)
-	}
 	for _, m := range s.mounts {
 		m(r)
 	}
@@ -256,8 +274,56 @@ func securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
-func (s *Server) handleIdPMetadata(w http.ResponseWriter, r *http.Request) {
-	b, err := s.org.Metadata.IdPMetadata()
+// organiserRoutes serves one organiser under its prefix. Every handler is
+// given the organiser (and upstream) it serves; nothing else is.
+func (s *Server) organiserRoutes(r *mux.Router, org *Organiser) {
+	p := org.Prefix
+	on := func(h func(http.ResponseWriter, *http.Request, *Organiser)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) { h(w, withOrganiser(r, org), org) }
+	}
+	r.HandleFunc(p+"/saml/idp/sso", on(s.handleSSO)).Methods(http.MethodGet, http.MethodPost)
+	r.HandleFunc(p+"/saml/idp/metadata", on(s.handleIdPMetadata)).Methods(http.MethodGet)
+	r.HandleFunc(p+pathDiscovery, on(s.handleDiscovery)).Methods(http.MethodGet)
+	for _, up := range org.Upstreams {
+		up := up
+		at := func(h func(http.ResponseWriter, *http.Request, *Organiser, *Upstream)) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) { h(w, withOrganiser(r, org), org, up) }
+		}
+		if up.SP != nil {
+			r.HandleFunc(up.Prefix+"/acs", at(s.handleACS)).Methods(http.MethodPost)
+			r.HandleFunc(up.Prefix+"/metadata", at(s.handleSPMetadata)).Methods(http.MethodGet)
+		}
+		if up.RP != nil {
+			r.HandleFunc(up.Prefix+"/callback", at(s.handleRPCallback)).Methods(http.MethodGet)
+		}
+	}
+	if org.OP != nil {
+		r.HandleFunc(p+oidcop.PathAuthorize, on(s.handleAuthorize)).Methods(http.MethodGet, http.MethodPost)
+		org.OP.Routes(r)
+	}
+	if org.admin != nil {
+		if p == "" {
+			org.admin.Routes(r)
+		} else {
+			// TODO(hub): the admin pages link and scope their cookie to
+			// /admin/; until they learn the prefix, a prefixed organiser's
+			// admin is served with the prefix stripped.
+			sub := mux.NewRouter()
+			org.admin.Routes(sub)
+			r.PathPrefix(p + "/admin").Handler(http.StripPrefix(p, sub))
+		}
+	}
+}
+
+// withOrganiser adds the organiser to the request's logger, so that every
+// line of a request says whose it is.
+func withOrganiser(r *http.Request, org *Organiser) *http.Request {
+	l := zerolog.Ctx(r.Context()).With().Str("organiser", org.ID).Logger()
+	return r.WithContext(l.WithContext(r.Context()))
+}
+
+func (s *Server) handleIdPMetadata(w http.ResponseWriter, r *http.Request, org *Organiser) {
+	b, err := org.Metadata.IdPMetadata()
 	if err != nil {
 		s.fail(w, r, failInternal, "metadata", err)
 		return
@@ -266,8 +332,8 @@ func (s *Server) handleIdPMetadata(w http.ResponseWriter, r *http.Request) {
 	w.Write(b)
 }
 
-func (s *Server) handleSPMetadata(w http.ResponseWriter, r *http.Request) {
-	b, err := s.org.Metadata.SPMetadataSigned()
+func (s *Server) handleSPMetadata(w http.ResponseWriter, r *http.Request, org *Organiser, up *Upstream) {
+	b, err := org.Metadata.SPMetadataSigned(up.ID)
 	if err != nil {
 		s.fail(w, r, failNotFound, "not_found", nil)
 		return

@@ -48,6 +48,10 @@ type AuthRequest struct {
 	Prompt string `json:"prompt,omitempty"`
 	// MaxAge is the max_age parameter, or nil.
 	MaxAge *int64 `json:"max_age,omitempty"`
+	// LoginHintDomain is the domain of a login_hint of the form
+	// user@domain, lower-cased: a discovery hint. The rest of the hint
+	// names a person and is never kept.
+	LoginHintDomain string `json:"login_hint_domain,omitempty"`
 }
 
 // ParseAuthorize validates a GET or POST to the authorization endpoint.
@@ -120,6 +124,11 @@ func (p *Provider) ParseAuthorize(r *http.Request) (*AuthRequest, *Error) {
 	req.Nonce = params.Get("nonce")
 	if len(req.Nonce) > maxNonceLen {
 		return fail(CodeInvalidRequest, "nonce is too long")
+	}
+	if h := params.Get("login_hint"); len(h) <= 256 {
+		if i := strings.LastIndexByte(h, '@'); i >= 0 {
+			req.LoginHintDomain = strings.ToLower(h[i+1:])
+		}
 	}
 	req.Prompt = params.Get("prompt")
 	if !validPrompt(req.Prompt) {

@@ -35,8 +35,10 @@ const (
 type IdP struct {
 	EntityID string
 	SSOURL   string
-	// Scope is the organiser's scope, published as shibmd:Scope.
-	Scope string
+	// Scope is the organiser's scope, published as shibmd:Scope;
+	// ExtraScopes are its further scopes, published too.
+	Scope       string
+	ExtraScopes []string
 	// Signer signs responses and assertions (RSA-SHA256 by default).
 	Signer *xmlsig.Signer
 	// AltSigners by signature method URI, for vendors configured for
@@ -357,9 +359,11 @@ func (idp *IdP) MetadataElement(validFor time.Duration) *etree.Element {
 	sso.CreateAttr("protocolSupportEnumeration", "urn:oasis:names:tc:SAML:2.0:protocol")
 	sso.CreateAttr("WantAuthnRequestsSigned", "false")
 	ext := sso.CreateElement("md:Extensions")
-	sc := ext.CreateElement("shibmd:Scope")
-	sc.CreateAttr("regexp", "false")
-	sc.SetText(idp.Scope)
+	for _, scope := range append([]string{idp.Scope}, idp.ExtraScopes...) {
+		sc := ext.CreateElement("shibmd:Scope")
+		sc.CreateAttr("regexp", "false")
+		sc.SetText(scope)
+	}
 	signers := []*xmlsig.Signer{idp.Signer}
 	for _, s := range idp.AltSigners {
 		if s != idp.Signer {

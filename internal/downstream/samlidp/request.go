@@ -31,6 +31,10 @@ type Request struct {
 	IsPassive bool `json:"is_passive,omitempty"`
 	// NameIDFormat is the NameIDPolicy format the vendor asked for, if any.
 	NameIDFormat string `json:"name_id_format,omitempty"`
+	// IDPList are the ProviderIDs of Scoping/IDPList: the school IdPs the
+	// vendor says the person belongs to (a discovery hint, never an
+	// authorisation).
+	IDPList []string `json:"idp_list,omitempty"`
 }
 
 // Error is a refused AuthnRequest. Reason is a fixed snake_case word, safe
@@ -294,8 +298,21 @@ func (idp *IdP) parseRequestXML(b []byte, relay string) (*Request, *etree.Elemen
 			return nil, nil, nil, refuse("malformed", errors.New("NameIDPolicy format too long"))
 		}
 	}
+	var idpList []string
+	if sc, err := samlxml.Child(root, samlxml.NSProtocol, "Scoping"); err == nil && sc != nil {
+		if il, err := samlxml.Child(sc, samlxml.NSProtocol, "IDPList"); err == nil && il != nil {
+			for _, e := range il.ChildElements() {
+				if e.Tag == "IDPEntry" && len(idpList) < 16 {
+					if id := e.SelectAttrValue("ProviderID", ""); id != "" && len(id) <= 1024 {
+						idpList = append(idpList, id)
+					}
+				}
+			}
+		}
+	}
 	fa, ip := root.SelectAttrValue("ForceAuthn", ""), root.SelectAttrValue("IsPassive", "")
 	return &Request{
+		IDPList:        idpList,
 		ID:             id,
 		VendorEntityID: vendor.EntityID,
 		ACSURL:         acs.URL,
