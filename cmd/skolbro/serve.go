@@ -75,7 +75,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "skolbro: %s: limits: %v\n", cfg.File(), err)
 		return 1
 	}
-	orgs, rep := app.Build(cfg, st, time.Now)
+	orgs, hub, rep := app.BuildHub(cfg, st, app.Options{Now: time.Now})
 	if err := rep.Fatal(len(orgs)); err != nil {
 		fmt.Fprintf(stderr, "skolbro: configuration has errors (run skolbro check):\n%v\n", err)
 		return 1
@@ -103,7 +103,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer closeAudits()
-	srv, err := server.New(server.Options{Organisers: orgs, Store: st, Logger: log,
+	srv, err := server.New(server.Options{Organisers: orgs, Hub: hub, Store: st, Logger: log,
 		SecureCookies: strings.HasPrefix(cfg.ExternalURL, "https://"),
 		Metrics:       m, ClientLimit: clientLimit, ClientIP: clientIP, VendorLimit: vendorLimit,
 		MaxInFlight: lim.MaxInFlight})

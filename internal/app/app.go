@@ -102,6 +102,13 @@ type Options struct {
 
 // BuildWith is Build with options.
 func BuildWith(cfg *config.Config, st store.Store, opts Options) ([]*server.Organiser, *Report) {
+	orgs, _, rep := BuildHub(cfg, st, opts)
+	return orgs, rep
+}
+
+// BuildHub is BuildWith that also builds the hub's own entity, when the
+// configuration has one (hub:), for vendors shared by several organisers.
+func BuildHub(cfg *config.Config, st store.Store, opts Options) ([]*server.Organiser, *server.Hub, *Report) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -125,11 +132,15 @@ func BuildWith(cfg *config.Config, st store.Store, opts Options) ([]*server.Orga
 	if err != nil {
 		rep.errorf(cfg.File(), "", "metrics: %v", err)
 	}
+	var hubVendors map[string]*samlidp.Vendor
+	if cfg.Hub != nil && cfg.Hub.MetadataDir != "" {
+		hubVendors = loadVendorDir(rep, cfg, cfg.Path(cfg.Hub.MetadataDir), nil)
+	}
 	var orgs []*server.Organiser
 	secrets := map[string]string{}
 	for _, o := range cfg.Organisers {
 		orep := &Report{Errors: perOrg[o.ID]}
-		org := buildOrganiser(orep, cfg, o, st, opts, pm)
+		org := buildOrganiser(orep, cfg, o, st, opts, pm, hubVendors)
 		if org != nil {
 			checkOwnKeys(orep, cfg, o, org, secrets)
 		}
@@ -144,9 +155,13 @@ func BuildWith(cfg *config.Config, st store.Store, opts Options) ([]*server.Orga
 		orgs = append(orgs, org)
 	}
 	if len(rep.Errors) > 0 && len(orgs) == 0 {
-		return nil, rep
+		return nil, nil, rep
 	}
-	return orgs, rep
+	var hub *server.Hub
+	if cfg.Hub != nil {
+		hub = buildHub(rep, cfg, orgs, hubVendors, opts.Now)
+	}
+	return orgs, hub, rep
 }
 
 // checkOwnKeys refuses an organiser whose pseudonym or audit key is
@@ -171,7 +186,7 @@ func checkOwnKeys(rep *Report, cfg *config.Config, o *config.Organiser, org *ser
 
 // buildOrganiser builds one organiser, reporting its problems to rep. It
 // returns nil when rep has errors.
-func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawStore store.Store, opts Options, pm *protection.Metrics) *server.Organiser {
+func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawStore store.Store, opts Options, pm *protection.Metrics, hubVendors map[string]*samlidp.Vendor) *server.Organiser {
 	now := opts.Now
 	file := cfg.File()
 	// Everything the flows keep in the store is in the organiser's own
@@ -215,7 +230,7 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 	} else if o.Audit.Dir == "" {
 		rep.warnf(file, o.Key("audit.dir"), "no release log is configured: releases are not recorded")
 	}
-	if cfg.Hub() && o.LegalName == "" {
+	if cfg.ListsOrganisers() && o.LegalName == "" {
 		// Reported by Validate as an error in a hub.
 	} else if o.LegalName == "" && o.Metadata.Organization.Name == "" {
 		rep.warnf(file, o.Key("legal_name"), "not set: the metadata names the organiser by its display name; a federation registers the organiser's legal name")
@@ -245,6 +260,13 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 			continue
 		}
 		v, ok := vendors[p.SAML.EntityID]
+		if hv, shared := hubVendors[p.SAML.EntityID]; !ok && shared {
+			// Served through the hub's entity, under this policy.
+			if p.SAML.Encrypt == "required" && hv.EncryptionCert == nil {
+				rep.errorf(p.File, "saml.encrypt", "required, but the metadata in %s has no encryption key", hv.File)
+			}
+			continue
+		}
 		if !ok && fed != nil {
 			if ed, found := fed.Entity(p.SAML.EntityID); found {
 				fv, err := samlidp.VendorFromMetadata("federation", ed, cfg.DevMode)

@@ -64,16 +64,20 @@ func loadUpstream(rep *Report, cfg *config.Config, u *config.Upstream) upstream 
 }
 
 func loadVendors(rep *Report, cfg *config.Config, o *config.Organiser) map[string]*samlidp.Vendor {
-	dir := cfg.Path(o.MetadataDir)
-	out := map[string]*samlidp.Vendor{}
-	files, _ := filepath.Glob(filepath.Join(dir, "*.xml"))
-	sort.Strings(files)
 	upstreamMeta := map[string]bool{}
 	for _, u := range o.Upstreams {
 		if u.Metadata != "" {
 			upstreamMeta[filepath.Clean(cfg.Path(u.Metadata))] = true
 		}
 	}
+	return loadVendorDir(rep, cfg, cfg.Path(o.MetadataDir), upstreamMeta)
+}
+
+// loadVendorDir reads every SP entity in dir's *.xml files but skip.
+func loadVendorDir(rep *Report, cfg *config.Config, dir string, upstreamMeta map[string]bool) map[string]*samlidp.Vendor {
+	out := map[string]*samlidp.Vendor{}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.xml"))
+	sort.Strings(files)
 	for _, f := range files {
 		if upstreamMeta[filepath.Clean(f)] {
 			continue

@@ -106,6 +106,7 @@ type Upstream struct {
 // Server serves the bridge: one or several organisers on one listener.
 type Server struct {
 	orgs  []*Organiser
+	hub   *Hub
 	store store.Store
 	log   zerolog.Logger
 	tmpl  *template.Template
@@ -138,7 +139,9 @@ func (s *Server) StartDrain() { s.draining.Store(true) }
 // Options configure a Server.
 type Options struct {
 	// Organisers are served each under its Prefix.
-	Organisers    []*Organiser
+	Organisers []*Organiser
+	// Hub is the hub's own entity for shared vendors, or nil.
+	Hub           *Hub
 	Store         store.Store
 	Logger        zerolog.Logger
 	SecureCookies bool
@@ -162,7 +165,7 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{orgs: o.Organisers, store: o.Store, log: o.Logger, tmpl: t,
+	s := &Server{orgs: o.Organisers, hub: o.Hub, store: o.Store, log: o.Logger, tmpl: t,
 		secureCookies: o.SecureCookies, now: o.Now, rand: o.Rand, mounts: o.Mounts,
 		metrics: o.Metrics, clientLimit: o.ClientLimit, clientIP: o.ClientIP, vendorLimit: o.VendorLimit,
 		maxInFlight: o.MaxInFlight}
@@ -193,6 +196,9 @@ func (s *Server) Handler() http.Handler {
 	}
 	for _, org := range s.orgs {
 		s.organiserRoutes(r, org)
+	}
+	if s.hub != nil {
+		s.hubRoutes(r)
 	}
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	r.HandleFunc("/readyz", s.handleReady)
