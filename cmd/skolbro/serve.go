@@ -83,6 +83,13 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	for _, w := range rep.Warnings {
 		log.Warn().Str("problem", w).Msg("configuration warning")
 	}
+	if org.Register != nil {
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := org.Register.Ready(rctx); err != nil {
+			log.Error().Err(err).Msg("protection register not ready: every person is masked and readiness fails until it is restored or re-initialised (skolbro protect init)")
+		}
+		cancel()
+	}
 	if org.Federation != nil {
 		fedCtx, stopFed := context.WithCancel(context.Background())
 		defer stopFed()

@@ -314,6 +314,7 @@ func BuildWith(cfg *config.Config, st store.Store, opts Options) (*server.Organi
 			}
 		}
 	}
+	warnNoPersonalNumber(rep, cfg, org.Mapping, up.attributes, now())
 	if len(resolver.Sources) == 0 && !o.Upstream.AssumeUnprotected {
 		rep.warnf(file, "organiser.protection", "no protection source is configured: every person is treated as protected and masked (fail closed)")
 	}

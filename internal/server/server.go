@@ -277,7 +277,10 @@ func (s *Server) handleSPMetadata(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleReady fails when the store is unreachable: without it no login can
-// be checked for replay, so the instance must not take traffic.
+// be checked for replay, so the instance must not take traffic. It also
+// fails when the manual protection register cannot answer (unreachable,
+// or its data lost): every person would be masked, and the admin must
+// restore it or re-initialise it on purpose.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
@@ -289,6 +292,13 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		zerolog.Ctx(r.Context()).Warn().Err(err).Msg("readiness: store unreachable")
 		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
 		return
+	}
+	if reg := s.org.Register; reg != nil {
+		if err := reg.Ready(ctx); err != nil {
+			zerolog.Ctx(r.Context()).Warn().Err(err).Msg("readiness: protection register not ready")
+			http.Error(w, "protection register unavailable", http.StatusServiceUnavailable)
+			return
+		}
 	}
 	io.WriteString(w, "ready\n")
 }
