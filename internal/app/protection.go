@@ -129,10 +129,13 @@ func warnNoPersonalNumber(rep *Report, cfg *config.Config, m *mapping.Config, de
 	if len(sources) == 0 || m == nil {
 		return
 	}
-	who := strings.Join(sources, " and ")
+	who := strings.Join(sources, " and ") + " finds"
+	if len(sources) > 1 {
+		who = strings.Join(sources, " and ") + " find"
+	}
 	read := personalNumberNames(m)
 	if len(declared) == 0 {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("%s find people by personal number; the upstream does not list the attributes it releases, so check cannot tell whether logins carry one. It is read from: %s. A login without one is masked and counted in skolbro_protection_source_failures_total{reason=\"no_personal_number\"}.",
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%s people by personal number; the upstream does not list the attributes it releases, so check cannot tell whether logins carry one. It is read from: %s. A login without one is masked and counted in skolbro_protection_source_failures_total{reason=\"no_personal_number\"}.",
 			who, strings.Join(read, ", ")))
 		return
 	}
@@ -142,8 +145,8 @@ func warnNoPersonalNumber(rep *Report, cfg *config.Config, m *mapping.Config, de
 		}
 	}
 	rep.warnf(cfg.File(), "organiser.upstream.personal_number",
-		"%s find people by personal number, but none of the %d attributes the upstream's metadata (%s) lists is read as one (the bridge reads it from: %s). Every login will lack it and every person will be masked for every vendor (fail closed). Name the upstream's attribute in organiser.upstream.personal_number, or map it to personalIdentityNumber in organiser.upstream.attributes.",
-		who, len(declared), cfg.Path(cfg.Organiser.Upstream.Metadata), strings.Join(read, ", "))
+		"%s people by personal number, but none of the attributes the upstream's metadata (%s) lists (%d) is read as one (the bridge reads it from: %s). Every login will lack it and every person will be masked for every vendor (fail closed). Name the upstream's attribute in organiser.upstream.personal_number, or map it to personalIdentityNumber in organiser.upstream.attributes.",
+		who, cfg.Path(cfg.Organiser.Upstream.Metadata), len(declared), strings.Join(read, ", "))
 }
 
 // declaredAttribute is one attribute an upstream's metadata says it
