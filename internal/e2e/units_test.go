@@ -94,10 +94,6 @@ func refusals(t *testing.T, e *env) []map[string]any {
 	return out
 }
 
-func unitsReceived(e *env, g got) []string {
-	return g.values["sisSchoolUnitCode"]
-}
-
 // A pupil at an enabled unit gets in and receives only enabled unit
 // codes; a pupil at another unit is refused with the page and a refusal
 // event, and the vendor receives nothing; for SAML and OIDC vendors.
