@@ -108,7 +108,7 @@ func cmdRegister(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	rows, err := units.New(st).Register(ctx, org.Policies.All(), requested)
+	rows, err := units.New(st, org.ID).Register(ctx, org.Policies.All(), requested)
 	if err != nil {
 		fmt.Fprintf(stderr, "skolbro register: the admin's school unit choices could not be read from the store: %v\n", err)
 		return 1

@@ -51,7 +51,7 @@ func TestCase47_RegisterCommandShowsEnabledUnits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if _, err := units.New(st).Change(context.Background(), "example-learning-app",
+	if _, err := units.New(st, "exempel-kommun").Change(context.Background(), "example-learning-app",
 		units.Change{At: time.Now(), By: "0123abcd", Action: units.ActionSet, Units: []string{"11112222"}}); err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ const (
 // learning-app in its file to unitOne and to students.
 func withUnits() envOption {
 	return func(d *Deps) {
-		d.Units = units.New(d.Store)
+		d.Units = units.New(d.Store, "testkommunen")
 		ps := d.Policies()
 		out := make([]*policy.Policy, len(ps))
 		for i, p := range ps {

@@ -55,7 +55,7 @@ func (s *Server) newAdmin(o AdminOptions) (*admin.Admin, error) {
 		RegisterCSV:  func(w io.Writer) error { return audit.WriteRegisterCSV(w, rows()) },
 		RegisterJSON: func(w io.Writer) error { return audit.WriteRegisterJSON(w, rows()) },
 		Store:        s.store,
-		Units:        units.New(s.store),
+		Units:        units.New(s.store, org.ID),
 		StartLogin: func(w http.ResponseWriter, r *http.Request) {
 			s.startLogin(w, r, pendingLogin{Protocol: protocolAdmin})
 		},

@@ -20,7 +20,7 @@ import (
 // the refusal and returns false. A store that cannot be read fails the
 // login closed: the admin may have narrowed the file's list.
 func (s *Server) enabledFor(w http.ResponseWriter, r *http.Request, pol *policy.Policy, protocol string, id *identity.Identity) (*policy.Policy, bool) {
-	eff, err := units.New(s.store).Effective(r.Context(), pol)
+	eff, err := units.New(s.store, s.org.ID).Effective(r.Context(), pol)
 	if err != nil {
 		s.fail(w, r, failUnavailable, "store_unavailable", err)
 		return nil, false
@@ -39,7 +39,7 @@ func (s *Server) enabledFor(w http.ResponseWriter, r *http.Request, pol *policy.
 func (s *Server) registerRows(pols []*policy.Policy, requested map[string][]string) []audit.RegisterRow {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	rows, err := units.New(s.store).Register(ctx, pols, requested)
+	rows, err := units.New(s.store, s.org.ID).Register(ctx, pols, requested)
 	if err == nil {
 		return rows
 	}

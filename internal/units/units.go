@@ -27,11 +27,12 @@ import (
 	"github.com/skolbro/skolbro/internal/store"
 )
 
-// Store keys, after the store's own prefix: one value per vendor, and a
+// Store keys, after the store's own prefix and the organiser's id
+// (units/<organiser>/vendor/<vendor>): one value per vendor, and a
 // short-lived lock that serialises changes to it across instances.
 const (
-	keyPrefix  = "units/vendor/"
-	lockPrefix = "units/lock/"
+	keyPrefix  = "/vendor/"
+	lockPrefix = "/lock/"
 )
 
 // keep is the time to live of a stored choice. The store needs one; a
@@ -99,20 +100,24 @@ func (s State) Apply(p *policy.Policy) *policy.Policy {
 	return p.WithSchoolUnits(append([]string{}, s.Units...))
 }
 
-// Overrides reads and changes the choices in a store. It holds no state
-// of its own, so any number of them may share one store.
+// Overrides reads and changes one organiser's choices in a store. It
+// holds no state of its own, so any number of them may share one store.
 type Overrides struct {
-	st store.Store
+	st  store.Store
+	key string // "units/<organiser>"
 }
 
-// New returns the overrides kept in st.
-func New(st store.Store) *Overrides { return &Overrides{st: st} }
+// New returns the choices of organiser kept in st. Organisers sharing a
+// store never see each other's choices, even for the same vendor id.
+func New(st store.Store, organiser string) *Overrides {
+	return &Overrides{st: st, key: "units/" + organiser}
+}
 
 // Get returns the vendor's state; the zero State when nothing is stored.
 // A store error is returned as it is (wrapping store.ErrBackend): a login
 // must then fail closed rather than fall back to the file's list.
 func (o *Overrides) Get(ctx context.Context, vendor string) (State, error) {
-	b, err := o.st.Get(ctx, keyPrefix+vendor)
+	b, err := o.st.Get(ctx, o.key+keyPrefix+vendor)
 	if errors.Is(err, store.ErrNotFound) {
 		return State{}, nil
 	}
@@ -164,7 +169,7 @@ func (o *Overrides) Change(ctx context.Context, vendor string, c Change) (State,
 
 	// Read, change and write under a lock, so that two admins' changes
 	// (on any instance) cannot lose one another's log entry.
-	lock := lockPrefix + vendor
+	lock := o.key + lockPrefix + vendor
 	if err := o.st.Add(ctx, lock, []byte{1}, lockTTL); err != nil {
 		if errors.Is(err, store.ErrExists) {
 			return State{}, ErrBusy
@@ -193,7 +198,7 @@ func (o *Overrides) Change(ctx context.Context, vendor string, c Change) (State,
 	if err != nil {
 		return State{}, fmt.Errorf("units: encode: %w", err)
 	}
-	if err := o.st.Put(ctx, keyPrefix+vendor, b, keep); err != nil {
+	if err := o.st.Put(ctx, o.key+keyPrefix+vendor, b, keep); err != nil {
 		return State{}, fmt.Errorf("units: put: %w", err)
 	}
 	return s, nil

@@ -83,7 +83,7 @@ func TestCase47_OverrideReplacesFileListAndIsLogged(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			st := newStore(t)
 			ctx := t.Context()
-			one, two := New(st), New(st) // two bridge instances
+			one, two := New(st, "kommun-a"), New(st, "kommun-a") // two bridge instances
 			p := filePolicy()
 
 			eff, err := two.Effective(ctx, p)
@@ -140,7 +140,7 @@ func TestCase47_OverrideReplacesFileListAndIsLogged(t *testing.T) {
 
 func TestCase47_ChangeRefusesBadInput(t *testing.T) {
 	t.Parallel()
-	o := New(store.NewMemory(nil))
+	o := New(store.NewMemory(nil), "kommun-a")
 	for _, c := range []Change{
 		{At: at, By: admin, Action: ActionSet},
 		{At: at, By: admin, Action: ActionSet, Units: []string{"1234567"}},
@@ -160,7 +160,7 @@ func TestCase47_ChangeRefusesBadInput(t *testing.T) {
 
 func TestCase47_ChangeLogIsBounded(t *testing.T) {
 	t.Parallel()
-	o := New(store.NewMemory(nil))
+	o := New(store.NewMemory(nil), "kommun-a")
 	for i := range MaxChanges + 7 {
 		if _, err := o.Change(t.Context(), "v", Change{At: at.Add(time.Duration(i) * time.Second), By: admin, Action: ActionSet, Units: []string{fmt.Sprintf("%08d", i)}}); err != nil {
 			t.Fatal(err)
@@ -177,10 +177,10 @@ func TestCase47_ChangeLogIsBounded(t *testing.T) {
 func TestCase47_ConcurrentChangeIsRefused(t *testing.T) {
 	t.Parallel()
 	st := store.NewMemory(nil)
-	if err := st.Add(t.Context(), lockPrefix+"v", []byte{1}, time.Minute); err != nil {
+	if err := st.Add(t.Context(), "units/kommun-a"+lockPrefix+"v", []byte{1}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	o := New(st)
+	o := New(st, "kommun-a")
 	if _, err := o.Change(t.Context(), "v", Change{At: at, By: admin, Action: ActionAll}); !errors.Is(err, ErrBusy) {
 		t.Errorf("err %v, want ErrBusy", err)
 	}
@@ -198,13 +198,13 @@ func TestCase47_ConcurrentChangeIsRefused(t *testing.T) {
 func TestCase47_UnreadableChoiceFailsClosed(t *testing.T) {
 	t.Parallel()
 	st := store.NewMemory(nil)
-	st.Put(t.Context(), keyPrefix+"learning-app", []byte("{not json"), time.Hour)
-	if _, err := New(st).Effective(t.Context(), filePolicy()); !errors.Is(err, store.ErrBackend) {
+	st.Put(t.Context(), "units/kommun-a"+keyPrefix+"learning-app", []byte("{not json"), time.Hour)
+	if _, err := New(st, "kommun-a").Effective(t.Context(), filePolicy()); !errors.Is(err, store.ErrBackend) {
 		t.Errorf("unreadable value: err %v, want store.ErrBackend", err)
 	}
 	closed := store.NewMemory(nil)
 	closed.Close()
-	if _, err := New(closed).Effective(t.Context(), filePolicy()); !errors.Is(err, store.ErrBackend) {
+	if _, err := New(closed, "kommun-a").Effective(t.Context(), filePolicy()); !errors.Is(err, store.ErrBackend) {
 		t.Errorf("closed store: err %v, want store.ErrBackend", err)
 	}
 }
@@ -220,7 +220,7 @@ func TestCase47_EmptyStoredSetEnablesNoOne(t *testing.T) {
 
 func TestCase47_RegisterShowsTheChoice(t *testing.T) {
 	t.Parallel()
-	o := New(store.NewMemory(nil))
+	o := New(store.NewMemory(nil), "kommun-a")
 	p := filePolicy()
 	q := &policy.Policy{ID: "other"}
 	if _, err := o.Change(t.Context(), p.ID, Change{At: at, By: admin, Action: ActionSet, Units: []string{"87654321"}}); err != nil {
@@ -237,5 +237,23 @@ func TestCase47_RegisterShowsTheChoice(t *testing.T) {
 	want := map[string][2]string{"learning-app": {"87654321", "student"}, "other": {"all", "all"}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("register (-want +got):\n%s", diff)
+	}
+}
+
+// Two organisers on one store (a hub) never see each other's choices,
+// even for a vendor id they share.
+func TestCase47_ChoicesArePerOrganiser(t *testing.T) {
+	t.Parallel()
+	st := store.NewMemory(nil)
+	a, b := New(st, "kommun-a"), New(st, "kommun-b")
+	if _, err := a.Change(t.Context(), "learning-app", Change{At: at, By: admin, Action: ActionSet, Units: []string{"87654321"}}); err != nil {
+		t.Fatal(err)
+	}
+	p := filePolicy()
+	if eff, err := b.Effective(t.Context(), p); err != nil || eff != p {
+		t.Errorf("organiser B sees A's choice: %v, %v", eff.EnabledFor, err)
+	}
+	if s, _ := b.Get(t.Context(), "learning-app"); len(s.Changes) != 0 {
+		t.Errorf("organiser B sees A's change log")
 	}
 }
