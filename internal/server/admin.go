@@ -12,6 +12,7 @@ import (
 	"github.com/skolbro/skolbro/internal/policy"
 	"github.com/skolbro/skolbro/internal/protection"
 	"github.com/skolbro/skolbro/internal/release"
+	"github.com/skolbro/skolbro/internal/units"
 )
 
 // AdminOptions enable the admin web interface.
@@ -35,7 +36,7 @@ func (s *Server) newAdmin(o AdminOptions) (*admin.Admin, error) {
 		for id, v := range org.IdP.Vendors {
 			requested[id] = v.RequestedAttributes
 		}
-		return audit.BuildRegister(org.Policies.All(), requested)
+		return s.registerRows(org.Policies.All(), requested)
 	}
 	d := admin.Deps{
 		Organiser: org.ID,
@@ -54,6 +55,7 @@ func (s *Server) newAdmin(o AdminOptions) (*admin.Admin, error) {
 		RegisterCSV:  func(w io.Writer) error { return audit.WriteRegisterCSV(w, rows()) },
 		RegisterJSON: func(w io.Writer) error { return audit.WriteRegisterJSON(w, rows()) },
 		Store:        s.store,
+		Units:        units.New(s.store, org.ID),
 		StartLogin: func(w http.ResponseWriter, r *http.Request) {
 			s.startLogin(w, r, pendingLogin{Protocol: protocolAdmin})
 		},

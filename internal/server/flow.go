@@ -368,6 +368,9 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, state []byte, in
 		l.Warn().Str("attribute", w.Attribute).Str("reason", w.Reason).Msg("upstream attribute dropped")
 	}
 	s.decideProtection(r, id)
+	if pol, ok = s.enabledFor(w, r, pol, p.Protocol, id); !ok {
+		return
+	}
 	rel := release.Release(pol, id, s.org.Deriver)
 	if p.OIDC != nil {
 		s.answerOIDC(w, r, p.OIDC, pol, id, rel)
