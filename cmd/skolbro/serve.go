@@ -86,6 +86,16 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	for _, e := range rep.Errors {
 		log.Error().Str("problem", e).Msg("configuration error")
 	}
+	for _, org := range orgs {
+		if org.Register == nil {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := org.Register.Ready(rctx); err != nil {
+			log.Error().Err(err).Str("organiser", org.ID).Msg("protection register not ready: every person is masked and readiness fails until it is restored or re-initialised (skolbro protect init)")
+		}
+		cancel()
+	}
 	for _, id := range rep.Disabled {
 		// One organiser's broken file must not stop the others (case 45).
 		log.Error().Str("organiser", id).Msg("organiser disabled by its configuration errors (run skolbro check); the others serve")

@@ -31,6 +31,8 @@ type vendorView struct {
 	PersonalNumberAttr    string
 	DefaultMaskedWithheld []string
 	DefaultMaskedKept     []string
+	// Units are filled in on the vendors page only (a store read each).
+	Units unitsView
 }
 
 type ruleView struct {
@@ -166,7 +168,9 @@ func (a *Admin) handleOverview(w http.ResponseWriter, r *http.Request, s *sessio
 }
 
 func (a *Admin) handleVendors(w http.ResponseWriter, r *http.Request, s *session) {
-	a.render(w, r, http.StatusOK, "vendors", "Tjänster / Vendors", s, a.vendorViews())
+	views := a.vendorViews()
+	a.fillUnits(r, views)
+	a.render(w, r, http.StatusOK, "vendors", "Tjänster / Vendors", s, views)
 }
 
 // previewData is the release preview of one vendor.

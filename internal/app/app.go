@@ -193,7 +193,7 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 	// namespace (SECURITY.md case 44); the root organiser keeps the keys
 	// a single-organiser bridge always had, so that moving into a hub
 	// loses no register or login in flight.
-	ns := storeNamespace(o)
+	ns := Namespace(o)
 	st := store.Namespace(rawStore, ns)
 	reg := prometheus.WrapRegistererWith(prometheus.Labels{"organiser": o.ID}, opts.Registerer)
 	keysCfg, keysAt := cfg.SigningKeys(o)
@@ -373,10 +373,10 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 	return org
 }
 
-// storeNamespace is the organiser's key prefix in the shared store: none
+// Namespace is the organiser's key prefix in the shared store: none
 // for the organiser at the root URLs (the keys a single-organiser bridge
 // always used), o/<id>/ for every other.
-func storeNamespace(o *config.Organiser) string {
+func Namespace(o *config.Organiser) string {
 	if o.RootURLs {
 		return ""
 	}
@@ -400,6 +400,7 @@ func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *conf
 	}
 	up.Protection.Sources = append(up.Protection.Sources, orgSources...)
 	var scopes []string
+	var declared []declaredAttribute
 	if u.Type == "oidc" {
 		secret, err := os.ReadFile(cfg.Path(u.ClientSecretFile))
 		if err != nil {
@@ -452,6 +453,7 @@ func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *conf
 			return nil
 		}
 		up.SP, up.EntityID, up.Certs, scopes = sp, md.entityID, md.certs, md.scopes
+		declared = md.attributes
 	}
 	if len(u.Scopes) > 0 {
 		scopes = u.Scopes
@@ -465,6 +467,7 @@ func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *conf
 		SecurityMarking: u.SecurityMarking,
 		Scopes:          scopes,
 	}
+	warnNoPersonalNumber(rep, cfg, o, u, up.Mapping, declared, opts.Now())
 	return up
 }
 

@@ -60,6 +60,11 @@ func loadUpstream(rep *Report, cfg *config.Config, u *config.Upstream) upstream 
 	if out.scopes, err = samlmeta.Scopes(b, ed.EntityID); err != nil {
 		rep.errorf(path, "IDPSSODescriptor/Extensions/shibmd:Scope", "%v", err)
 	}
+	for _, d := range ed.IDPSSODescriptors {
+		for _, a := range d.Attributes {
+			out.attributes = append(out.attributes, declaredAttribute{name: a.Name, friendly: a.FriendlyName})
+		}
+	}
 	return out
 }
 
@@ -115,4 +120,6 @@ type upstream struct {
 	entityID, ssoURL string
 	certs            []*x509.Certificate
 	scopes           []string
+	// attributes are those the IdP's metadata says it releases, if any.
+	attributes []declaredAttribute
 }

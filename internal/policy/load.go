@@ -62,6 +62,7 @@ type rawPolicy struct {
 	Attributes     []rawRule     `yaml:"attributes"`
 	PersonalNumber *rawOptIn     `yaml:"personal_number"`
 	Protected      []rawMask     `yaml:"protected"`
+	EnabledFor     *rawEnabled   `yaml:"enabled_for"`
 }
 
 type rawSAML struct {
@@ -525,6 +526,7 @@ func (l *loader) validate(raw *rawPolicy, p *Policy, o options) {
 		p.PersonalNumber = l.validateOptIn(raw.PersonalNumber)
 	}
 	l.validateMasks(raw.Protected, p)
+	l.validateEnabledFor(raw.EnabledFor, p)
 	if p.Preset == PresetDNP {
 		l.checkDNP(p)
 	}

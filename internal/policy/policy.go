@@ -48,6 +48,9 @@ type Policy struct {
 	// Protected overrides the default masking of protected persons, per
 	// attribute and marking level.
 	Protected []MaskRule
+	// EnabledFor restricts the vendor to some school units and
+	// affiliations; the zero value enables it for everyone.
+	EnabledFor EnabledFor
 
 	// lines maps key paths (as in Problem.Key) to line numbers.
 	lines map[string]int

@@ -12,6 +12,7 @@ import (
 	"github.com/skolbro/skolbro/internal/policy"
 	"github.com/skolbro/skolbro/internal/protection"
 	"github.com/skolbro/skolbro/internal/release"
+	"github.com/skolbro/skolbro/internal/units"
 )
 
 // AdminOptions enable the admin web interface.
@@ -36,7 +37,7 @@ func (s *Server) newAdmin(org *Organiser) (*admin.Admin, error) {
 		for id, v := range org.IdP.Vendors {
 			requested[id] = v.RequestedAttributes
 		}
-		return audit.BuildRegister(org.Policies.All(), requested)
+		return s.registerRows(org, org.Policies.All(), requested)
 	}
 	d := admin.Deps{
 		Organiser: org.ID,
@@ -55,6 +56,7 @@ func (s *Server) newAdmin(org *Organiser) (*admin.Admin, error) {
 		RegisterCSV:  func(w io.Writer) error { return audit.WriteRegisterCSV(w, rows()) },
 		RegisterJSON: func(w io.Writer) error { return audit.WriteRegisterJSON(w, rows()) },
 		Store:        org.Store,
+		Units:        units.New(org.Store, org.ID),
 		StartLogin: func(w http.ResponseWriter, r *http.Request) {
 			s.startLogin(w, r, org, pendingLogin{Protocol: protocolAdmin}, hintsFromQuery(r))
 		},

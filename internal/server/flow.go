@@ -385,6 +385,9 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, org *Organiser, 
 		l.Warn().Str("attribute", w.Attribute).Str("reason", w.Reason).Msg("upstream attribute dropped")
 	}
 	s.decideProtection(r, up, id)
+	if pol, ok = s.enabledFor(w, r, org, up.ID, pol, p.Protocol, id); !ok {
+		return
+	}
 	rel := release.Release(pol, id, org.Deriver)
 	if p.OIDC != nil {
 		s.answerOIDC(w, r, org, up.ID, p.OIDC, pol, id, rel)

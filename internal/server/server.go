@@ -349,7 +349,10 @@ func (s *Server) handleSPMetadata(w http.ResponseWriter, r *http.Request, org *O
 }
 
 // handleReady fails when the store is unreachable: without it no login can
-// be checked for replay, so the instance must not take traffic.
+// be checked for replay, so the instance must not take traffic. It also
+// fails when the manual protection register cannot answer (unreachable,
+// or its data lost): every person would be masked, and the admin must
+// restore it or re-initialise it on purpose.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
@@ -361,6 +364,18 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		zerolog.Ctx(r.Context()).Warn().Err(err).Msg("readiness: store unreachable")
 		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
 		return
+	}
+	// A lost register is a Redis-wide event (a flush, a failover, a
+	// restart without persistence), so any organiser's failing makes the
+	// instance unready.
+	for _, org := range s.orgs {
+		if reg := org.Register; reg != nil {
+			if err := reg.Ready(ctx); err != nil {
+				zerolog.Ctx(r.Context()).Warn().Err(err).Str("organiser", org.ID).Msg("readiness: protection register not ready")
+				http.Error(w, "protection register unavailable", http.StatusServiceUnavailable)
+				return
+			}
+		}
 	}
 	io.WriteString(w, "ready\n")
 }
