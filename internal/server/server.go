@@ -144,6 +144,11 @@ func New(o Options) (*Server, error) {
 	if s.clientIP == nil {
 		s.clientIP = &ratelimit.ClientIP{}
 	}
+	if s.metrics != nil && s.org != nil && s.org.OP != nil && s.org.OP.OnRefusal == nil {
+		// Token and userinfo refusals (a foreign client's code, a reused
+		// code) show in refusals_total like the login flows' own.
+		s.org.OP.OnRefusal = s.metrics.Refusal
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
