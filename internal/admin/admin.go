@@ -108,6 +108,15 @@ type ProtectionEntry struct {
 	Note  string
 }
 
+// DroppedAttribute is an upstream attribute whose values were dropped in
+// recent logins because they held a personal number: its name, how many
+// values, and when last. Its fields match pnrvalues.Entry.
+type DroppedAttribute struct {
+	Attribute string
+	Count     int64
+	LastSeen  time.Time
+}
+
 // Errors the protection functions return (wrapped or joined) so that the
 // page can tell the admin what happened. Any other error is shown as the
 // register being unavailable.
@@ -148,6 +157,10 @@ type Deps struct {
 	SubjectAccess func(ctx context.Context, pnr identity.PersonalNumber) (SubjectResult, error)
 	// Protection is the manual protection register (optional).
 	Protection *ProtectionDeps
+	// PersonalNumbersInValues returns the upstream attributes whose values
+	// were dropped in recent logins because they held a personal number;
+	// the release preview lists them (optional).
+	PersonalNumbersInValues func(ctx context.Context) ([]DroppedAttribute, error)
 	// Store holds sessions (only hashes of session ids as keys).
 	Store store.Store
 	// StartLogin starts an upstream login for an admin; the upstream side
