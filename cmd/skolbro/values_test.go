@@ -75,3 +75,23 @@ func TestCase36_CheckShowsAttributesDroppedForPersonalNumber(t *testing.T) {
 		}
 	})
 }
+
+// A scoped stable id with no accepted scope would refuse every login:
+// check says so, with the file and key.
+func TestCheck_ScopedStableIDWithoutScopes(t *testing.T) {
+	dir := deployDir(t)
+	md := filepath.Join(dir, "metadata", "upstream", "school-idp.xml")
+	b, err := os.ReadFile(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := regexp.MustCompile(`<md:Extensions><shibmd:Scope[^<]*</shibmd:Scope></md:Extensions>`).ReplaceAllString(string(b), "")
+	if s == string(b) {
+		t.Fatal("the example upstream metadata has no shibmd:Scope to remove")
+	}
+	write(t, md, s)
+	code, out := runCmd("check", "--config", filepath.Join(dir, "skolbro.yaml"))
+	if code == 0 || !regexp.MustCompile(`error: .*skolbro\.yaml: organiser\.upstream\.scopes: stable_id .* is scoped, but no scope is accepted`).MatchString(out) {
+		t.Errorf("exit %d, want an error naming organiser.upstream.scopes:\n%s", code, out)
+	}
+}

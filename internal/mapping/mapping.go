@@ -146,6 +146,22 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// ScopedStableID reports whether the configured stable id is a scoped
+// identifier (eduPersonPrincipalName, eduPersonUniqueID, subject-id,
+// pairwise-id, also under a configured name), whose scope must then be one
+// of Scopes.
+func (c *Config) ScopedStableID() bool {
+	name := c.StableID
+	if to, ok := c.Attributes[name]; ok {
+		name = to
+	}
+	d, ok := attr.Lookup(name)
+	if !ok {
+		d, ok = attr.LookupClaim(name)
+	}
+	return ok && scopedIdentifiers[d.Name]
+}
+
 // Map maps a login; see MapWithWarnings, whose warnings it drops.
 func Map(c *Config, in Input, now time.Time) (*identity.Identity, error) {
 	id, _, err := MapWithWarnings(c, in, now)

@@ -248,3 +248,28 @@ func TestCase35_ControlCharactersDropped(t *testing.T) {
 		t.Errorf("control character warnings per attribute (-want +got):\n%s", diff)
 	}
 }
+
+func TestScopedStableID(t *testing.T) {
+	t.Parallel()
+	const upn = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"
+	for _, tc := range []struct {
+		stable string
+		attrs  map[string]string
+		want   bool
+	}{
+		{oidEPPN, nil, true},
+		{attr.EPPN, nil, true},
+		{"eduperson_principal_name", nil, true},
+		{"urn:oasis:names:tc:SAML:attribute:pairwise-id", nil, true},
+		{upn, map[string]string{upn: attr.EPPN}, true},
+		{NameID, nil, false},
+		{"sub", nil, false},
+		{"urn:x:objectid", nil, false},
+		{oidPIN, nil, false},
+	} {
+		c := &Config{StableID: tc.stable, Attributes: tc.attrs}
+		if got := c.ScopedStableID(); got != tc.want {
+			t.Errorf("ScopedStableID(%s) = %v, want %v", tc.stable, got, tc.want)
+		}
+	}
+}
