@@ -300,7 +300,9 @@ func (m *mapper) stableID(ups []upstreamAttr, subject string) (identity.Secret, 
 			continue
 		}
 		pn := m.isPersonalNumber(u)
-		scoped := u.known && scopedIdentifiers[u.def.Name]
+		// Scoped when configured so, whatever name or FriendlyName the
+		// value came under, or when the attribute is a scoped identifier.
+		scoped := m.c.ScopedStableID() || (u.known && scopedIdentifiers[u.def.Name])
 		for _, v := range u.values {
 			v = strings.TrimSpace(v)
 			if v == "" {

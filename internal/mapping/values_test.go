@@ -142,6 +142,8 @@ func TestCase44_ScopedStableIDCheckedAgainstScopes(t *testing.T) {
 		{"a configured name for EPPN is checked too",
 			func(c *Config) { c.StableID, c.Attributes = upn, map[string]string{upn: attr.EPPN} },
 			map[string][]string{upn: {"student1@evil.example"}}, "", "", ErrStableIDScope},
+		{"under another name with EPPN as FriendlyName", nil,
+			map[string][]string{"urn:x:eppn": {"student1@evil.example"}}, "", "", ErrStableIDScope},
 		{"subject-id", func(c *Config) { c.StableID = attr.SubjectID },
 			map[string][]string{"urn:oasis:names:tc:SAML:attribute:subject-id": {"abc@evil.example"}}, "", "", ErrStableIDScope},
 		{"an unscoped attribute is not checked", func(c *Config) { c.StableID = "urn:x:objectid" },
@@ -156,7 +158,9 @@ func TestCase44_ScopedStableIDCheckedAgainstScopes(t *testing.T) {
 			if tc.config != nil {
 				tc.config(c)
 			}
-			id, err := Map(c, Input{Subject: tc.subject, Attributes: tc.attrs}, now)
+			in := Input{Subject: tc.subject, Attributes: tc.attrs,
+				FriendlyNames: map[string]string{"urn:x:eppn": "eduPersonPrincipalName"}}
+			id, err := Map(c, in, now)
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tc.wantErr)
 			}
