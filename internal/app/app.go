@@ -298,6 +298,10 @@ func BuildWith(cfg *config.Config, st store.Store, opts Options) (*server.Organi
 	if fed != nil {
 		org.IdP.Lookup = federationLookup(fed, org.Policies, cfg.DevMode)
 	}
+	if org.Mapping.ScopedStableID() && len(scopes) == 0 {
+		rep.errorf(file, "organiser.upstream.scopes", "stable_id %q is scoped, but no scope is accepted (set scopes, or shibmd:Scope in the IdP's metadata): every login would be refused", o.Upstream.StableID)
+		return nil, rep
+	}
 	noteRequested(rep, pols, served)
 	org.Metadata = buildPublisher(rep, cfg, org, signer, now)
 	if org.Metadata == nil {

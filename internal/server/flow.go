@@ -367,6 +367,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, state []byte, in
 		// Attribute names and fixed reasons only: no values.
 		l.Warn().Str("attribute", w.Attribute).Str("reason", w.Reason).Msg("upstream attribute dropped")
 	}
+	s.notePersonalNumbersInValues(r, warnings)
 	s.decideProtection(r, id)
 	if pol, ok = s.enabledFor(w, r, pol, p.Protocol, id); !ok {
 		return
