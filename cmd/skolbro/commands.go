@@ -36,9 +36,14 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "error: %v\n", err)
 		return 1
 	}
-	// check opens no store: a memory store stands in, so that the same
-	// Build that serve runs checks everything else.
+	// Build gets a memory store, so that the same Build that serve runs
+	// checks everything else; the configured store is opened only to read
+	// what the running bridges recorded.
 	_, rep := app.Build(cfg, store.NewMemory(nil), time.Now)
+	// What the running bridges recorded in the configured store.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	app.ReportPersonalNumbersInValues(ctx, cfg, time.Now(), rep)
+	cancel()
 	for _, n := range rep.Notes {
 		fmt.Fprintf(stdout, "note: %s\n", n)
 	}

@@ -111,6 +111,15 @@ type ProtectionEntry struct {
 	Note  string
 }
 
+// DroppedAttribute is an upstream attribute whose values were dropped in
+// recent logins because they held a personal number: its name, how many
+// values, and when last. Its fields match pnrvalues.Entry.
+type DroppedAttribute struct {
+	Attribute string
+	Count     int64
+	LastSeen  time.Time
+}
+
 // Errors the protection functions return (wrapped or joined) so that the
 // page can tell the admin what happened. Any other error is shown as the
 // register being unavailable.
@@ -155,6 +164,10 @@ type Deps struct {
 	// without them the vendors page shows the policy files' lists only).
 	// Changes need AdminSubject too, to record who made them.
 	Units *units.Overrides
+	// PersonalNumbersInValues returns the upstream attributes whose values
+	// were dropped in recent logins because they held a personal number;
+	// the release preview lists them (optional).
+	PersonalNumbersInValues func(ctx context.Context) ([]DroppedAttribute, error)
 	// Store holds sessions (only hashes of session ids as keys).
 	Store store.Store
 	// StartLogin starts an upstream login for an admin; the upstream side

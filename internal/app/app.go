@@ -467,6 +467,10 @@ func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *conf
 		SecurityMarking: u.SecurityMarking,
 		Scopes:          scopes,
 	}
+	if up.Mapping.ScopedStableID() && len(scopes) == 0 {
+		rep.errorf(file, u.Key("scopes"), "stable_id %q is scoped, but no scope is accepted (set scopes, or shibmd:Scope in the IdP's metadata): every login would be refused", u.StableID)
+		return nil
+	}
 	warnNoPersonalNumber(rep, cfg, o, u, up.Mapping, declared, opts.Now())
 	return up
 }

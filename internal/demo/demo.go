@@ -26,6 +26,7 @@ import (
 	"github.com/skolbro/skolbro/internal/demovendor"
 	"github.com/skolbro/skolbro/internal/keys"
 	"github.com/skolbro/skolbro/internal/mapping"
+	"github.com/skolbro/skolbro/internal/metrics"
 	"github.com/skolbro/skolbro/internal/server"
 	"github.com/skolbro/skolbro/internal/store"
 	"github.com/skolbro/skolbro/internal/testidp"
@@ -57,6 +58,9 @@ type Demo struct {
 	OIDCIdP *testop.OP
 	// UpstreamOIDC is set when the bridge logs in through OIDCIdP.
 	UpstreamOIDC bool
+	// Metrics, when set before a Handler is built, observes the bridge
+	// (tests read the counters from it).
+	Metrics *metrics.Metrics
 }
 
 // Options change the demo's set-up.
@@ -298,6 +302,7 @@ func (d *Demo) HandlerWithStore(log zerolog.Logger, st store.Store) (http.Handle
 		Organisers: orgs, Store: st, Logger: log,
 		SecureCookies: strings.HasPrefix(d.Base, "https://"),
 		Mounts:        []func(*mux.Router){d.mount},
+		Metrics:       d.Metrics,
 	})
 	if err != nil {
 		return nil, err

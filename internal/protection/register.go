@@ -60,7 +60,10 @@ var (
 	ErrBadNote = errors.New("protection: note refused (at most 200 characters, one line, no personal number)")
 )
 
-// looksLikeNumber finds what could be a personal number in a note.
+// looksLikeNumber finds the plain forms of a number even when its Luhn
+// digit is wrong: in a note a mistyped number is still one, and refusing
+// it costs the admin nothing. identity.ContainsPersonalNumber finds the
+// rest (separators inside the date, other dashes, full-width digits).
 var looksLikeNumber = regexp.MustCompile(`\d{6,8}[-+ ]?\d{4}`)
 
 // RegisterBackend keeps the register's entries: opaque keys (MACs of
@@ -292,7 +295,8 @@ func (r *Register) List(ctx context.Context) ([]Entry, error) {
 
 // checkNote refuses what must not be in a note: more than MaxNoteLen
 // characters, invalid UTF-8, control characters (they would break the
-// list's lines) and anything that looks like a personal number.
+// list's lines) and anything that looks like a personal number, written in
+// any of the ways identity.ContainsPersonalNumber knows.
 func checkNote(note string) error {
 	if !utf8.ValidString(note) || utf8.RuneCountInString(note) > MaxNoteLen {
 		return ErrBadNote
@@ -302,7 +306,7 @@ func checkNote(note string) error {
 			return ErrBadNote
 		}
 	}
-	if looksLikeNumber.MatchString(note) {
+	if looksLikeNumber.MatchString(note) || identity.ContainsPersonalNumber(note) {
 		return ErrBadNote
 	}
 	return nil

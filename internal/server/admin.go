@@ -9,6 +9,7 @@ import (
 	"github.com/skolbro/skolbro/internal/admin"
 	"github.com/skolbro/skolbro/internal/audit"
 	"github.com/skolbro/skolbro/internal/identity"
+	"github.com/skolbro/skolbro/internal/pnrvalues"
 	"github.com/skolbro/skolbro/internal/policy"
 	"github.com/skolbro/skolbro/internal/protection"
 	"github.com/skolbro/skolbro/internal/release"
@@ -65,6 +66,16 @@ func (s *Server) newAdmin(org *Organiser) (*admin.Admin, error) {
 		Logger:        s.log,
 		Now:           s.now,
 		Rand:          s.rand,
+	}
+	if s.store != nil {
+		d.PersonalNumbersInValues = func(ctx context.Context) ([]admin.DroppedAttribute, error) {
+			es, err := pnrvalues.Recent(ctx, org.Store, org.ID, s.now())
+			var out []admin.DroppedAttribute
+			for _, e := range es {
+				out = append(out, admin.DroppedAttribute(e))
+			}
+			return out, err
+		}
 	}
 	if org.AuditKeys != nil && o.AuditDir != "" {
 		keys := org.AuditKeys

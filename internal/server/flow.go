@@ -384,6 +384,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, org *Organiser, 
 		// Attribute names and fixed reasons only: no values.
 		l.Warn().Str("attribute", w.Attribute).Str("reason", w.Reason).Msg("upstream attribute dropped")
 	}
+	s.notePersonalNumbersInValues(r, org, warnings)
 	s.decideProtection(r, up, id)
 	if pol, ok = s.enabledFor(w, r, org, up.ID, pol, p.Protocol, id); !ok {
 		return

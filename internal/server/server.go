@@ -172,6 +172,14 @@ func New(o Options) (*Server, error) {
 	if s.clientIP == nil {
 		s.clientIP = &ratelimit.ClientIP{}
 	}
+	for _, org := range s.orgs {
+		if s.metrics == nil || org.OP == nil || org.OP.OnRefusal != nil {
+			continue
+		}
+		// Token and userinfo refusals (a foreign client's code, a reused
+		// code) show in refusals_total like the login flows' own.
+		org.OP.OnRefusal = s.metrics.Refusal
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
