@@ -185,9 +185,7 @@ func BuildWith(cfg *config.Config, st store.Store, opts Options) (*server.Organi
 		if p.SAML.SignatureAlgorithm == "ecdsa-sha256" && ecdsaSigner == nil {
 			rep.errorf(p.File, "saml.signature_algorithm", "ecdsa-sha256 needs organiser.keys.signing_ecdsa in %s", file)
 		}
-		if p.SAML.Encrypt == "required" && v.EncryptionCert == nil {
-			rep.errorf(p.File, "saml.encrypt", "required, but the metadata in %s has no encryption key", v.File)
-		}
+		checkEncryption(rep, p, v)
 		if !fromFederation[v.EntityID] {
 			served[v.EntityID] = v
 		}
