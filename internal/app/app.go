@@ -285,9 +285,7 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 		if p.SAML.SignatureAlgorithm == "ecdsa-sha256" && ecdsaSigner == nil {
 			rep.errorf(p.File, "saml.signature_algorithm", "ecdsa-sha256 needs %s.signing_ecdsa in %s", keysAt, file)
 		}
-		if p.SAML.Encrypt == "required" && v.EncryptionCert == nil {
-			rep.errorf(p.File, "saml.encrypt", "required, but the metadata in %s has no encryption key", v.File)
-		}
+		checkEncryption(rep, p, v)
 		if !fromFederation[v.EntityID] {
 			served[v.EntityID] = v
 		}

@@ -598,7 +598,7 @@ func (l *loader) validateSAML(raw *rawSAML) *SAMLSettings {
 	s.NameID = NameIDKind(enum(l, "saml.name_id", raw.NameID, NameIDTransient, NameIDPairwise))
 	s.Sign = SignMode(enum(l, "saml.sign", raw.Sign, SignAssertionAndResponse, SignAssertion, SignResponse))
 	s.SignatureAlgorithm = SignatureAlgorithm(enum(l, "saml.signature_algorithm", raw.SignatureAlgorithm, RSASHA256, ECDSASHA256))
-	s.Encrypt = EncryptMode(enum(l, "saml.encrypt", raw.Encrypt, EncryptAuto, EncryptNever, EncryptRequired))
+	s.Encrypt = EncryptMode(enum(l, "saml.encrypt", raw.Encrypt, EncryptAuto, EncryptNever, EncryptRequired, EncryptCBC))
 	return s
 }
 
