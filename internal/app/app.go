@@ -262,9 +262,7 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 		v, ok := vendors[p.SAML.EntityID]
 		if hv, shared := hubVendors[p.SAML.EntityID]; !ok && shared {
 			// Served through the hub's entity, under this policy.
-			if p.SAML.Encrypt == "required" && hv.EncryptionCert == nil {
-				rep.errorf(p.File, "saml.encrypt", "required, but the metadata in %s has no encryption key", hv.File)
-			}
+			checkEncryption(rep, p, hv)
 			continue
 		}
 		if !ok && fed != nil {
