@@ -159,8 +159,12 @@ func yieldsPersonalNumber(m *mapping.Config, d declaredAttribute, now time.Time)
 	if d.friendly != "" {
 		in.FriendlyNames[d.name] = d.friendly
 	}
+	probe := "probe"
+	if m.ScopedStableID() && len(m.Scopes) > 0 {
+		probe += "@" + m.Scopes[0] // a scoped stable id must carry an accepted scope
+	}
 	if sid := m.StableID; sid != mapping.NameID && sid != "sub" && sid != d.name && sid != d.friendly {
-		in.Attributes[sid] = []string{"probe"}
+		in.Attributes[sid] = []string{probe}
 	}
 	id, _, err := mapping.MapWithWarnings(m, in, now)
 	return err == nil && !id.PersonalNumber.IsZero()

@@ -39,7 +39,11 @@ func ReportPersonalNumbersInValues(ctx context.Context, cfg *config.Config, now 
 			return
 		}
 		for _, e := range entries {
-			rep.warnf(file, o.Key("upstreams"), "attribute %q: %d value(s) holding a personal number in the last %d days (last %s) were dropped and reach no vendor: fix the attribute in the school's directory",
+			key := o.Key("upstreams")
+			if len(o.Upstreams) == 1 {
+				key = o.Upstreams[0].Path()
+			}
+			rep.warnf(file, key, "attribute %q: %d value(s) holding a personal number in the last %d days (last %s) were dropped and reach no vendor: fix the attribute in the school's directory",
 				e.Attribute, e.Count, days, e.LastSeen.UTC().Format(time.DateOnly))
 		}
 	}

@@ -218,6 +218,9 @@ type Upstream struct {
 // Key names a key of the upstream as it is written in the file.
 func (u *Upstream) Key(sub string) string { return u.key + "." + sub }
 
+// Path is where the upstream stands in the file, e.g. "organiser.upstream".
+func (u *Upstream) Path() string { return u.key }
+
 // Keys names the bridge's key files.
 type Keys struct {
 	// Signing signs responses and assertions to vendors (RSA, 2048 bits
