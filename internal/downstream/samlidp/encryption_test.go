@@ -201,7 +201,7 @@ func TestCase25_CrewjamSPDecryptsCBC(t *testing.T) {
 	mdURL, _ := url.Parse(base + "/metadata")
 	sp := &saml.ServiceProvider{
 		EntityID:    base + "/metadata",
-		Key:         spPair.Signer.(crypto.Signer),
+		Key:         spPair.Signer,
 		Certificate: spPair.Cert,
 		AcsURL:      *acsURL,
 		MetadataURL: *mdURL,
