@@ -113,21 +113,62 @@ func cmdRegister(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// cmdAuditSubject answers a subject access request from the command
+// line. The identifiers come on stdin (see --by), never as arguments, and
+// the lookup is written to the admin action log before it is made.
 func cmdAuditSubject(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	format := "csv"
+	format, by := "csv", "pnr"
 	cfg, org, ok := loadForCommand("audit subject", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&format, "format", "csv", "csv or json")
+		fs.StringVar(&by, "by", "pnr", "what stdin holds, one a line in this order: pnr, stable-id, or pnr,stable-id")
 	})
 	if !ok {
 		return 2
 	}
-	if org.AuditKeys == nil {
-		fmt.Fprintf(stderr, "skolbro audit subject: %s: organiser.audit is not configured\n", cfg.File())
+	forms, err := audit.ParseLookupForms(by)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro audit subject: --by: %v\n", err)
 		return 2
 	}
+	actions, err := app.OpenActionLog(cfg, time.Now)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro audit subject: %s: organiser.audit.dir: admin action log: %v\n", cfg.File(), err)
+		return 1
+	}
+	defer actions.Close()
 	dir := cfg.Path(cfg.Organiser.Audit.Dir)
-	if err := audit.SubjectCommand(context.Background(), dir, org.AuditKeys, stdin, stdout, format, time.Now()); err != nil {
+	o := audit.SubjectOptions{Format: format, By: forms, Now: time.Now(), Actions: actions, Notes: stderr}
+	if err := audit.SubjectCommand(context.Background(), dir, org.AuditKeys, stdin, stdout, o); err != nil {
 		fmt.Fprintf(stderr, "skolbro audit subject: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// cmdAuditAdminActions lists the admin action log: who looked up or
+// changed whose record (by subject key), when, in which request.
+func cmdAuditAdminActions(args []string, stdout, stderr io.Writer) int {
+	format, since := "csv", ""
+	cfg, err := configFromArgsWith("audit admin-actions", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&format, "format", "csv", "csv or json")
+		fs.StringVar(&since, "since", "", "only actions on or after this date (YYYY-MM-DD, UTC)")
+	})
+	if err != nil {
+		return 2
+	}
+	var from time.Time
+	if since != "" {
+		if from, err = time.Parse(time.DateOnly, since); err != nil {
+			fmt.Fprintln(stderr, "skolbro audit admin-actions: --since must be a date YYYY-MM-DD")
+			return 2
+		}
+	}
+	if cfg.Organiser.Audit.Dir == "" {
+		fmt.Fprintf(stderr, "skolbro audit admin-actions: %s: organiser.audit.dir: required\n", cfg.File())
+		return 2
+	}
+	if err := audit.ActionsCommand(context.Background(), cfg.Path(cfg.Organiser.Audit.Dir), stdout, format, from); err != nil {
+		fmt.Fprintf(stderr, "skolbro audit admin-actions: %v\n", err)
 		return 1
 	}
 	return 0
@@ -199,9 +240,17 @@ func cmdProtect(op string, args []string, stdin io.Reader, stdout, stderr io.Wri
 }
 
 func configFromArgs(name string, args []string, stderr io.Writer) (*config.Config, error) {
+	return configFromArgsWith(name, args, stderr, nil)
+}
+
+// configFromArgsWith is configFromArgs with extra flags.
+func configFromArgsWith(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*config.Config, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file")
+	if extra != nil {
+		extra(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

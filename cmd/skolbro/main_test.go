@@ -42,6 +42,9 @@ func deployDir(t *testing.T) string {
 	pk := make([]byte, 32)
 	rand.Read(pk)
 	write(t, filepath.Join(dir, "keys", "pseudonym.key"), string(pk))
+	ak := make([]byte, 32)
+	rand.Read(ak)
+	write(t, filepath.Join(dir, "keys", "audit.key"), string(ak))
 	return dir
 }
 

@@ -93,13 +93,19 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "skolbro: %s: organiser.audit: %v\n", cfg.File(), err)
 		return 1
 	}
-	if sink != nil {
-		defer sink.Close()
-		org.Audit = sink
+	defer sink.Close()
+	org.Audit = sink
+	actions, err := app.OpenActionLog(cfg, time.Now)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro: %s: organiser.audit: admin action log: %v\n", cfg.File(), err)
+		return 1
 	}
-	adminOpts := server.AdminOptions{Entitlement: cfg.Organiser.Admin.Entitlement}
-	if cfg.Organiser.Audit.Dir != "" {
-		adminOpts.AuditDir = cfg.Path(cfg.Organiser.Audit.Dir)
+	defer actions.Close()
+	adminOpts := server.AdminOptions{
+		Entitlement:        cfg.Organiser.Admin.Entitlement,
+		PrivacyEntitlement: cfg.Organiser.Admin.PrivacyEntitlement,
+		AuditDir:           cfg.Path(cfg.Organiser.Audit.Dir),
+		Actions:            actions,
 	}
 	srv, err := server.New(server.Options{Organiser: org, Store: st, Logger: log,
 		SecureCookies: strings.HasPrefix(cfg.ExternalURL, "https://"), Admin: adminOpts,

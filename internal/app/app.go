@@ -126,15 +126,15 @@ func BuildWith(cfg *config.Config, st store.Store, opts Options) (*server.Organi
 		}
 	}
 
+	// The release log is required (Validate reports a missing
+	// organiser.audit.dir or key_file): no release without an event.
 	var auditKeys *audit.SubjectKeyer
-	if o.Audit.Dir != "" && o.Audit.KeyFile != "" {
+	if o.Audit.KeyFile != "" {
 		k, err := audit.LoadSubjectKeyer(cfg.Path(o.Audit.KeyFile))
-		if err != nil {
+		if err != nil && !errors.Is(err, os.ErrNotExist) { // a missing file is already reported by Validate
 			rep.errorf(file, "organiser.audit.key_file", "%v", err)
 		}
 		auditKeys = k
-	} else if o.Audit.Dir == "" {
-		rep.warnf(file, "organiser.audit.dir", "no release log is configured: releases are not recorded")
 	}
 
 	resolver, register := buildProtection(rep, cfg, st, reg)
@@ -341,24 +341,38 @@ func loadPair(rep *Report, file, key, certFile, keyFile string) *keys.Pair {
 	return p
 }
 
-// OpenAudit opens the release log, or returns nil when none is configured.
+// OpenAudit opens the release log. The directory is required; a
+// configuration without one is refused by Validate.
 func OpenAudit(cfg *config.Config, now func() time.Time) (audit.Sink, error) {
-	a := cfg.Organiser.Audit
-	if a.Dir == "" {
-		return nil, nil
+	if cfg.Organiser.Audit.Dir == "" {
+		return nil, fmt.Errorf("%s: organiser.audit.dir: required", cfg.File())
 	}
+	return audit.OpenFileSink(auditFiles(cfg, now))
+}
+
+// OpenActionLog opens the admin action log, in the release log's
+// directory with its settings.
+func OpenActionLog(cfg *config.Config, now func() time.Time) (*audit.ActionLog, error) {
+	if cfg.Organiser.Audit.Dir == "" {
+		return nil, fmt.Errorf("%s: organiser.audit.dir: required", cfg.File())
+	}
+	return audit.OpenActionLog(auditFiles(cfg, now))
+}
+
+func auditFiles(cfg *config.Config, now func() time.Time) audit.FileSinkConfig {
+	a := cfg.Organiser.Audit
 	sync := audit.SyncEach
 	if a.Sync == "batch" {
 		sync = audit.SyncBatch
 	}
-	return audit.OpenFileSink(audit.FileSinkConfig{
+	return audit.FileSinkConfig{
 		Dir:         cfg.Path(a.Dir),
 		MaxBytes:    a.MaxBytes,
 		RotateDaily: a.RotateDaily,
 		Retention:   time.Duration(a.Retention),
 		Sync:        sync,
 		Now:         now,
-	})
+	}
 }
 
 // OpenStore opens the configured store.

@@ -201,8 +201,8 @@ type SS12000 struct {
 
 // Audit configures the release log.
 type Audit struct {
-	// Dir holds the append-only JSON-lines files; empty disables the log
-	// (check warns).
+	// Dir holds the append-only JSON-lines files of the release log and
+	// of the admin action log. Required: no release without an event.
 	Dir string `yaml:"dir"`
 	// KeyFile is the audit HMAC key for subject keys, separate from the
 	// pseudonym key.
@@ -220,6 +220,11 @@ type Audit struct {
 // upstream IdP and must carry Entitlement (an eduPersonEntitlement value).
 type Admin struct {
 	Entitlement string `yaml:"entitlement"`
+	// PrivacyEntitlement is a second eduPersonEntitlement value, for the
+	// few who answer subject access requests and keep the manual
+	// protection register: both reveal whether a person is protected.
+	// Without it those pages are shown to no one.
+	PrivacyEntitlement string `yaml:"privacy_entitlement"`
 }
 
 // KeyPair is a PEM certificate and private key file.
@@ -556,13 +561,17 @@ func (c *Config) Validate() error {
 			fileKey("organiser.protection.ss12000.ca_file", ss.CAFile)
 		}
 	}
-	if o.Audit.Dir != "" {
-		fileKey("organiser.audit.key_file", o.Audit.KeyFile)
-		switch o.Audit.Sync {
-		case "each", "batch":
-		default:
-			bad("organiser.audit.sync", "must be each or batch")
-		}
+	if o.Audit.Dir == "" {
+		bad("organiser.audit.dir", "required: the directory of the release log (every release and refusal is recorded there)")
+	}
+	fileKey("organiser.audit.key_file", o.Audit.KeyFile)
+	switch o.Audit.Sync {
+	case "each", "batch":
+	default:
+		bad("organiser.audit.sync", "must be each or batch")
+	}
+	if p := o.Admin.PrivacyEntitlement; p != "" && p == o.Admin.Entitlement {
+		bad("organiser.admin.privacy_entitlement", "must differ from organiser.admin.entitlement: only those who answer subject access requests should see who is protected")
 	}
 	if o.Upstream.StableID == "" {
 		bad("organiser.upstream.stable_id", "required: the upstream attribute (or NameID) that identifies a person stably")

@@ -229,10 +229,11 @@ organiser:
     dir: audit
     key_file: keys/audit.key
   admin:
-    entitlement: urn:x-skolbro:entitlement:admin
+    entitlement: %s
+    privacy_entitlement: %s
   metadata_dir: metadata
   policy_dir: attribute-release
-`, base, OrganiserScope, upstream)
+`, base, OrganiserScope, upstream, testidp.EntitlementAdmin, testidp.EntitlementPrivacy)
 	cfgPath := filepath.Join(dir, "skolbro.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
 		return nil, err
@@ -285,6 +286,10 @@ func (d *Demo) HandlerWithStore(log zerolog.Logger, st store.Store) (http.Handle
 		return nil, err
 	}
 	org.Audit = sink
+	actions, err := app.OpenActionLog(d.Config, time.Now)
+	if err != nil {
+		return nil, err
+	}
 	idpMD, err := org.Metadata.IdPMetadata()
 	if err != nil {
 		return nil, err
@@ -299,9 +304,11 @@ func (d *Demo) HandlerWithStore(log zerolog.Logger, st store.Store) (http.Handle
 		SecureCookies: strings.HasPrefix(d.Base, "https://"),
 		Mounts:        []func(*mux.Router){d.mount},
 		Admin: server.AdminOptions{
-			Entitlement: cfg.Organiser.Admin.Entitlement,
-			AuditDir:    cfg.Path(cfg.Organiser.Audit.Dir),
-			Identities:  d.previewIdentities(org),
+			Entitlement:        cfg.Organiser.Admin.Entitlement,
+			PrivacyEntitlement: cfg.Organiser.Admin.PrivacyEntitlement,
+			AuditDir:           cfg.Path(cfg.Organiser.Audit.Dir),
+			Actions:            actions,
+			Identities:         d.previewIdentities(org),
 		},
 	})
 	if err != nil {

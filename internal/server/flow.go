@@ -195,18 +195,20 @@ func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, p pendingLog
 // could not be recorded.
 func (s *Server) record(r *http.Request, ev audit.Event) error {
 	if s.org.Audit == nil {
-		return nil
+		return errors.New("server: no release log")
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	return s.org.Audit.Write(ctx, ev)
 }
 
-func (s *Server) subjectKey(id *identity.Identity) string {
+// subjectKeys are every key the release log files an event about id
+// under, so that subject access finds it by the number or the stable id.
+func (s *Server) subjectKeys(id *identity.Identity) []string {
 	if s.org.AuditKeys == nil || id == nil {
-		return ""
+		return nil
 	}
-	return s.org.AuditKeys.Key(id)
+	return s.org.AuditKeys.Keys(id)
 }
 
 // refuse records a refused login for a known vendor and shows the page.
@@ -214,7 +216,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, pol *policy.Poli
 	if s.metrics != nil {
 		s.metrics.Login(pol.ID, protocol, metrics.OutcomeRefused)
 	}
-	if err := s.record(r, audit.RefusalEvent(s.now(), RequestID(r.Context()), s.org.UpstreamID, protocol, pol.ID, pol, reason, s.subjectKey(id))); err != nil {
+	if err := s.record(r, audit.RefusalEvent(s.now(), RequestID(r.Context()), s.org.UpstreamID, protocol, pol.ID, pol, reason, s.subjectKeys(id)...)); err != nil {
 		zerolog.Ctx(r.Context()).Error().Err(err).Msg("release log unavailable")
 	}
 	s.fail(w, r, f, reason, nil)
@@ -413,7 +415,7 @@ func (s *Server) answerOIDC(w http.ResponseWriter, r *http.Request, req *oidcop.
 // recordRelease writes the release event and logs it; it shows the error
 // page and returns false when the event could not be written.
 func (s *Server) recordRelease(w http.ResponseWriter, r *http.Request, protocol string, pol *policy.Policy, id *identity.Identity, rel *release.Released) bool {
-	if err := s.record(r, audit.ReleaseEvent(s.now(), RequestID(r.Context()), s.org.UpstreamID, protocol, pol, rel, s.subjectKey(id))); err != nil {
+	if err := s.record(r, audit.ReleaseEvent(s.now(), RequestID(r.Context()), s.org.UpstreamID, protocol, pol, rel, s.subjectKeys(id)...)); err != nil {
 		s.fail(w, r, failUnavailable, "audit_unavailable", err)
 		return false
 	}

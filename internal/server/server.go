@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"html/template"
 	"io"
 	"net/http"
@@ -133,6 +134,10 @@ type Options struct {
 
 // New builds a Server.
 func New(o Options) (*Server, error) {
+	if o.Organiser == nil || o.Organiser.Audit == nil || o.Organiser.AuditKeys == nil {
+		// Nothing is released that is not recorded.
+		return nil, errors.New("server: the organiser has no release log (Audit and AuditKeys are required)")
+	}
 	t, err := web.Templates()
 	if err != nil {
 		return nil, err
