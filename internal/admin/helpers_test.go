@@ -391,8 +391,8 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		SubjectKeys:        fakeSubjectKeys,
 		RecordAction:       e.actions.record,
 		AdminSubject:       func(*identity.Identity) string { return "subj-0123abcd" },
-		Logger:       zerolog.New(e.logs),
-		Now:          e.clock.Now,
+		Logger:             zerolog.New(e.logs),
+		Now:                e.clock.Now,
 	}
 	for _, o := range opts {
 		o(&deps)

@@ -67,9 +67,9 @@ func (s *Server) newAdmin(o AdminOptions) (*admin.Admin, error) {
 		Entitlement:        o.Entitlement,
 		PrivacyEntitlement: o.PrivacyEntitlement,
 		SecureCookies:      s.secureCookies,
-		Logger:        s.log,
-		Now:           s.now,
-		Rand:          s.rand,
+		Logger:             s.log,
+		Now:                s.now,
+		Rand:               s.rand,
 	}
 	if org.AuditKeys == nil || o.AuditDir == "" || o.Actions == nil {
 		return admin.New(d)
