@@ -6,9 +6,11 @@
 // An Event carries attribute names, never values: there is no field a
 // value could go into, and a Sink refuses an event whose attribute list
 // holds anything but names from the attribute table. The person is named
-// only by a subject key, an HMAC under a separate audit key (see
+// only by subject keys, HMACs under a separate audit key (see
 // SubjectKeyer), so that the log alone identifies nobody while the
 // organiser, who holds the key, can still answer a subject access request.
+// Admin lookups of a person are recorded the same way, in the admin
+// action log beside the release log (ActionLog).
 package audit
 
 import (

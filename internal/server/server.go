@@ -59,7 +59,8 @@ type Organiser struct {
 	// UpstreamID names the upstream IdP in the release log.
 	UpstreamID string
 	// Audit records every release and refusal; AuditKeys makes the
-	// subject keys. A release that cannot be recorded is not made.
+	// subject keys. Both are required (New refuses an organiser without
+	// them): a release that cannot be recorded is not made.
 	Audit     audit.Sink
 	AuditKeys *audit.SubjectKeyer
 	// Protection decides each login's protection status from every
