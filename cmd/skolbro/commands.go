@@ -169,21 +169,69 @@ func cmdRegister(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// cmdAuditSubject answers a subject access request from the command
+// line. The identifiers come on stdin (see --by), never as arguments, and
+// the lookup is written to the admin action log before it is made.
 func cmdAuditSubject(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	format := "csv"
+	format, by := "csv", "pnr"
 	cfg, org, ok := loadForCommand("audit subject", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&format, "format", "csv", "csv or json")
+		fs.StringVar(&by, "by", "pnr", "what stdin holds, one a line in this order: pnr, stable-id, or pnr,stable-id")
 	})
 	if !ok {
 		return 2
 	}
-	if org.AuditKeys == nil {
-		fmt.Fprintf(stderr, "skolbro audit subject: %s: the organiser's audit is not configured\n", cfg.File())
+	forms, err := audit.ParseLookupForms(by)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro audit subject: --by: %v\n", err)
 		return 2
 	}
-	dir := cfg.Path(cfg.OrganiserByID(org.ID).Audit.Dir)
-	if err := audit.SubjectCommand(context.Background(), dir, org.AuditKeys, stdin, stdout, format, time.Now()); err != nil {
+	o := cfg.OrganiserByID(org.ID)
+	actions, err := app.OpenActionLog(cfg, o, time.Now)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro audit subject: %s: %s: admin action log: %v\n", cfg.File(), o.Key("audit.dir"), err)
+		return 1
+	}
+	defer actions.Close()
+	dir := cfg.Path(o.Audit.Dir)
+	opts := audit.SubjectOptions{Format: format, By: forms, Now: time.Now(), Actions: actions, Notes: stderr}
+	if err := audit.SubjectCommand(context.Background(), dir, org.AuditKeys, stdin, stdout, opts); err != nil {
 		fmt.Fprintf(stderr, "skolbro audit subject: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// cmdAuditAdminActions lists the admin action log: who looked up or
+// changed whose record (by subject key), when, in which request.
+func cmdAuditAdminActions(args []string, stdout, stderr io.Writer) int {
+	format, since, orgID := "csv", "", ""
+	cfg, err := configFromArgsWith("audit admin-actions", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&format, "format", "csv", "csv or json")
+		fs.StringVar(&since, "since", "", "only actions on or after this date (YYYY-MM-DD, UTC)")
+		fs.StringVar(&orgID, "organiser", "", "the organiser's id (when the configuration lists several)")
+	})
+	if err != nil {
+		return 2
+	}
+	o, err := pickOrganiser(cfg, orgID)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro audit admin-actions: %v\n", err)
+		return 2
+	}
+	var from time.Time
+	if since != "" {
+		if from, err = time.Parse(time.DateOnly, since); err != nil {
+			fmt.Fprintln(stderr, "skolbro audit admin-actions: --since must be a date YYYY-MM-DD")
+			return 2
+		}
+	}
+	if o.Audit.Dir == "" {
+		fmt.Fprintf(stderr, "skolbro audit admin-actions: %s: %s: required\n", cfg.File(), o.Key("audit.dir"))
+		return 2
+	}
+	if err := audit.ActionsCommand(context.Background(), cfg.Path(o.Audit.Dir), stdout, format, from); err != nil {
+		fmt.Fprintf(stderr, "skolbro audit admin-actions: %v\n", err)
 		return 1
 	}
 	return 0
@@ -236,7 +284,7 @@ func cmdMetadata(args []string, stdout, stderr io.Writer) int {
 // would end up in shell history and process listings.
 func cmdProtect(op string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	orgID := ""
-	cfg, err := configFromArgs("protect "+op, args, stderr, func(fs *flag.FlagSet) {
+	cfg, err := configFromArgsWith("protect "+op, args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&orgID, "organiser", "", "the organiser's id (when the configuration lists several)")
 	})
 	if err != nil {
@@ -269,7 +317,12 @@ func cmdProtect(op string, args []string, stdin io.Reader, stdout, stderr io.Wri
 	return 0
 }
 
-func configFromArgs(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*config.Config, error) {
+func configFromArgs(name string, args []string, stderr io.Writer) (*config.Config, error) {
+	return configFromArgsWith(name, args, stderr, nil)
+}
+
+// configFromArgsWith is configFromArgs with extra flags.
+func configFromArgsWith(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*config.Config, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file")

@@ -21,8 +21,11 @@ Usage:
   skolbro demo [--addr ADDR]    run a self-contained demo (test IdP, bridge, vendors)
   skolbro register --config FILE [--format csv|json]
                                 the release register: what each vendor receives, and why
-  skolbro audit subject --config FILE [--format csv|json]
-                                what was released about one person (personal number on stdin)
+  skolbro audit subject --config FILE [--format csv|json] [--by pnr|stable-id|pnr,stable-id]
+                                what was released about one person (personal number and/or
+                                stable id on stdin, one a line); the lookup is logged
+  skolbro audit admin-actions --config FILE [--format csv|json] [--since YYYY-MM-DD]
+                                the admin action log: whose record was looked up, by whom, when
   skolbro metadata --config FILE --out DIR
                                 write the bridge's signed metadata (idp.xml, sp.xml) for a federation
   skolbro bench [--concurrency 8,32,128] [--duration 10s] [--store memory|redis] [--protocol saml|oidc]
@@ -60,11 +63,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return cmdProtect(args[1], args[2:], os.Stdin, stdout, stderr)
 	case "audit":
-		if len(args) < 2 || args[1] != "subject" {
-			fmt.Fprint(stderr, "usage: skolbro audit subject --config FILE [--format csv|json]\n")
-			return 2
+		switch {
+		case len(args) >= 2 && args[1] == "subject":
+			return cmdAuditSubject(args[2:], os.Stdin, stdout, stderr)
+		case len(args) >= 2 && args[1] == "admin-actions":
+			return cmdAuditAdminActions(args[2:], stdout, stderr)
 		}
-		return cmdAuditSubject(args[2:], os.Stdin, stdout, stderr)
+		fmt.Fprint(stderr, "usage: skolbro audit subject|admin-actions --config FILE [--format csv|json]\n")
+		return 2
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -42,6 +42,9 @@ func deployDir(t *testing.T) string {
 	pk := make([]byte, 32)
 	rand.Read(pk)
 	write(t, filepath.Join(dir, "keys", "pseudonym.key"), string(pk))
+	ak := make([]byte, 32)
+	rand.Read(ak)
+	write(t, filepath.Join(dir, "keys", "audit.key"), string(ak))
 	return dir
 }
 
@@ -283,5 +286,68 @@ func TestServeMetricsDoNotCollide(t *testing.T) {
 	}
 	if _, err := protection.NewMetrics(reg); err != nil {
 		t.Errorf("protection metrics: %v", err)
+	}
+}
+
+// TestCase35_ReleaseLogRequired: without organiser.audit.dir (or its key)
+// neither check nor serve accepts the configuration, and both name the
+// file and the key. A privacy entitlement equal to the admin entitlement
+// is refused too.
+func TestCase35_ReleaseLogRequired(t *testing.T) {
+	dir := deployDir(t)
+	cfg := filepath.Join(dir, "skolbro.yaml")
+	b, _ := os.ReadFile(cfg)
+	noAudit := regexp.MustCompile(`(?m)^  audit:.*\n(    .*\n)+`).ReplaceAllString(string(b), "")
+	if noAudit == string(b) {
+		t.Fatal("the example configuration has no audit section to remove")
+	}
+	write(t, cfg, noAudit+"  admin:\n    entitlement: urn:x:admin\n    privacy_entitlement: urn:x:admin\n")
+	wants := []*regexp.Regexp{
+		regexp.MustCompile(`skolbro\.yaml(:\d+)?: organiser\.audit\.dir: required`),
+		regexp.MustCompile(`skolbro\.yaml(:\d+)?: organiser\.audit\.key_file: required`),
+		regexp.MustCompile(`skolbro\.yaml:\d+: organiser\.admin\.privacy_entitlement: must differ`),
+	}
+	code, out := runCmd("check", "--config", cfg)
+	if code == 0 {
+		t.Fatalf("check accepted a configuration without a release log:\n%s", out)
+	}
+	for _, re := range wants {
+		if !re.MatchString(out) {
+			t.Errorf("check output lacks %s:\n%s", re, out)
+		}
+	}
+	code, out = runCmd("serve", "--config", cfg)
+	if code == 0 {
+		t.Fatalf("serve started without a release log:\n%s", out)
+	}
+	if !wants[0].MatchString(out) {
+		t.Errorf("serve output lacks %s:\n%s", wants[0], out)
+	}
+}
+
+// The CLI's subject access by stable id is recorded in the admin action
+// log, which `skolbro audit admin-actions` lists; neither prints what was
+// typed.
+func TestAuditSubjectByStableIDAndAdminActions(t *testing.T) {
+	dir := deployDir(t)
+	cfg := filepath.Join(dir, "skolbro.yaml")
+	const stableID = "tolvan.t@exempel.se"
+	var out, errOut bytes.Buffer
+	code := cmdAuditSubject([]string{"--config", cfg, "--by", "stable-id", "--format", "json"}, strings.NewReader(stableID+"\n"), &out, &errOut)
+	if code != 0 || !strings.Contains(out.String(), `"searched_by": [`) || !strings.Contains(out.String(), `"not_covered": [`) {
+		t.Fatalf("audit subject: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	if strings.Contains(out.String()+errOut.String(), stableID) {
+		t.Errorf("audit subject echoes the stable id")
+	}
+	if code, _ := runCmd("audit", "subject", "--config", cfg, "--by", "name"); code != 2 {
+		t.Errorf("--by name: exit %d", code)
+	}
+	code, listed := runCmd("audit", "admin-actions", "--config", cfg)
+	if code != 0 || !regexp.MustCompile(`\n\d{4}-\d\d-\d\dT[^,]+,,cli,,subject_access,[0-9a-f]{64}\n`).MatchString(listed) {
+		t.Errorf("admin-actions: exit %d\n%s", code, listed)
+	}
+	if code, _ := runCmd("audit", "admin-actions", "--config", cfg, "--since", "tomorrow"); code != 2 {
+		t.Errorf("--since tomorrow: exit %d", code)
 	}
 }

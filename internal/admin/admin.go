@@ -6,6 +6,10 @@
 //
 // Admins log in through the upstream IdP only (no local accounts, no
 // default passwords) and must carry a configured eduPersonEntitlement.
+// Subject access and the manual protection register, which both reveal
+// whether a person is protected, need a second entitlement, and every
+// lookup there is written to the admin action log (keyed by subject keys,
+// never by number) before it is made.
 // Pages are server-rendered and work without JavaScript. Every POST
 // carries a per-session CSRF token, checked before anything else; no GET
 // changes anything. Personal numbers typed by an admin are never logged,
@@ -101,6 +105,34 @@ type SubjectResult struct {
 	// was read.
 	FilesScanned int
 	SkippedLines int
+	// LogStart is when the oldest log file still present was started
+	// (zero: no files); nothing earlier is covered.
+	LogStart time.Time
+	// SingleKeyEvents counts events, anyone's, logged under one subject
+	// key only (before every key was logged); SingleKeyUntil is the
+	// newest of them. A lookup by one form of identifier misses those
+	// logged under the other.
+	SingleKeyEvents int
+	SingleKeyUntil  time.Time
+}
+
+// Admin actions written to the action log (the same names as the audit
+// package's).
+const (
+	ActionSubjectAccess    = "subject_access"
+	ActionProtectionAdd    = "protection_add"
+	ActionProtectionRemove = "protection_remove"
+	ActionProtectionList   = "protection_list"
+)
+
+// Action is one entry for the admin action log: which admin looked up or
+// changed whose record, in which request. It names the person only by
+// subject keys and the admin only by the session's pseudonymous subject.
+type Action struct {
+	Admin       string
+	Action      string
+	SubjectKeys []string
+	RequestID   string
 }
 
 // ProtectionEntry is one manual protection marking as listed: a shortened
@@ -155,9 +187,10 @@ type Deps struct {
 	// RegisterJSON write its exports.
 	RegisterRows              func() []RegisterRow
 	RegisterCSV, RegisterJSON func(w io.Writer) error
-	// SubjectAccess looks up the events logged about a personal number
-	// (optional: without an audit log there is no subject access page).
-	SubjectAccess func(ctx context.Context, pnr identity.PersonalNumber) (SubjectResult, error)
+	// SubjectAccess looks up the events logged under any of the subject
+	// keys (optional: without an audit log there is no subject access
+	// page).
+	SubjectAccess func(ctx context.Context, subjectKeys []string) (SubjectResult, error)
 	// Protection is the manual protection register (optional).
 	Protection *ProtectionDeps
 	// Units are the admin's choices of school units per vendor (optional:
@@ -168,6 +201,18 @@ type Deps struct {
 	// were dropped in recent logins because they held a personal number;
 	// the release preview lists them (optional).
 	PersonalNumbersInValues func(ctx context.Context) ([]DroppedAttribute, error)
+	// PrivacyEntitlement is the eduPersonEntitlement value an admin must
+	// also carry to use subject access and the protection register.
+	// Empty: those pages answer 403 to every admin.
+	PrivacyEntitlement string
+	// SubjectKeys returns the audit subject keys of what an admin typed:
+	// a personal number and/or a stable id, either may be zero. Required
+	// with SubjectAccess or Protection.
+	SubjectKeys func(pnr identity.PersonalNumber, stableID identity.Secret) []string
+	// RecordAction writes an admin action to the action log and returns
+	// once it is durable. A lookup or change whose action cannot be
+	// recorded is not made. Required with SubjectAccess or Protection.
+	RecordAction func(ctx context.Context, a Action) error
 	// Store holds sessions (only hashes of session ids as keys).
 	Store store.Store
 	// StartLogin starts an upstream login for an admin; the upstream side
@@ -176,7 +221,8 @@ type Deps struct {
 	// Entitlement is the eduPersonEntitlement value an admin must carry.
 	Entitlement string
 	// AdminSubject returns an opaque key for the admin, logged with admin
-	// actions (optional; e.g. the audit subject key). Never a name.
+	// actions (e.g. the audit subject key). Never a name. Required with
+	// SubjectAccess or Protection, whose actions name the admin.
 	AdminSubject func(id *identity.Identity) string
 	// SecureCookies marks the session cookie Secure (an https deployment).
 	SecureCookies bool
@@ -222,6 +268,10 @@ func New(d Deps) (*Admin, error) {
 	}
 	if p := d.Protection; p != nil && (p.Add == nil || p.Remove == nil || p.List == nil) {
 		missing = append(missing, "Protection.Add/Remove/List")
+	}
+	if (d.SubjectAccess != nil || d.Protection != nil) && (d.SubjectKeys == nil || d.RecordAction == nil || d.AdminSubject == nil) {
+		// Lookups that reveal who is protected are never unrecorded.
+		missing = append(missing, "SubjectKeys/RecordAction/AdminSubject (for SubjectAccess and Protection)")
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("admin: missing %s", strings.Join(missing, ", "))
@@ -358,6 +408,10 @@ var (
 		"Sessionslagret eller en annan del av skolbro svarar inte just nu.",
 		"The session store or another part of skolbro is not answering right now.",
 		"/admin/", "Försök igen / Try again", false}
+	msgNoPrivacy = message{"Ingen behörighet", "Not authorised",
+		"Registerutdrag och skyddsmarkeringar kräver en särskild behörighet, som ditt konto inte har. Försöket har loggats.",
+		"Subject access and protection markings need a separate entitlement, which your account does not have. The attempt has been logged.",
+		"/admin/", "Till översikten / To the overview", false}
 	msgInternal = message{"Något gick fel", "Something went wrong",
 		"Sidan kunde inte visas.", "The page could not be shown.",
 		"/admin/", "Till översikten / To the overview", false}
@@ -394,8 +448,8 @@ func (a *Admin) render(w http.ResponseWriter, r *http.Request, status int, name,
 		Organiser:     a.d.Organiser,
 		Title:         title,
 		Active:        name,
-		HasSubject:    a.d.SubjectAccess != nil,
-		HasProtection: a.d.Protection != nil,
+		HasSubject:    a.d.SubjectAccess != nil && a.privacyAdmin(s),
+		HasProtection: a.d.Protection != nil && a.privacyAdmin(s),
 		RequestID:     w.Header().Get("X-Request-Id"),
 		Data:          data,
 	}
@@ -418,6 +472,34 @@ func (a *Admin) render(w http.ResponseWriter, r *http.Request, status int, name,
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	io.WriteString(w, buf.String())
+}
+
+// privacyAdmin reports whether s may use subject access and the
+// protection register: the admin carried the privacy entitlement at login.
+func (a *Admin) privacyAdmin(s *session) bool {
+	return s != nil && s.Privacy && a.d.PrivacyEntitlement != ""
+}
+
+// requirePrivacy answers 403 unless s may use the page; the refusal is
+// logged.
+func (a *Admin) requirePrivacy(w http.ResponseWriter, r *http.Request, s *session, page string) bool {
+	if a.privacyAdmin(s) {
+		return true
+	}
+	a.action(r, s, page, strings.ToLower(r.Method), "no_privacy_entitlement")
+	a.fail(w, r, http.StatusForbidden, msgNoPrivacy)
+	return false
+}
+
+// recordAction writes a lookup or change to the admin action log before
+// it is made; false means it could not be, and nothing may be done.
+func (a *Admin) recordAction(w http.ResponseWriter, r *http.Request, s *session, action string, keys []string) bool {
+	err := a.d.RecordAction(r.Context(), Action{Admin: s.Subject, Action: action, SubjectKeys: keys, RequestID: w.Header().Get("X-Request-Id")})
+	if err != nil {
+		a.log(r).Error().Err(err).Str("action", action).Msg("admin action log unavailable")
+		return false
+	}
+	return true
 }
 
 // fail shows a fixed message page.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,7 +32,10 @@ import (
 // of it and exam-records' has ended.
 var testStart = time.Date(2026, 2, 20, 10, 0, 0, 0, time.UTC)
 
-const testEntitlement = "urn:x-skolbro:entitlement:admin"
+const (
+	testEntitlement        = "urn:x-skolbro:entitlement:admin"
+	testPrivacyEntitlement = "urn:x-skolbro:entitlement:privacy"
+)
 
 // Names and school codes of the test identities: none may appear in logs,
 // and the protected pupil's must not appear in a masked release.
@@ -199,19 +203,67 @@ func (f *fakeProtection) count() (calls, entries int) {
 	return f.calls, len(f.entries)
 }
 
+// fakeKey stands in for an audit subject key: a hash of the form and the
+// identifier, as the audit keyer's MAC would be.
+func fakeKey(form, v string) string {
+	h := sha256.Sum256([]byte(form + ":" + v))
+	return hex.EncodeToString(h[:])
+}
+
+func fakeSubjectKeys(p identity.PersonalNumber, sid identity.Secret) []string {
+	var out []string
+	if !p.IsZero() {
+		out = append(out, fakeKey("pnr", p.RevealPersonalNumber()))
+	}
+	if !sid.IsZero() {
+		out = append(out, fakeKey("sid", sid.Reveal()))
+	}
+	return out
+}
+
+// fakeActions is the admin action log: it keeps what it was given, and
+// refuses everything while down.
+type fakeActions struct {
+	mu      sync.Mutex
+	actions []Action
+	down    bool
+}
+
+func (f *fakeActions) record(_ context.Context, a Action) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return errors.New("fake action log: disk full")
+	}
+	f.actions = append(f.actions, a)
+	return nil
+}
+
+func (f *fakeActions) all() []Action {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Action(nil), f.actions...)
+}
+
+func (f *fakeActions) setDown(down bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = down
+}
+
 // fakeSubject answers subject access with fixed records and remembers the
-// number it was asked about.
+// keys it was asked about.
 type fakeSubject struct {
 	mu    sync.Mutex
 	calls int
-	got   string
+	got   []string
 }
 
-func (f *fakeSubject) lookup(_ context.Context, p identity.PersonalNumber) (SubjectResult, error) {
+func (f *fakeSubject) lookup(_ context.Context, keys []string) (SubjectResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
-	f.got = p.RevealPersonalNumber()
+	f.got = append([]string(nil), keys...)
 	return SubjectResult{
 		Records: []SubjectRecord{
 			{Time: testStart.Add(-48 * time.Hour), Vendor: "learning-app", Protocol: "saml", Attributes: []string{"eduPersonPrincipalName", "givenName"}, Outcome: OutcomeReleased},
@@ -219,10 +271,11 @@ func (f *fakeSubject) lookup(_ context.Context, p identity.PersonalNumber) (Subj
 			{Time: testStart.Add(-2 * time.Hour), Vendor: "exam-records", Protocol: "saml", Outcome: "refused", Reason: "agreement_ended"},
 		},
 		FilesScanned: 2,
+		LogStart:     testStart.AddDate(0, -3, 0),
 	}, nil
 }
 
-func (f *fakeSubject) state() (int, string) {
+func (f *fakeSubject) state() (int, []string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.calls, f.got
@@ -238,6 +291,7 @@ type env struct {
 	logs    *syncBuffer
 	prot    *fakeProtection
 	subject *fakeSubject
+	actions *fakeActions
 	deriver *pseudonym.Deriver
 	starts  int
 	mu      sync.Mutex
@@ -275,21 +329,29 @@ func testIdentities(t testing.TB) []PreviewIdentity {
 	}
 }
 
+// adminIdentity is a privacy admin: both entitlements.
 func adminIdentity(t testing.TB) *identity.Identity {
 	return &identity.Identity{
 		Upstream: "test-idp", StableID: identity.NewSecret("stable-admin"),
 		PersonalNumber: mustPNR(t, adminPNR), Protection: identity.ProtectionNone,
 		Attributes: identity.Attributes{
 			attr.GivenName:   {adminGiven},
-			attr.Entitlement: {"urn:x-other", testEntitlement},
+			attr.Entitlement: {"urn:x-other", testEntitlement, testPrivacyEntitlement},
 		},
 	}
+}
+
+// plainAdminIdentity carries the admin entitlement only.
+func plainAdminIdentity(t testing.TB) *identity.Identity {
+	id := adminIdentity(t)
+	id.Attributes = identity.Attributes{attr.GivenName: {adminGiven}, attr.Entitlement: {testEntitlement}}
+	return id
 }
 
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
 	e := &env{t: t, clock: &clock{t: testStart}, logs: &syncBuffer{},
-		prot: &fakeProtection{entries: map[string]ProtectionEntry{}}, subject: &fakeSubject{}}
+		prot: &fakeProtection{entries: map[string]ProtectionEntry{}}, subject: &fakeSubject{}, actions: &fakeActions{}}
 	e.store = &countingStore{Store: store.NewMemory(e.clock.Now)}
 	d, err := pseudonym.New(bytes.Repeat([]byte{7}, 32), scope)
 	if err != nil {
@@ -324,10 +386,13 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 			e.mu.Unlock()
 			http.Redirect(w, r, "https://idp.example/sso", http.StatusFound)
 		},
-		Entitlement:  testEntitlement,
-		AdminSubject: func(*identity.Identity) string { return "subj-0123abcd" },
-		Logger:       zerolog.New(e.logs),
-		Now:          e.clock.Now,
+		Entitlement:        testEntitlement,
+		PrivacyEntitlement: testPrivacyEntitlement,
+		SubjectKeys:        fakeSubjectKeys,
+		RecordAction:       e.actions.record,
+		AdminSubject:       func(*identity.Identity) string { return "subj-0123abcd" },
+		Logger:             zerolog.New(e.logs),
+		Now:                e.clock.Now,
 	}
 	for _, o := range opts {
 		o(&deps)
@@ -449,10 +514,17 @@ func sessionCookie(w *httptest.ResponseRecorder) *http.Cookie {
 
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
-// login logs an admin in and returns the session cookie and CSRF token.
+// login logs a privacy admin in and returns the session cookie and CSRF
+// token.
 func (e *env) login() (*http.Cookie, string) {
 	e.t.Helper()
-	w := e.complete(adminIdentity(e.t), nil, nil)
+	return e.loginAs(adminIdentity(e.t))
+}
+
+// loginAs logs id in and returns the session cookie and CSRF token.
+func (e *env) loginAs(id *identity.Identity) (*http.Cookie, string) {
+	e.t.Helper()
+	w := e.complete(id, nil, nil)
 	c := sessionCookie(w)
 	if w.Code != http.StatusSeeOther || c == nil {
 		e.t.Fatalf("login: status %d, cookie %v", w.Code, c)

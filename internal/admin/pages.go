@@ -156,7 +156,7 @@ func (a *Admin) handleOverview(w http.ResponseWriter, r *http.Request, s *sessio
 			d.PersonalNumber = append(d.PersonalNumber, v)
 		}
 	}
-	if a.d.Protection != nil {
+	if a.d.Protection != nil && a.privacyAdmin(s) {
 		entries, err := a.d.Protection.List(r.Context())
 		if err != nil {
 			a.log(r).Warn().Err(err).Str("page", "overview").Msg("protection register unavailable")

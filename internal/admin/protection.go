@@ -22,16 +22,27 @@ type protectionData struct {
 const protectionTitle = "Skyddade personuppgifter / Protected identities"
 
 // handleProtection lists the manual markings (GET) and adds or removes one
-// by personal number (POST, CSRF-checked before this runs).
+// by personal number (POST, CSRF-checked before this runs). Only a privacy
+// admin may use it: whether a change succeeds tells whether the person is
+// protected. Each list, addition and removal is recorded in the admin
+// action log before it is made.
 func (a *Admin) handleProtection(w http.ResponseWriter, r *http.Request, s *session) {
 	if a.d.Protection == nil {
 		a.fail(w, r, http.StatusNotFound, msgNotFound)
 		return
 	}
+	if !a.requirePrivacy(w, r, s, "protection") {
+		return
+	}
 	var d protectionData
 	status := http.StatusOK
 	if r.Method == http.MethodPost {
-		status = a.protectionAction(r, s, &d)
+		status = a.protectionAction(w, r, s, &d)
+	} else if !a.recordAction(w, r, s, ActionProtectionList, nil) {
+		a.action(r, s, "protection", "list", "not_recorded")
+		d.ListError = true
+		a.render(w, r, http.StatusServiceUnavailable, "protection", protectionTitle, s, d)
+		return
 	}
 	entries, err := a.d.Protection.List(r.Context())
 	if err != nil {
@@ -45,7 +56,7 @@ func (a *Admin) handleProtection(w http.ResponseWriter, r *http.Request, s *sess
 	a.render(w, r, status, "protection", protectionTitle, s, d)
 }
 
-func (a *Admin) protectionAction(r *http.Request, s *session, d *protectionData) int {
+func (a *Admin) protectionAction(w http.ResponseWriter, r *http.Request, s *session, d *protectionData) int {
 	action := r.PostForm.Get("action")
 	if action != "add" && action != "remove" {
 		a.action(r, s, "protection", "unknown", "bad_action")
@@ -58,6 +69,16 @@ func (a *Admin) protectionAction(r *http.Request, s *session, d *protectionData)
 		d.ProblemSV = "Det angivna är inte ett giltigt person- eller samordningsnummer. Ingenting har ändrats."
 		d.ProblemEN = "What was entered is not a valid personal identity or coordination number. Nothing was changed."
 		return http.StatusBadRequest
+	}
+	logged := ActionProtectionAdd
+	if action == "remove" {
+		logged = ActionProtectionRemove
+	}
+	if keys := a.d.SubjectKeys(pnr, identity.Secret{}); len(keys) == 0 || !a.recordAction(w, r, s, logged, keys) {
+		a.action(r, s, "protection", action, "not_recorded")
+		d.ProblemSV = "Åtgärden kunde inte loggas och gjordes därför inte. Ingenting har ändrats."
+		d.ProblemEN = "The action could not be recorded, so it was not made. Nothing was changed."
+		return http.StatusServiceUnavailable
 	}
 	var key string
 	if action == "add" {

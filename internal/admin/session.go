@@ -38,6 +38,9 @@ type session struct {
 	Seen    time.Time `json:"s"`
 	CSRF    string    `json:"t"`
 	Subject string    `json:"u,omitempty"`
+	// Privacy is set when the admin carried the privacy entitlement at
+	// login (subject access, the protection register).
+	Privacy bool `json:"p,omitempty"`
 
 	key string // the store key; not stored
 }
@@ -198,7 +201,8 @@ func (a *Admin) completeLogin(w http.ResponseWriter, r *http.Request, id *identi
 		return
 	}
 	now := a.now()
-	s := &session{Created: now, Seen: now, CSRF: csrf, key: storeKey(sid)}
+	s := &session{Created: now, Seen: now, CSRF: csrf, key: storeKey(sid),
+		Privacy: a.d.PrivacyEntitlement != "" && slices.Contains(id.Attributes[attr.Entitlement], a.d.PrivacyEntitlement)}
 	if a.d.AdminSubject != nil {
 		s.Subject = a.d.AdminSubject(id)
 	}

@@ -4,18 +4,21 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/skolbro/skolbro/internal/identity"
 )
 
-// subjectData is the subject access page. It never holds the number the
-// admin typed: the form is always shown empty.
+// subjectData is the subject access page. It never holds what the admin
+// typed: the form is always shown empty.
 type subjectData struct {
 	// Problem is a fixed message about the last submission, or "".
 	ProblemSV, ProblemEN string
@@ -26,6 +29,90 @@ type subjectData struct {
 	Masked               bool
 	FilesScanned         int
 	SkippedLines         int
+	// NotCovered states what the extract cannot show.
+	NotCovered []bilingual
+}
+
+// bilingual is a fixed text in Swedish and English.
+type bilingual struct{ SV, EN string }
+
+// Lookup forms, as the JSON export names them.
+const (
+	byPersonalNumber = "personal_number"
+	byStableID       = "stable_id"
+)
+
+// maxStableID bounds a typed stable id.
+const maxStableID = 256
+
+// parseStableID checks a typed stable id: one line of printable text,
+// surrounding space removed, otherwise kept exactly (the bridge compares
+// stable ids exactly, case included).
+func parseStableID(s string) (identity.Secret, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" || len(s) > maxStableID || !utf8.ValidString(s) {
+		return identity.Secret{}, false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return identity.Secret{}, false
+		}
+	}
+	return identity.NewSecret(s), true
+}
+
+// notCovered states, in fixed texts, what an extract cannot show, given
+// the lookup forms the admin used. It names no one.
+func (a *Admin) notCovered(res SubjectResult, byPN, bySID bool) []bilingual {
+	out := []bilingual{{
+		"Bara händelser som loggats under de uppgifter som angavs kommer med: inloggningar under en annan identitet " +
+			"(ett annat konto eller användarnamn, ett tidigare personnummer, en annan skolinloggning) kommer inte med.",
+		"Only events logged under the identifiers given are included: logins under another identifier " +
+			"(another account or user name, an earlier personal number, another school IdP's id) are not.",
+	}}
+	if !bySID {
+		out = append(out, bilingual{
+			"Inget användar-id (stabil identifierare) angavs: inloggningar där skolans inloggning inte skickade något personnummer, " +
+				"eller ett som bryggan måste bortse från, hittas bara med användar-id:t.",
+			"No stable id (user name) was given: logins in which the school IdP sent no personal number, " +
+				"or one the bridge had to drop, are found only by the stable id.",
+		})
+	}
+	if !byPN {
+		out = append(out, bilingual{
+			"Inget personnummer angavs: inloggningar via personens andra konton hittas bara med numret.",
+			"No personal number was given: logins through the person's other accounts are found only by the number.",
+		})
+	}
+	if res.SingleKeyEvents > 0 {
+		until := res.SingleKeyUntil.In(a.loc).Format(time.DateOnly)
+		out = append(out, bilingual{
+			fmt.Sprintf("%d händelser i loggen, till och med %s, skrevs innan varje inloggning loggades under alla sina nycklar: "+
+				"var och en har bara en nyckel (personnumrets om det fanns, annars användar-id:ts). Ange båda för att hitta dem.", res.SingleKeyEvents, until),
+			fmt.Sprintf("%d events in the log, up to %s, were written before every login was logged under all its keys: "+
+				"each carries one key only (the personal number's when there was one, else the stable id's). Give both forms to find them.", res.SingleKeyEvents, until),
+		})
+	}
+	if res.LogStart.IsZero() {
+		out = append(out, bilingual{"Loggen innehåller inga filer: ingenting täcks.", "The log holds no files: nothing is covered."})
+	} else {
+		start := res.LogStart.In(a.loc).Format(time.DateOnly)
+		out = append(out, bilingual{
+			"Loggen börjar " + start + ": äldre händelser har raderats enligt lagringstiden, eller loggades aldrig, och kommer inte med.",
+			"The log begins on " + start + ": earlier events were deleted by the retention setting, or were never logged, and are not covered.",
+		})
+	}
+	out = append(out, bilingual{
+		"Nekanden innan personen loggat in (t.ex. till en tjänst vars avtal har upphört) pekar inte ut någon och kommer inte med.",
+		"Refusals before the person logged in (for example to a vendor whose agreement had ended) name no one and are not included.",
+	})
+	if res.SkippedLines > 0 {
+		out = append(out, bilingual{
+			fmt.Sprintf("%d rader i loggen kunde inte läsas (t.ex. avbrutna av en krasch): en händelse kan saknas.", res.SkippedLines),
+			fmt.Sprintf("%d lines of the log could not be read (for example torn by a crash): an event may be missing.", res.SkippedLines),
+		})
+	}
+	return out
 }
 
 type subjectVendor struct {
@@ -40,16 +127,23 @@ type subjectAttr struct {
 	Dates []string
 }
 
+const subjectTitle = "Registerutdrag för en person / Subject access"
+
 // handleSubject answers a subject access request: which vendors received
-// which attribute names, on which dates. The number comes only in a POST
-// body; it is never logged, echoed, or put into a URL or a redirect.
+// which attribute names, on which dates. The person is given by personal
+// number, stable id, or both, only in a POST body; neither is ever
+// logged, echoed, or put into a URL or a redirect. Only a privacy admin
+// may use it, and each lookup is recorded before it is made.
 func (a *Admin) handleSubject(w http.ResponseWriter, r *http.Request, s *session) {
 	if a.d.SubjectAccess == nil {
 		a.fail(w, r, http.StatusNotFound, msgNotFound)
 		return
 	}
+	if !a.requirePrivacy(w, r, s, "subject") {
+		return
+	}
 	if r.Method != http.MethodPost {
-		a.render(w, r, http.StatusOK, "subject", "Registerutdrag för en person / Subject access", s, subjectData{})
+		a.render(w, r, http.StatusOK, "subject", subjectTitle, s, subjectData{})
 		return
 	}
 	format := r.PostForm.Get("format")
@@ -57,34 +151,67 @@ func (a *Admin) handleSubject(w http.ResponseWriter, r *http.Request, s *session
 	case "html", "csv", "json":
 	default:
 		a.action(r, s, "subject", "lookup", "bad_format")
-		a.render(w, r, http.StatusBadRequest, "subject", "Registerutdrag för en person / Subject access", s,
+		a.render(w, r, http.StatusBadRequest, "subject", subjectTitle, s,
 			subjectData{ProblemSV: "Okänt format.", ProblemEN: "Unknown format."})
 		return
 	}
-	pnr, err := identity.ParsePersonalNumber(r.PostForm.Get("pnr"), a.now().In(a.loc))
-	if err != nil {
-		a.action(r, s, "subject", "lookup_"+format, "bad_number")
-		a.render(w, r, http.StatusBadRequest, "subject", "Registerutdrag för en person / Subject access", s,
-			subjectData{ProblemSV: "Det angivna är inte ett giltigt person- eller samordningsnummer.",
-				ProblemEN: "What was entered is not a valid personal identity or coordination number."})
+	var pnr identity.PersonalNumber
+	var sid identity.Secret
+	typedPNR, typedSID := strings.TrimSpace(r.PostForm.Get("pnr")), strings.TrimSpace(r.PostForm.Get("stable_id"))
+	if typedPNR == "" && typedSID == "" {
+		a.action(r, s, "subject", "lookup_"+format, "nothing_given")
+		a.render(w, r, http.StatusBadRequest, "subject", subjectTitle, s,
+			subjectData{ProblemSV: "Ange ett personnummer, ett användar-id eller båda.",
+				ProblemEN: "Enter a personal identity number, a stable id, or both."})
 		return
 	}
-	res, err := a.d.SubjectAccess(r.Context(), pnr)
+	if typedPNR != "" {
+		var err error
+		if pnr, err = identity.ParsePersonalNumber(typedPNR, a.now().In(a.loc)); err != nil {
+			a.action(r, s, "subject", "lookup_"+format, "bad_number")
+			a.render(w, r, http.StatusBadRequest, "subject", subjectTitle, s,
+				subjectData{ProblemSV: "Det angivna är inte ett giltigt person- eller samordningsnummer.",
+					ProblemEN: "What was entered is not a valid personal identity or coordination number."})
+			return
+		}
+	}
+	if typedSID != "" {
+		var ok bool
+		if sid, ok = parseStableID(typedSID); !ok {
+			a.action(r, s, "subject", "lookup_"+format, "bad_stable_id")
+			a.render(w, r, http.StatusBadRequest, "subject", subjectTitle, s,
+				subjectData{ProblemSV: "Användar-id:t godtogs inte: en rad text, högst 256 tecken.",
+					ProblemEN: "The stable id was refused: one line of text, at most 256 characters."})
+			return
+		}
+	}
+	keys := a.d.SubjectKeys(pnr, sid)
+	if len(keys) == 0 || !a.recordAction(w, r, s, ActionSubjectAccess, keys) {
+		a.action(r, s, "subject", "lookup_"+format, "not_recorded")
+		a.render(w, r, http.StatusServiceUnavailable, "subject", subjectTitle, s,
+			subjectData{ProblemSV: "Sökningen kunde inte loggas och gjordes därför inte. Försök igen senare.",
+				ProblemEN: "The lookup could not be recorded, so it was not made. Try again later."})
+		return
+	}
+	res, err := a.d.SubjectAccess(r.Context(), keys)
 	if err != nil {
 		// The error is the audit reader's and carries no number.
 		a.log(r).Error().Err(err).Str("page", "subject").Msg("subject access failed")
 		a.action(r, s, "subject", "lookup_"+format, "unavailable")
-		a.render(w, r, http.StatusServiceUnavailable, "subject", "Registerutdrag för en person / Subject access", s,
+		a.render(w, r, http.StatusServiceUnavailable, "subject", subjectTitle, s,
 			subjectData{ProblemSV: "Granskningsloggen kunde inte läsas. Försök igen senare.",
 				ProblemEN: "The audit log could not be read. Try again later."})
 		return
 	}
 	a.action(r, s, "subject", "lookup_"+format, "ok")
+	byPN, bySID := !pnr.IsZero(), !sid.IsZero()
 	switch format {
 	case "csv", "json":
-		a.subjectDownload(w, r, format, res)
+		a.subjectDownload(w, r, format, res, byPN, bySID)
 	default:
-		a.render(w, r, http.StatusOK, "subject", "Registerutdrag för en person / Subject access", s, a.summarise(res))
+		d := a.summarise(res)
+		d.NotCovered = a.notCovered(res, byPN, bySID)
+		a.render(w, r, http.StatusOK, "subject", subjectTitle, s, d)
 	}
 }
 
@@ -148,13 +275,23 @@ func keys(m map[string]bool) []string {
 
 // subjectDownload writes the records as a file. The file name carries the
 // date only, never the number.
-func (a *Admin) subjectDownload(w http.ResponseWriter, r *http.Request, format string, res SubjectResult) {
+func (a *Admin) subjectDownload(w http.ResponseWriter, r *http.Request, format string, res SubjectResult, byPN, bySID bool) {
 	var buf bytes.Buffer
 	var err error
 	ctype := "text/csv; charset=utf-8"
 	if format == "json" {
 		ctype = "application/json"
-		err = writeSubjectJSON(&buf, res, a.now())
+		var by, notCovered []string
+		if byPN {
+			by = append(by, byPersonalNumber)
+		}
+		if bySID {
+			by = append(by, byStableID)
+		}
+		for _, n := range a.notCovered(res, byPN, bySID) {
+			notCovered = append(notCovered, n.EN)
+		}
+		err = writeSubjectJSON(&buf, res, a.now(), by, notCovered)
 	} else {
 		err = writeSubjectCSV(&buf, res.Records)
 	}
@@ -202,13 +339,18 @@ type subjectRecordJSON struct {
 	Reason     string    `json:"reason,omitempty"`
 }
 
-func writeSubjectJSON(w io.Writer, res SubjectResult, now time.Time) error {
+// writeSubjectJSON writes the extract with the lookup forms used and the
+// statement of what it cannot cover.
+func writeSubjectJSON(w io.Writer, res SubjectResult, now time.Time, searchedBy, notCovered []string) error {
 	out := struct {
 		GeneratedAt  time.Time           `json:"generated_at"`
 		Records      []subjectRecordJSON `json:"records"`
 		FilesScanned int                 `json:"files_scanned"`
 		SkippedLines int                 `json:"skipped_lines"`
-	}{GeneratedAt: now.UTC(), Records: []subjectRecordJSON{}, FilesScanned: res.FilesScanned, SkippedLines: res.SkippedLines}
+		SearchedBy   []string            `json:"searched_by"`
+		NotCovered   []string            `json:"not_covered"`
+	}{GeneratedAt: now.UTC(), Records: []subjectRecordJSON{}, FilesScanned: res.FilesScanned, SkippedLines: res.SkippedLines,
+		SearchedBy: searchedBy, NotCovered: notCovered}
 	for _, rec := range res.Records {
 		attrs := rec.Attributes
 		if attrs == nil {

@@ -220,15 +220,15 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 		}
 	}
 
+	// The release log is required (Validate reports a missing
+	// organiser.audit.dir or key_file): no release without an event.
 	var auditKeys *audit.SubjectKeyer
-	if o.Audit.Dir != "" && o.Audit.KeyFile != "" {
+	if o.Audit.KeyFile != "" {
 		k, err := audit.LoadSubjectKeyer(cfg.Path(o.Audit.KeyFile))
-		if err != nil {
+		if err != nil && !errors.Is(err, os.ErrNotExist) { // a missing file is already reported by Validate
 			rep.errorf(file, o.Key("audit.key_file"), "%v", err)
 		}
 		auditKeys = k
-	} else if o.Audit.Dir == "" {
-		rep.warnf(file, o.Key("audit.dir"), "no release log is configured: releases are not recorded")
 	}
 	if cfg.ListsOrganisers() && o.LegalName == "" {
 		// Reported by Validate as an error in a hub.
@@ -337,11 +337,9 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 		AuditKeys:  auditKeys,
 		Register:   register,
 		OP:         op,
-		Admin:      server.AdminOptions{Entitlement: o.Admin.Entitlement},
+		Admin:      server.AdminOptions{Entitlement: o.Admin.Entitlement, PrivacyEntitlement: o.Admin.PrivacyEntitlement},
 	}
-	if o.Audit.Dir != "" {
-		org.Admin.AuditDir = cfg.Path(o.Audit.Dir)
-	}
+	org.Admin.AuditDir = cfg.Path(o.Audit.Dir)
 	if fed != nil {
 		org.IdP.Lookup = federationLookup(fed, org.Policies, cfg.DevMode)
 	}
@@ -492,31 +490,45 @@ func loadPair(rep *Report, file, key, certFile, keyFile string) *keys.Pair {
 	return p
 }
 
-// OpenAudit opens the organiser's release log, or returns nil when none
-// is configured.
+// OpenAudit opens the organiser's release log. The directory is
+// required; a configuration without one is refused by Validate.
 func OpenAudit(cfg *config.Config, o *config.Organiser, now func() time.Time) (audit.Sink, error) {
-	a := o.Audit
-	if a.Dir == "" {
-		return nil, nil
+	if o.Audit.Dir == "" {
+		return nil, fmt.Errorf("%s: %s: required", cfg.File(), o.Key("audit.dir"))
 	}
+	return audit.OpenFileSink(auditFiles(cfg, o, now))
+}
+
+// OpenActionLog opens the organiser's admin action log, in its release
+// log's directory with its settings.
+func OpenActionLog(cfg *config.Config, o *config.Organiser, now func() time.Time) (*audit.ActionLog, error) {
+	if o.Audit.Dir == "" {
+		return nil, fmt.Errorf("%s: %s: required", cfg.File(), o.Key("audit.dir"))
+	}
+	return audit.OpenActionLog(auditFiles(cfg, o, now))
+}
+
+func auditFiles(cfg *config.Config, o *config.Organiser, now func() time.Time) audit.FileSinkConfig {
+	a := o.Audit
 	sync := audit.SyncEach
 	if a.Sync == "batch" {
 		sync = audit.SyncBatch
 	}
-	return audit.OpenFileSink(audit.FileSinkConfig{
+	return audit.FileSinkConfig{
 		Dir:         cfg.Path(a.Dir),
 		MaxBytes:    a.MaxBytes,
 		RotateDaily: a.RotateDaily,
 		Retention:   time.Duration(a.Retention),
 		Sync:        sync,
 		Now:         now,
-	})
+	}
 }
 
-// OpenAudits opens every organiser's release log and attaches it to the
-// organiser; closeAll closes them. Each organiser's log is its own.
+// OpenAudits opens every organiser's release log and admin action log
+// and attaches them to the organiser; closeAll closes them. Each
+// organiser's logs are its own.
 func OpenAudits(cfg *config.Config, orgs []*server.Organiser, now func() time.Time) (closeAll func(), err error) {
-	var opened []audit.Sink
+	var opened []interface{ Close() error }
 	closeAll = func() {
 		for _, s := range opened {
 			_ = s.Close()
@@ -532,10 +544,15 @@ func OpenAudits(cfg *config.Config, orgs []*server.Organiser, now func() time.Ti
 			closeAll()
 			return nil, fmt.Errorf("%s: %s: %w", cfg.File(), o.Key("audit"), err)
 		}
-		if sink != nil {
-			opened = append(opened, sink)
-			org.Audit = sink
+		opened = append(opened, sink)
+		org.Audit = sink
+		actions, err := OpenActionLog(cfg, o, now)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("%s: %s: admin action log: %w", cfg.File(), o.Key("audit"), err)
 		}
+		opened = append(opened, actions)
+		org.Admin.Actions = actions
 	}
 	return closeAll, nil
 }

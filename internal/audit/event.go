@@ -6,15 +6,18 @@
 // An Event carries attribute names, never values: there is no field a
 // value could go into, and a Sink refuses an event whose attribute list
 // holds anything but names from the attribute table. The person is named
-// only by a subject key, an HMAC under a separate audit key (see
+// only by subject keys, HMACs under a separate audit key (see
 // SubjectKeyer), so that the log alone identifies nobody while the
 // organiser, who holds the key, can still answer a subject access request.
+// Admin lookups of a person are recorded the same way, in the admin
+// action log beside the release log (ActionLog).
 package audit
 
 import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -65,9 +68,14 @@ type Event struct {
 	// Reason is a refusal label such as agreement_ended; empty for a
 	// release.
 	Reason string `json:"reason,omitempty"`
-	// SubjectKey is SubjectKeyer.Key of the person, or "" when the bridge
-	// knew no one (a refusal before login).
+	// SubjectKey is SubjectKeyer.Key of the person (the first of
+	// SubjectKeys), or "" when the bridge knew no one (a refusal before
+	// login). Files written before SubjectKeys existed carry only this.
 	SubjectKey string `json:"subject_key"`
+	// SubjectKeys are every key the bridge could derive for the login
+	// (SubjectKeyer.Keys: the personal number's, then the stable id's), so
+	// that subject access finds the event by either. Omitted when empty.
+	SubjectKeys []string `json:"subject_keys,omitempty"`
 }
 
 // ReasonAgreementEnded is the refusal label for a vendor whose data
@@ -88,6 +96,10 @@ var (
 	txnPattern    = regexp.MustCompile(`^[A-Za-z0-9._:-]{0,128}$`)
 	hexPattern    = regexp.MustCompile(`^[0-9a-f]*$`)
 )
+
+// maxSubjectKeys bounds SubjectKeys: a login yields at most a personal
+// number key and a stable id key today; the rest is headroom.
+const maxSubjectKeys = 4
 
 // maxLabel bounds the free-text identifiers (upstream and vendor ids,
 // entityIDs) so that one event stays one reasonable line.
@@ -133,10 +145,53 @@ func (e *Event) Validate() error {
 	if len(e.PolicyVersion) > 128 || !hexPattern.MatchString(e.PolicyVersion) {
 		return bad("policy_version")
 	}
-	if e.SubjectKey != "" && (len(e.SubjectKey) != subjectKeyHexLen || !hexPattern.MatchString(e.SubjectKey)) {
+	if e.SubjectKey != "" && !validSubjectKey(e.SubjectKey) {
 		return bad("subject_key")
 	}
+	if len(e.SubjectKeys) > 0 {
+		// The keys list the primary key first, each once.
+		if len(e.SubjectKeys) > maxSubjectKeys || e.SubjectKeys[0] != e.SubjectKey {
+			return bad("subject_keys")
+		}
+		for i, k := range e.SubjectKeys {
+			if !validSubjectKey(k) || slices.Contains(e.SubjectKeys[:i], k) {
+				return bad("subject_keys")
+			}
+		}
+	}
 	return nil
+}
+
+// validSubjectKey accepts what SubjectKeyer makes: 64 lower-case hex digits.
+func validSubjectKey(k string) bool {
+	return len(k) == subjectKeyHexLen && hexPattern.MatchString(k)
+}
+
+// subjectKeys drops empty and repeated keys, keeping the order; nil when
+// none is left.
+func subjectKeys(keys []string) []string {
+	var out []string
+	for _, k := range keys {
+		if k != "" && !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// setSubject fills SubjectKey and SubjectKeys from keys.
+func (e *Event) setSubject(keys []string) {
+	e.SubjectKeys = subjectKeys(keys)
+	e.SubjectKey = ""
+	if len(e.SubjectKeys) > 0 {
+		e.SubjectKey = e.SubjectKeys[0]
+	}
+}
+
+// hasSubject reports whether the event was logged under key, in either
+// the old single-key form or the list.
+func (e *Event) hasSubject(key string) bool {
+	return key != "" && (e.SubjectKey == key || slices.Contains(e.SubjectKeys, key))
 }
 
 // label accepts printable text of bounded length.
@@ -154,9 +209,10 @@ func label(s string) bool {
 
 // ReleaseEvent describes a release to the vendor of p. It takes the
 // release step's output and copies only its attribute names and masking,
-// so that no caller has a place to put a value.
-func ReleaseEvent(now time.Time, txnID, upstream, protocol string, p *policy.Policy, r *release.Released, subjectKey string) Event {
-	return Event{
+// so that no caller has a place to put a value. subjectKeys are every key
+// of the person (SubjectKeyer.Keys), the primary one first.
+func ReleaseEvent(now time.Time, txnID, upstream, protocol string, p *policy.Policy, r *release.Released, subjectKeys ...string) Event {
+	e := Event{
 		Time:          now,
 		TxnID:         txnID,
 		Upstream:      upstream,
@@ -166,25 +222,26 @@ func ReleaseEvent(now time.Time, txnID, upstream, protocol string, p *policy.Pol
 		PolicyVersion: p.Hash,
 		Masked:        r.Masked,
 		Outcome:       OutcomeReleased,
-		SubjectKey:    subjectKey,
 	}
+	e.setSubject(subjectKeys)
+	return e
 }
 
 // RefusalEvent describes a login that released nothing. vendor is the
 // policy id when a policy was found, else the entityID or client id the
 // request named; p may be nil. reason is a fixed label such as
-// agreement_ended.
-func RefusalEvent(now time.Time, txnID, upstream, protocol, vendor string, p *policy.Policy, reason, subjectKey string) Event {
+// agreement_ended. subjectKeys are as for ReleaseEvent; none before login.
+func RefusalEvent(now time.Time, txnID, upstream, protocol, vendor string, p *policy.Policy, reason string, subjectKeys ...string) Event {
 	e := Event{
-		Time:       now,
-		TxnID:      txnID,
-		Upstream:   upstream,
-		Vendor:     vendor,
-		Protocol:   protocol,
-		Outcome:    OutcomeRefused,
-		Reason:     reason,
-		SubjectKey: subjectKey,
+		Time:     now,
+		TxnID:    txnID,
+		Upstream: upstream,
+		Vendor:   vendor,
+		Protocol: protocol,
+		Outcome:  OutcomeRefused,
+		Reason:   reason,
 	}
+	e.setSubject(subjectKeys)
 	if p != nil {
 		e.Vendor = p.ID
 		e.PolicyVersion = p.Hash

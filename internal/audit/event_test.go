@@ -30,6 +30,7 @@ func TestEventHasNoFieldForValues(t *testing.T) {
 		"Time": "time.Time", "TxnID": "string", "Upstream": "string", "Vendor": "string",
 		"Protocol": "string", "Attributes": "[]string", "PolicyVersion": "string",
 		"Masked": "bool", "Outcome": "string", "Reason": "string", "SubjectKey": "string",
+		"SubjectKeys": "[]string", // hex MACs only, checked by Validate
 	}
 	got := map[string]string{}
 	typ := reflect.TypeOf(Event{})
@@ -77,6 +78,17 @@ func TestValidate(t *testing.T) {
 		{"reason on a release", func(e *Event) { e.Reason = "agreement_ended" }, false},
 		{"subject key not hex", func(e *Event) { e.SubjectKey = pupilPN }, false},
 		{"subject key short", func(e *Event) { e.SubjectKey = "abcd" }, false},
+		{"every subject key", func(e *Event) { e.SubjectKeys = []string{e.SubjectKey, strings.Repeat("1a", 32)} }, true},
+		{"subject keys not led by the subject key", func(e *Event) { e.SubjectKeys = []string{strings.Repeat("1a", 32), e.SubjectKey} }, false},
+		{"subject keys without a subject key", func(e *Event) { e.SubjectKey, e.SubjectKeys = "", []string{strings.Repeat("1a", 32)} }, false},
+		{"a subject key repeated", func(e *Event) { e.SubjectKeys = []string{e.SubjectKey, e.SubjectKey} }, false},
+		{"a personal number among the subject keys", func(e *Event) { e.SubjectKeys = []string{e.SubjectKey, pupilPN} }, false},
+		{"too many subject keys", func(e *Event) {
+			e.SubjectKeys = []string{e.SubjectKey}
+			for i := 0; i < maxSubjectKeys; i++ {
+				e.SubjectKeys = append(e.SubjectKeys, strings.Repeat(string(rune('a'+i)), 64))
+			}
+		}, false},
 		{"policy version not hex", func(e *Event) { e.PolicyVersion = "v1 by Tolvan" }, false},
 		{"txn id with spaces", func(e *Event) { e.TxnID = "a b" }, false},
 		{"empty vendor", func(e *Event) { e.Vendor = "" }, false},

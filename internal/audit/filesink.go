@@ -71,6 +71,9 @@ type FileSinkConfig struct {
 type FileSink struct {
 	cfg FileSinkConfig
 	now func() time.Time
+	// prefix starts the name of every file of this stream: releasePrefix,
+	// or actionPrefix for the admin action log beside it.
+	prefix string
 
 	mu         sync.Mutex
 	f          *os.File
@@ -108,6 +111,11 @@ func (b *batch) finish(err error) {
 // applies retention. A file retention cannot delete is an error here, so
 // that a misconfigured directory shows at start-up.
 func OpenFileSink(cfg FileSinkConfig) (*FileSink, error) {
+	return openStream(cfg, releasePrefix)
+}
+
+// openStream opens a stream of JSON-lines files named prefix+time.
+func openStream(cfg FileSinkConfig, prefix string) (*FileSink, error) {
 	switch {
 	case cfg.Dir == "":
 		return nil, errors.New("audit: no log directory")
@@ -125,7 +133,7 @@ func OpenFileSink(cfg FileSinkConfig) (*FileSink, error) {
 	default:
 		return nil, fmt.Errorf("audit: unknown sync mode %q; use each or batch", cfg.Sync)
 	}
-	s := &FileSink{cfg: cfg, now: cfg.Now}
+	s := &FileSink{cfg: cfg, now: cfg.Now, prefix: prefix}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -133,7 +141,7 @@ func OpenFileSink(cfg FileSinkConfig) (*FileSink, error) {
 		return nil, fmt.Errorf("audit: create log directory: %w", err)
 	}
 	now := s.now()
-	f, name, err := createLogFile(cfg.Dir, now)
+	f, name, err := createLogFile(cfg.Dir, prefix, now)
 	if err != nil {
 		return nil, err
 	}
@@ -182,8 +190,12 @@ func (s *FileSink) Write(ctx context.Context, e Event) error {
 	if err != nil {
 		return fmt.Errorf("audit: encode event: %w", err)
 	}
-	line = append(line, '\n')
+	return s.writeLine(now, append(line, '\n'))
+}
 
+// writeLine appends one encoded line and returns after the fsync that
+// covers it.
+func (s *FileSink) writeLine(now time.Time, line []byte) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -295,7 +307,7 @@ func (s *FileSink) rotateIfNeeded(now time.Time, n int64) error {
 	if !need {
 		return nil
 	}
-	nf, name, err := createLogFile(s.cfg.Dir, now)
+	nf, name, err := createLogFile(s.cfg.Dir, s.prefix, now)
 	if err != nil {
 		return err
 	}
@@ -366,7 +378,7 @@ func (s *FileSink) retain(now time.Time) error {
 	if s.cfg.Retention <= 0 {
 		return nil
 	}
-	files, err := listLogFiles(s.cfg.Dir)
+	files, err := listLogFiles(s.cfg.Dir, s.prefix)
 	if err != nil {
 		return err
 	}
@@ -391,8 +403,17 @@ func (s *FileSink) retain(now time.Time) error {
 
 const fileTimeFormat = "20060102T150405Z"
 
-// logFileName matches the names createLogFile makes.
-var logFileName = regexp.MustCompile(`^releases-(\d{8}T\d{6}Z)(?:-(\d{1,4}))?\.jsonl$`)
+// File name prefixes of the two streams in the log directory.
+const (
+	releasePrefix = "releases-"
+	actionPrefix  = "admin-actions-"
+)
+
+// streamFileNames match the names createLogFile makes, per prefix.
+var streamFileNames = map[string]*regexp.Regexp{
+	releasePrefix: regexp.MustCompile(`^releases-(\d{8}T\d{6}Z)(?:-(\d{1,4}))?\.jsonl$`),
+	actionPrefix:  regexp.MustCompile(`^admin-actions-(\d{8}T\d{6}Z)(?:-(\d{1,4}))?\.jsonl$`),
+}
 
 type logFile struct {
 	name  string
@@ -400,15 +421,16 @@ type logFile struct {
 	seq   int
 }
 
-// listLogFiles returns the log files in dir, oldest first.
-func listLogFiles(dir string) ([]logFile, error) {
+// listLogFiles returns the files of one stream in dir, oldest first.
+func listLogFiles(dir, prefix string) ([]logFile, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("audit: read log directory: %w", err)
 	}
+	pattern := streamFileNames[prefix]
 	var files []logFile
 	for _, e := range entries {
-		m := logFileName.FindStringSubmatch(e.Name())
+		m := pattern.FindStringSubmatch(e.Name())
 		if m == nil || e.IsDir() {
 			continue
 		}
@@ -435,8 +457,8 @@ func listLogFiles(dir string) ([]logFile, error) {
 // in the same second gets a suffix -1, -2 and so on. O_EXCL makes sure no
 // existing file, possibly ending in a torn line, is ever continued. The
 // directory is synced so that the new name survives a crash.
-func createLogFile(dir string, now time.Time) (*os.File, string, error) {
-	base := "releases-" + now.UTC().Format(fileTimeFormat)
+func createLogFile(dir, prefix string, now time.Time) (*os.File, string, error) {
+	base := prefix + now.UTC().Format(fileTimeFormat)
 	for i := 0; i < 10000; i++ {
 		name := base + ".jsonl"
 		if i > 0 {

@@ -87,7 +87,7 @@ func testKeyer(t *testing.T) *SubjectKeyer {
 var pnPattern = regexp.MustCompile(`\d{6,8}[-+]?\d{4}`)
 
 // hexFields hold MACs and hashes: digit runs in them are not numbers.
-var hexFields = map[string]bool{"subject_key": true, "policy_version": true}
+var hexFields = map[string]bool{"subject_key": true, "subject_keys": true, "policy_version": true}
 
 // personalDataProblems lists the fields of a logged line, other than the
 // hex ones, that look like a personal number or hold a test name.
@@ -120,8 +120,14 @@ func personalDataProblems(line string) ([]string, error) {
 	}
 	for k, v := range m {
 		if hexFields[k] {
-			if s, ok := v.(string); !ok || !hexOnly.MatchString(s) {
-				problems = append(problems, k+" is not hex")
+			vs, isList := v.([]any)
+			if !isList {
+				vs = []any{v}
+			}
+			for _, v := range vs {
+				if s, ok := v.(string); !ok || !hexOnly.MatchString(s) {
+					problems = append(problems, k+" is not hex")
+				}
 			}
 			continue
 		}
@@ -175,7 +181,7 @@ func logFileNames(t *testing.T, dir string) []string {
 	}
 	var names []string
 	for _, e := range entries {
-		if logFileName.MatchString(e.Name()) {
+		if streamFileNames[releasePrefix].MatchString(e.Name()) {
 			names = append(names, e.Name())
 		}
 	}

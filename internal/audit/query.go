@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -44,6 +45,16 @@ type QueryResult struct {
 	// Skipped counts lines that did not parse: normally only a line torn
 	// by a crash at the end of a file.
 	Skipped int
+	// LogStart is when the oldest log file still present was started:
+	// nothing before it is covered (retention deleted it, or there was no
+	// log yet). Zero when there are no files.
+	LogStart time.Time
+	// SingleKeyEvents counts the events, anyone's, logged under one
+	// subject key only, before events carried every key (SubjectKeys);
+	// SingleKeyUntil is the time of the newest of them. A lookup by one
+	// form of identifier misses such an event logged under the other.
+	SingleKeyEvents int
+	SingleKeyUntil  time.Time
 }
 
 // maxLine bounds one log line; FileSink writes far shorter ones.
@@ -53,32 +64,44 @@ const maxLine = 1 << 20
 // every event logged without a subject.
 var ErrNoSubjectKey = errors.New("audit: empty subject key")
 
-// Query returns the events logged under subjectKey in every log file in
-// dir, rotated ones included, oldest first. Lines that do not parse are
-// skipped; Scan reports how many.
-func Query(dir, subjectKey string) ([]Record, error) {
-	res, err := Scan(context.Background(), dir, subjectKey)
+// Query returns the events logged under any of subjectKeys in every log
+// file in dir, rotated ones included, oldest first, each event once.
+// Lines that do not parse are skipped; Scan reports how many.
+func Query(dir string, subjectKeys ...string) ([]Record, error) {
+	res, err := Scan(context.Background(), dir, subjectKeys...)
 	if err != nil {
 		return nil, err
 	}
 	return res.Records, nil
 }
 
-// Scan is Query with a context and the counts of files and skipped lines.
-func Scan(ctx context.Context, dir, subjectKey string) (*QueryResult, error) {
-	if subjectKey == "" {
+// Scan is Query with a context and what the scan covered: the counts of
+// files and skipped lines, where the log starts, and the events logged
+// under a single key.
+func Scan(ctx context.Context, dir string, subjectKeys ...string) (*QueryResult, error) {
+	keys := subjectKeys
+	subjectKeys = nil
+	for _, k := range keys {
+		if k != "" && !slices.Contains(subjectKeys, k) {
+			subjectKeys = append(subjectKeys, k)
+		}
+	}
+	if len(subjectKeys) == 0 {
 		return nil, ErrNoSubjectKey
 	}
-	files, err := listLogFiles(dir)
+	files, err := listLogFiles(dir, releasePrefix)
 	if err != nil {
 		return nil, err
 	}
 	res := &QueryResult{}
+	if len(files) > 0 {
+		res.LogStart = files[0].start
+	}
 	for _, lf := range files {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if err := scanFile(filepath.Join(dir, lf.name), subjectKey, res); err != nil {
+		if err := scanFile(filepath.Join(dir, lf.name), subjectKeys, res); err != nil {
 			return nil, err
 		}
 		res.Files++
@@ -87,35 +110,79 @@ func Scan(ctx context.Context, dir, subjectKey string) (*QueryResult, error) {
 	return res, nil
 }
 
-func scanFile(path, subjectKey string, res *QueryResult) error {
+var (
+	keysField     = []byte(`"subject_keys"`)
+	noSubjectHere = []byte(`"subject_key":""`)
+)
+
+// singleKey reports whether a whole line is an event logged under one
+// subject key only: one written before events carried SubjectKeys.
+func singleKey(line []byte) bool {
+	return !bytes.Contains(line, keysField) && !bytes.Contains(line, noSubjectHere)
+}
+
+func (res *QueryResult) countSingleKey(t time.Time) {
+	res.SingleKeyEvents++
+	if t.After(res.SingleKeyUntil) {
+		res.SingleKeyUntil = t.UTC()
+	}
+}
+
+func scanFile(path string, subjectKeys []string, res *QueryResult) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("audit: open log file: %w", err)
 	}
 	defer f.Close()
 	r := bufio.NewReaderSize(f, 64<<10)
-	needle := []byte(subjectKey)
+	needles := make([][]byte, len(subjectKeys))
+	for i, k := range subjectKeys {
+		needles[i] = []byte(k)
+	}
+	mayMatch := func(line []byte) bool {
+		for _, n := range needles {
+			if bytes.Contains(line, n) {
+				return true
+			}
+		}
+		return false
+	}
 	for {
 		line, tooLong, err := readLine(r)
 		if len(line) > 0 || tooLong {
 			switch {
 			case tooLong:
 				res.Skipped++
-			case !bytes.Contains(line, needle):
-				// Not this subject's: only check that it is whole.
-				if line[0] != '{' || !json.Valid(line) {
+			case !mayMatch(line):
+				// Not this subject's: only check that it is whole, and
+				// count it if it was logged under a single key.
+				var head struct {
+					Time time.Time `json:"time"`
+				}
+				switch {
+				case line[0] != '{' || !json.Valid(line):
 					res.Skipped++
+				case singleKey(line) && json.Unmarshal(line, &head) == nil:
+					res.countSingleKey(head.Time)
 				}
 			default:
 				var e Event
 				if json.Unmarshal(line, &e) != nil || e.Time.IsZero() || e.Vendor == "" {
 					res.Skipped++
-				} else if e.SubjectKey == subjectKey {
-					res.Records = append(res.Records, Record{
-						Time: e.Time.UTC(), Vendor: e.Vendor, Protocol: e.Protocol,
-						Attributes: append([]string{}, e.Attributes...),
-						Masked:     e.Masked, Outcome: e.Outcome, Reason: e.Reason,
-					})
+					break
+				}
+				if e.SubjectKey != "" && len(e.SubjectKeys) == 0 {
+					res.countSingleKey(e.Time)
+				}
+				for _, k := range subjectKeys {
+					if e.hasSubject(k) {
+						res.Records = append(res.Records, Record{
+							Time: e.Time.UTC(), Vendor: e.Vendor, Protocol: e.Protocol,
+							Attributes: append([]string{}, e.Attributes...),
+							Masked:     e.Masked, Outcome: e.Outcome, Reason: e.Reason,
+						})
+						break
+					}
 				}
 			}
 		}
@@ -260,6 +327,49 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
+// Lookup forms of a subject access request: what the admin gave.
+const (
+	// ByPersonalNumber finds events by the personal number's key.
+	ByPersonalNumber = "personal_number"
+	// ByStableID finds events by the upstream's stable id (for example
+	// the EPPN or user name, exactly as the school IdP sends it).
+	ByStableID = "stable_id"
+)
+
+// NotCovered states, in fixed sentences, what an extract from res cannot
+// show, given the lookup forms used. It names no person and no
+// identifier, so it can go into the extract as it is.
+func NotCovered(res *QueryResult, searchedBy []string) []string {
+	byPN, bySID := slices.Contains(searchedBy, ByPersonalNumber), slices.Contains(searchedBy, ByStableID)
+	out := []string{
+		"Only events logged under the identifiers given are included: logins under another identifier " +
+			"(another account or user name, an earlier personal number, another school IdP's id) are not.",
+	}
+	if !bySID {
+		out = append(out, "No stable id (user name) was given: logins in which the school IdP sent no personal number, "+
+			"or one the bridge had to drop, are found only by the stable id.")
+	}
+	if !byPN {
+		out = append(out, "No personal number was given: logins through the person's other accounts are found only by the number.")
+	}
+	if res.SingleKeyEvents > 0 {
+		out = append(out, fmt.Sprintf("%d events in the log, up to %s, were written before every login was logged under all its keys: "+
+			"each carries one key only (the personal number's when there was one, else the stable id's). "+
+			"Give both forms to find them.", res.SingleKeyEvents, res.SingleKeyUntil.UTC().Format(time.DateOnly)))
+	}
+	if res.LogStart.IsZero() {
+		out = append(out, "The log holds no files: nothing is covered.")
+	} else {
+		out = append(out, fmt.Sprintf("The log begins on %s: earlier events were deleted by the retention setting, "+
+			"or were never logged, and are not covered.", res.LogStart.UTC().Format(time.DateOnly)))
+	}
+	out = append(out, "Refusals before the person logged in (for example to a vendor whose agreement had ended) name no one and are not included.")
+	if res.Skipped > 0 {
+		out = append(out, fmt.Sprintf("%d lines of the log could not be read (for example torn by a crash): an event may be missing.", res.Skipped))
+	}
+	return out
+}
+
 // SubjectReport is the JSON answer to a subject access request.
 type SubjectReport struct {
 	GeneratedAt time.Time       `json:"generated_at"`
@@ -269,27 +379,93 @@ type SubjectReport struct {
 	// was read, and whether a damaged line may have hidden an event.
 	FilesScanned int `json:"files_scanned"`
 	SkippedLines int `json:"skipped_lines"`
+	// SearchedBy lists the lookup forms given (ByPersonalNumber,
+	// ByStableID); NotCovered states what the extract cannot show.
+	SearchedBy []string `json:"searched_by"`
+	NotCovered []string `json:"not_covered"`
 }
 
-// maxStdin bounds what SubjectCommand reads: one personal number.
-const maxStdin = 256
+// maxStdin bounds what SubjectCommand reads: one line per lookup form.
+const maxStdin = 1024
+
+// maxStableID bounds a stable id typed by an admin.
+const maxStableID = 256
 
 // Errors of SubjectCommand. None of them carries the input.
 var (
 	ErrBadFormat      = errors.New("audit: unknown format; use csv or json")
 	ErrNoInput        = errors.New("audit: no personal identity number on standard input")
-	ErrBadSubjectLine = errors.New("audit: expected one personal identity number on standard input")
+	ErrBadSubjectLine = errors.New("audit: expected one line per lookup form on standard input")
 	ErrBadSubjectPN   = errors.New("audit: not a valid personal identity number")
+	ErrBadStableID    = errors.New("audit: not a valid stable id (one line of printable text, at most 256 bytes)")
+	ErrBadLookupForm  = errors.New("audit: unknown lookup form; use pnr, stable-id or pnr,stable-id")
 )
 
-// SubjectCommand is the body of `skolbro audit subject`: it reads one
-// personal number from stdin (never from the command line, where it would
-// end up in shell history and process lists), checks it, and writes the
-// subject's records to stdout as csv (records only) or json (a
-// SubjectReport with a per-vendor summary in UTC dates). The number is
-// never echoed, in output or in errors. now decides the century of a
-// 10-digit number and stamps the report.
-func SubjectCommand(ctx context.Context, dir string, keyer *SubjectKeyer, stdin io.Reader, stdout io.Writer, format string, now time.Time) error {
+// ParseStableID checks a stable id typed by an admin: one line of
+// printable text, surrounding space removed. It is kept as it is
+// otherwise: the bridge compares stable ids exactly, case included.
+func ParseStableID(s string) (identity.Secret, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || len(s) > maxStableID || !label(s) {
+		return identity.Secret{}, ErrBadStableID
+	}
+	return identity.NewSecret(s), nil
+}
+
+// SubjectOptions are the choices of SubjectCommand.
+type SubjectOptions struct {
+	// Format is csv (records only) or json (a SubjectReport).
+	Format string
+	// By lists the lookup forms read from standard input, one line each
+	// in this order: ByPersonalNumber and/or ByStableID. Default: the
+	// personal number only.
+	By []string
+	// Now decides the century of a 10-digit number and stamps the report.
+	Now time.Time
+	// Actions, when set, records the lookup in the admin action log
+	// before the release log is read; a lookup that cannot be recorded
+	// is not made.
+	Actions ActionSink
+	// Notes receives what a csv extract cannot state itself: the
+	// sentences of NotCovered (nil: not written).
+	Notes io.Writer
+}
+
+// ParseLookupForms reads the --by flag of `skolbro audit subject`: "pnr",
+// "stable-id" or both, comma-separated, in the order they are read.
+func ParseLookupForms(s string) ([]string, error) {
+	if s == "" {
+		return []string{ByPersonalNumber}, nil
+	}
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		var by string
+		switch strings.TrimSpace(f) {
+		case "pnr":
+			by = ByPersonalNumber
+		case "stable-id":
+			by = ByStableID
+		default:
+			return nil, ErrBadLookupForm
+		}
+		if slices.Contains(out, by) {
+			return nil, ErrBadLookupForm
+		}
+		out = append(out, by)
+	}
+	return out, nil
+}
+
+// SubjectCommand is the body of `skolbro audit subject`: it reads the
+// person's identifiers from stdin, one a line in the order of o.By (never
+// from the command line, where they would end up in shell history and
+// process lists), checks them, and writes the person's records to stdout
+// as csv (records only; what the extract cannot cover goes to o.Notes) or
+// json (a SubjectReport with a per-vendor summary in UTC dates and the
+// limits of the extract). Nothing typed is ever echoed, in output or in
+// errors.
+func SubjectCommand(ctx context.Context, dir string, keyer *SubjectKeyer, stdin io.Reader, stdout io.Writer, o SubjectOptions) error {
+	format := o.Format
 	if format == "" {
 		format = "csv"
 	}
@@ -299,6 +475,10 @@ func SubjectCommand(ctx context.Context, dir string, keyer *SubjectKeyer, stdin 
 	if keyer == nil {
 		return errors.New("audit: no audit key")
 	}
+	by := o.By
+	if len(by) == 0 {
+		by = []string{ByPersonalNumber}
+	}
 	b, err := io.ReadAll(io.LimitReader(stdin, maxStdin+1))
 	if err != nil {
 		return fmt.Errorf("audit: read standard input: %w", err)
@@ -306,30 +486,63 @@ func SubjectCommand(ctx context.Context, dir string, keyer *SubjectKeyer, stdin 
 	if len(b) > maxStdin {
 		return ErrBadSubjectLine
 	}
-	text := strings.TrimSpace(string(b))
+	text := strings.TrimSpace(strings.ReplaceAll(string(b), "\r\n", "\n"))
 	if text == "" {
 		return ErrNoInput
 	}
-	if strings.ContainsAny(text, "\r\n") {
+	lines := strings.Split(text, "\n")
+	if len(lines) != len(by) {
 		return ErrBadSubjectLine
 	}
-	pn, err := identity.ParsePersonalNumber(text, now)
-	if err != nil {
-		return ErrBadSubjectPN
+	var keys []string
+	for i, form := range by {
+		switch form {
+		case ByPersonalNumber:
+			pn, err := identity.ParsePersonalNumber(strings.TrimSpace(lines[i]), o.Now)
+			if err != nil {
+				return ErrBadSubjectPN
+			}
+			keys = append(keys, keyer.KeyForPersonalNumber(pn))
+		case ByStableID:
+			sid, err := ParseStableID(lines[i])
+			if err != nil {
+				return err
+			}
+			keys = append(keys, keyer.KeyForStableID(sid))
+		default:
+			return ErrBadLookupForm
+		}
 	}
-	res, err := Scan(ctx, dir, keyer.KeyForPersonalNumber(pn))
+	if o.Actions != nil {
+		a := AdminAction{Time: o.Now, Channel: ChannelCLI, Action: ActionSubjectAccess, SubjectKeys: keys}
+		if err := o.Actions.Write(ctx, a); err != nil {
+			return fmt.Errorf("audit: the lookup could not be recorded in the admin action log, so it was not made: %w", err)
+		}
+	}
+	res, err := Scan(ctx, dir, keys...)
 	if err != nil {
 		return err
 	}
+	notCovered := NotCovered(res, by)
 	if format == "csv" {
-		return WriteCSV(stdout, res.Records)
+		if err := WriteCSV(stdout, res.Records); err != nil {
+			return err
+		}
+		if o.Notes != nil {
+			for _, n := range notCovered {
+				fmt.Fprintf(o.Notes, "not covered: %s\n", n)
+			}
+		}
+		return nil
 	}
 	rep := SubjectReport{
-		GeneratedAt:  now.UTC(),
+		GeneratedAt:  o.Now.UTC(),
 		Records:      res.Records,
 		Summary:      Summarise(res.Records, nil),
 		FilesScanned: res.Files,
 		SkippedLines: res.Skipped,
+		SearchedBy:   by,
+		NotCovered:   notCovered,
 	}
 	if rep.Records == nil {
 		rep.Records = []Record{}

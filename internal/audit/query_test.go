@@ -239,13 +239,13 @@ func TestSubjectCommand(t *testing.T) {
 		{"two numbers", pupilPN + "\n" + classmatePN + "\n", "csv", ErrBadSubjectLine, 0},
 		{"nothing", "\n", "csv", ErrNoInput, 0},
 		{"unknown format", pupilPN, "xml", ErrBadFormat, 0},
-		{"too long", strings.Repeat("1", 1000), "csv", ErrBadSubjectLine, 0},
+		{"too long", strings.Repeat("1", 2000), "csv", ErrBadSubjectLine, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var out bytes.Buffer
-			err := SubjectCommand(context.Background(), dir, keyer, strings.NewReader(tc.stdin), &out, tc.format, testNow)
+			err := SubjectCommand(context.Background(), dir, keyer, strings.NewReader(tc.stdin), &out, SubjectOptions{Format: tc.format, Now: testNow})
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tc.wantErr)
 			}

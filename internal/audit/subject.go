@@ -67,8 +67,8 @@ func LoadSubjectKeyer(path string) (*SubjectKeyer, error) {
 // KeyForPersonalNumber and scanning the log, with no lookup in the
 // upstream directory. The same number gives the same key whichever IdP
 // the person came through. A login without a personal number falls back
-// to the stable id, which such a query cannot find: those events can be
-// found only with KeyForStableID by someone who knows the stable id.
+// to the stable id. Events also carry every other key (Keys), so that
+// such a login is found by the stable id.
 func (k *SubjectKeyer) Key(id *identity.Identity) string {
 	if id == nil {
 		return ""
@@ -77,6 +77,26 @@ func (k *SubjectKeyer) Key(id *identity.Identity) string {
 		return k.KeyForPersonalNumber(id.PersonalNumber)
 	}
 	return k.KeyForStableID(id.StableID)
+}
+
+// Keys returns every subject key the bridge can derive for id, the
+// primary one (Key) first: the personal number's when the upstream sent
+// one, then the stable id's, always. A release is logged under all of
+// them, so that subject access by a personal number finds it and so does
+// subject access by the stable id, also for logins without a number or
+// whose number the mapper dropped. nil when id has neither.
+func (k *SubjectKeyer) Keys(id *identity.Identity) []string {
+	if id == nil {
+		return nil
+	}
+	var keys []string
+	if pk := k.KeyForPersonalNumber(id.PersonalNumber); pk != "" {
+		keys = append(keys, pk)
+	}
+	if sk := k.KeyForStableID(id.StableID); sk != "" {
+		keys = append(keys, sk)
+	}
+	return keys
 }
 
 // KeyForPersonalNumber returns the subject key of a personal number, or

@@ -143,3 +143,35 @@ func TestLoadSubjectKeyer(t *testing.T) {
 }
 
 var errAny = errors.New("any error")
+
+func TestSubjectKeys(t *testing.T) {
+	t.Parallel()
+	k := testKeyer(t)
+	pn, stable := mustPN(t, pupilPN), identity.NewSecret("stable-1")
+	tests := []struct {
+		name string
+		id   *identity.Identity
+		want []string
+	}{
+		{"number and stable id: the number's key first", &identity.Identity{StableID: stable, PersonalNumber: pn},
+			[]string{k.KeyForPersonalNumber(pn), k.KeyForStableID(stable)}},
+		{"number dropped: the stable id's", &identity.Identity{StableID: stable, PersonalNumberDropped: true}, []string{k.KeyForStableID(stable)}},
+		{"nobody", &identity.Identity{}, nil},
+		{"nil", nil, nil},
+	}
+	for _, tc := range tests {
+		got := k.Keys(tc.id)
+		if len(got) != len(tc.want) {
+			t.Errorf("%s: %d keys, want %d", tc.name, len(got), len(tc.want))
+			continue
+		}
+		for i := range got {
+			if got[i] != tc.want[i] {
+				t.Errorf("%s: key %d differs", tc.name, i)
+			}
+		}
+		if len(got) > 0 && got[0] != k.Key(tc.id) {
+			t.Errorf("%s: the first key is not Key", tc.name)
+		}
+	}
+}

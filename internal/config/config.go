@@ -312,8 +312,8 @@ type SS12000 struct {
 
 // Audit configures the release log.
 type Audit struct {
-	// Dir holds the append-only JSON-lines files; empty disables the log
-	// (check warns).
+	// Dir holds the append-only JSON-lines files of the release log and
+	// of the admin action log. Required: no release without an event.
 	Dir string `yaml:"dir"`
 	// KeyFile is the audit HMAC key for subject keys, separate from the
 	// pseudonym key.
@@ -331,6 +331,11 @@ type Audit struct {
 // upstream IdP and must carry Entitlement (an eduPersonEntitlement value).
 type Admin struct {
 	Entitlement string `yaml:"entitlement"`
+	// PrivacyEntitlement is a second eduPersonEntitlement value, for the
+	// few who answer subject access requests and keep the manual
+	// protection register: both reveal whether a person is protected.
+	// Without it those pages are shown to no one.
+	PrivacyEntitlement string `yaml:"privacy_entitlement"`
 }
 
 // KeyPair is a PEM certificate and private key file.
@@ -867,13 +872,17 @@ func (c *Config) validateOrganiser(o *Organiser, bad func(key, msg string, args 
 			fileKey(o.Key("protection.ss12000.ca_file"), ss.CAFile)
 		}
 	}
-	if o.Audit.Dir != "" {
-		fileKey(o.Key("audit.key_file"), o.Audit.KeyFile)
-		switch o.Audit.Sync {
-		case "each", "batch":
-		default:
-			bad(o.Key("audit.sync"), "must be each or batch")
-		}
+	if o.Audit.Dir == "" {
+		bad(o.Key("audit.dir"), "required: the directory of the release log (every release and refusal is recorded there)")
+	}
+	fileKey(o.Key("audit.key_file"), o.Audit.KeyFile)
+	switch o.Audit.Sync {
+	case "each", "batch":
+	default:
+		bad(o.Key("audit.sync"), "must be each or batch")
+	}
+	if p := o.Admin.PrivacyEntitlement; p != "" && p == o.Admin.Entitlement {
+		bad(o.Key("admin.privacy_entitlement"), "must differ from %s: only those who answer subject access requests should see who is protected", o.Key("admin.entitlement"))
 	}
 	if o.Keys.Signing.Cert != "" || o.Keys.Signing.Key != "" || c.Keys == nil {
 		fileKey(o.Key("keys.signing.cert"), o.Keys.Signing.Cert)

@@ -233,10 +233,11 @@ organiser:
     dir: audit
     key_file: keys/audit.key
   admin:
-    entitlement: urn:x-skolbro:entitlement:admin
+    entitlement: %s
+    privacy_entitlement: %s
   metadata_dir: metadata
   policy_dir: attribute-release
-`, base, OrganiserScope, upstream)
+`, base, OrganiserScope, upstream, testidp.EntitlementAdmin, testidp.EntitlementPrivacy)
 	cfgPath := filepath.Join(dir, "skolbro.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
 		return nil, err

@@ -142,6 +142,18 @@ func TestCase37_LogsHoldNoPersonalData(t *testing.T) {
 		assertErrorPage(t, b.post(f.action, f.fields), http.StatusBadRequest)
 	})
 
+	t.Run("admin subject access by number and stable id", func(t *testing.T) {
+		b := e.adminLogin("fredrik.f")
+		anna, _ := e.demo.IdP.User("anna.a")
+		pnr, eppn := anna.Attributes[testidp.AttrPersonalNumber][0], anna.Attributes[testidp.AttrEPPN][0]
+		if p := e.subjectLookup(b, pnr, eppn); p.status != http.StatusOK {
+			t.Errorf("lookup: %s", p)
+		}
+		if p := e.subjectLookup(b, pnr[:11]+"x", eppn+"\x01"); p.status != http.StatusBadRequest {
+			t.Errorf("bad input: %s", p)
+		}
+	})
+
 	logs := e.logs.String()
 	if !strings.Contains(logs, `"reason":"upstream_replay"`) || !strings.Contains(logs, `"reason":"upstream_binding"`) {
 		t.Errorf("the refusals were not logged with their reasons")

@@ -20,8 +20,15 @@ import (
 type AdminOptions struct {
 	// Entitlement is the eduPersonEntitlement value an admin must carry.
 	Entitlement string
+	// PrivacyEntitlement is the further value an admin needs for subject
+	// access and the manual protection register; empty: no one may.
+	PrivacyEntitlement string
 	// AuditDir is the release log directory, for subject access.
 	AuditDir string
+	// Actions is the admin action log. Without it (or AuditDir) there is
+	// no subject access or protection register page: lookups that reveal
+	// who is protected are never made unrecorded.
+	Actions audit.ActionSink
 	// Identities are test identities for the release preview.
 	Identities []admin.PreviewIdentity
 }
@@ -61,13 +68,14 @@ func (s *Server) newAdmin(org *Organiser) (*admin.Admin, error) {
 		StartLogin: func(w http.ResponseWriter, r *http.Request) {
 			s.startLogin(w, r, org, pendingLogin{Protocol: protocolAdmin}, hintsFromQuery(r))
 		},
-		Entitlement:   o.Entitlement,
-		SecureCookies: s.secureCookies,
-		Logger:        s.log,
-		Now:           s.now,
-		Rand:          s.rand,
+		Entitlement:        o.Entitlement,
+		PrivacyEntitlement: o.PrivacyEntitlement,
+		SecureCookies:      s.secureCookies,
+		Logger:             s.log,
+		Now:                s.now,
+		Rand:               s.rand,
 	}
-	if s.store != nil {
+	if org.Store != nil {
 		d.PersonalNumbersInValues = func(ctx context.Context) ([]admin.DroppedAttribute, error) {
 			es, err := pnrvalues.Recent(ctx, org.Store, org.ID, s.now())
 			var out []admin.DroppedAttribute
@@ -77,20 +85,35 @@ func (s *Server) newAdmin(org *Organiser) (*admin.Admin, error) {
 			return out, err
 		}
 	}
-	if org.AuditKeys != nil && o.AuditDir != "" {
-		keys := org.AuditKeys
-		d.AdminSubject = keys.Key
-		d.SubjectAccess = func(ctx context.Context, pnr identity.PersonalNumber) (admin.SubjectResult, error) {
-			res, err := audit.Scan(ctx, o.AuditDir, keys.KeyForPersonalNumber(pnr))
-			if err != nil {
-				return admin.SubjectResult{}, err
+	if org.AuditKeys == nil || o.AuditDir == "" || o.Actions == nil {
+		return admin.New(d)
+	}
+	keys := org.AuditKeys
+	d.AdminSubject = keys.Key
+	d.SubjectKeys = func(pnr identity.PersonalNumber, stableID identity.Secret) []string {
+		var out []string
+		for _, k := range []string{keys.KeyForPersonalNumber(pnr), keys.KeyForStableID(stableID)} {
+			if k != "" {
+				out = append(out, k)
 			}
-			out := admin.SubjectResult{FilesScanned: res.Files, SkippedLines: res.Skipped}
-			for _, r := range res.Records {
-				out.Records = append(out.Records, admin.SubjectRecord(r))
-			}
-			return out, nil
 		}
+		return out
+	}
+	d.RecordAction = func(ctx context.Context, a admin.Action) error {
+		return o.Actions.Write(ctx, audit.AdminAction{TxnID: a.RequestID, Channel: audit.ChannelWeb,
+			Admin: a.Admin, Action: a.Action, SubjectKeys: a.SubjectKeys})
+	}
+	d.SubjectAccess = func(ctx context.Context, subjectKeys []string) (admin.SubjectResult, error) {
+		res, err := audit.Scan(ctx, o.AuditDir, subjectKeys...)
+		if err != nil {
+			return admin.SubjectResult{}, err
+		}
+		out := admin.SubjectResult{FilesScanned: res.Files, SkippedLines: res.Skipped, LogStart: res.LogStart,
+			SingleKeyEvents: res.SingleKeyEvents, SingleKeyUntil: res.SingleKeyUntil}
+		for _, r := range res.Records {
+			out.Records = append(out.Records, admin.SubjectRecord(r))
+		}
+		return out, nil
 	}
 	if reg := org.Register; reg != nil {
 		d.Protection = &admin.ProtectionDeps{

@@ -216,18 +216,20 @@ func (s *Server) goUpstream(w http.ResponseWriter, r *http.Request, org *Organis
 // could not be recorded.
 func (s *Server) record(r *http.Request, org *Organiser, ev audit.Event) error {
 	if org.Audit == nil {
-		return nil
+		return errors.New("server: no release log")
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	return org.Audit.Write(ctx, ev)
 }
 
-func (s *Server) subjectKey(org *Organiser, id *identity.Identity) string {
+// subjectKeys are every key the release log files an event about id
+// under, so that subject access finds it by the number or the stable id.
+func (s *Server) subjectKeys(org *Organiser, id *identity.Identity) []string {
 	if org.AuditKeys == nil || id == nil {
-		return ""
+		return nil
 	}
-	return org.AuditKeys.Key(id)
+	return org.AuditKeys.Keys(id)
 }
 
 // refuse records a refused login for a known vendor and shows the page.
@@ -235,7 +237,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, org *Organiser, 
 	if s.metrics != nil {
 		s.metrics.Login(pol.ID, protocol, metrics.OutcomeRefused)
 	}
-	if err := s.record(r, org, audit.RefusalEvent(s.now(), RequestID(r.Context()), upstream, protocol, pol.ID, pol, reason, s.subjectKey(org, id))); err != nil {
+	if err := s.record(r, org, audit.RefusalEvent(s.now(), RequestID(r.Context()), upstream, protocol, pol.ID, pol, reason, s.subjectKeys(org, id)...)); err != nil {
 		zerolog.Ctx(r.Context()).Error().Err(err).Msg("release log unavailable")
 	}
 	s.fail(w, r, f, reason, nil)
@@ -434,7 +436,7 @@ func (s *Server) answerOIDC(w http.ResponseWriter, r *http.Request, org *Organis
 // recordRelease writes the release event and logs it; it shows the error
 // page and returns false when the event could not be written.
 func (s *Server) recordRelease(w http.ResponseWriter, r *http.Request, org *Organiser, upstream string, protocol string, pol *policy.Policy, id *identity.Identity, rel *release.Released) bool {
-	if err := s.record(r, org, audit.ReleaseEvent(s.now(), RequestID(r.Context()), upstream, protocol, pol, rel, s.subjectKey(org, id))); err != nil {
+	if err := s.record(r, org, audit.ReleaseEvent(s.now(), RequestID(r.Context()), upstream, protocol, pol, rel, s.subjectKeys(org, id)...)); err != nil {
 		s.fail(w, r, failUnavailable, "audit_unavailable", err)
 		return false
 	}

@@ -57,7 +57,8 @@ type Organiser struct {
 	Policies  *policy.Set
 	Deriver   *pseudonym.Deriver
 	// Audit records every release and refusal; AuditKeys makes the
-	// subject keys. A release that cannot be recorded is not made.
+	// subject keys. Both are required (New refuses an organiser without
+	// them): a release that cannot be recorded is not made.
 	Audit     audit.Sink
 	AuditKeys *audit.SubjectKeyer
 	// Register is the manual protection register, when configured.
@@ -161,6 +162,12 @@ type Options struct {
 
 // New builds a Server.
 func New(o Options) (*Server, error) {
+	for _, org := range o.Organisers {
+		if org.Audit == nil || org.AuditKeys == nil {
+			// Nothing is released that is not recorded.
+			return nil, fmt.Errorf("server: organiser %s has no release log (Audit and AuditKeys are required)", org.ID)
+		}
+	}
 	t, err := web.Templates()
 	if err != nil {
 		return nil, err

@@ -24,6 +24,13 @@ const (
 	MarkingProtected = "Skyddad folkbokföring"
 )
 
+// Entitlements of the demo admin: the admin interface, and the privacy
+// entitlement for subject access and the protection register.
+const (
+	EntitlementAdmin   = "urn:x-skolbro:entitlement:admin"
+	EntitlementPrivacy = "urn:x-skolbro:entitlement:privacy"
+)
+
 // School unit codes of the demo schools.
 const (
 	SchoolA = "12345678"
@@ -96,7 +103,7 @@ func DemoUsers(scope string) []User {
 			AttrDisplayName:       {"Fredrik Falk"},
 			AttrMail:              {"fredrik.f" + at},
 			AttrSchoolUnitCode:    {SchoolA},
-			AttrEntitlement:       {"urn:x-skolbro:entitlement:admin"},
+			AttrEntitlement:       {EntitlementAdmin, EntitlementPrivacy},
 			AttrSecurityMarking:   {MarkingNone},
 		},
 	})

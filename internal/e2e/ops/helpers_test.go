@@ -433,6 +433,11 @@ func setupProcEnv(t *testing.T, external, storeYAML, extraYAML string) *procEnv 
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(dir, "keys", "pseudonym.key"), pk)
+	ak := make([]byte, 32)
+	if _, err := rand.Read(ak); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "keys", "audit.key"), ak)
 
 	// The school IdP.
 	idpMux := http.NewServeMux()
@@ -510,6 +515,9 @@ organiser:
       key: keys/signing.key
   pseudonym:
     key_file: keys/pseudonym.key
+  audit:
+    dir: audit
+    key_file: keys/audit.key
   metadata_dir: metadata
   policy_dir: attribute-release
 %s`, external, storeYAML, organiserScope, testidp.AttrEPPN, testidp.AttrSecurityMarking, extraYAML)))
