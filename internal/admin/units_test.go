@@ -197,7 +197,7 @@ func TestCase47_AdminRefusesBadUnitChanges(t *testing.T) {
 // say who made it.
 func TestCase47_AdminChangeNeedsSubject(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, withUnits(), func(d *Deps) { d.AdminSubject = nil })
+	e := newEnv(t, withUnits(), func(d *Deps) { d.AdminSubject, d.SubjectAccess, d.Protection = nil, nil, nil })
 	c, tok := e.login()
 	if strings.Contains(e.get("/admin/vendors", c).Body.String(), `action="/admin/units"`) {
 		t.Errorf("the vendors page offers changes that cannot be recorded")

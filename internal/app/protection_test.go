@@ -47,7 +47,7 @@ func deployment(t *testing.T, change func(cfg, upstreamMeta string) (string, str
 	}
 	writeFile(t, filepath.Join(dir, "keys", "signing.crt"), string(p.CertPEM()))
 	writeFile(t, filepath.Join(dir, "keys", "signing.key"), string(kp))
-	for _, name := range []string{"pseudonym.key", "register.key"} {
+	for _, name := range []string{"pseudonym.key", "register.key", "audit.key"} {
 		k := make([]byte, 32)
 		if _, err := rand.Read(k); err != nil {
 			t.Fatal(err)
