@@ -6,17 +6,20 @@ import (
 	"fmt"
 )
 
-// Bounds of the first pass (SECURITY.md cases 17 and 18). A school IdP's
-// response has a few dozen elements for the envelope and the signatures
-// and one or two per attribute value: a few hundred in all, a thousand for
-// a member of very many groups. Entra ID, for one, sends at most 150 groups
-// in a SAML token and a link to Graph beyond that.
+// Bounds of the first pass for messages (SECURITY.md cases 17 and 18). A
+// school IdP's response has a few dozen elements for the envelope and the
+// signatures and one or two per attribute value: a hundred or two in all,
+// a thousand only for a member of very many groups (Entra ID, for one,
+// sends at most 150 groups in a SAML token and a link to Graph beyond
+// that). An AuthnRequest has a handful.
 const (
-	// MaxElements bounds the elements of a message. Every later pass costs
-	// time per element (the round-trip check alone about 2.5 µs for a
-	// start tag and its end tag), so this bound, not the size limit, is
-	// what keeps the worst message cheap to refuse.
-	MaxElements = 2048
+	// MaxElements bounds the elements of a message. The round-trip check
+	// costs about 2.5 µs a start tag, whatever the tag holds, and the tree
+	// and the signature's canonical form cost more per element; with the
+	// size limit this bound keeps the costliest message a few milliseconds
+	// of work (BenchmarkHostileBodies in internal/upstream/samlsp). 4096
+	// would cost about 10 ms in the round-trip check alone.
+	MaxElements = 1024
 	// MaxAttributes bounds the attributes of a message, namespace
 	// declarations included (IdPs that repeat xs and xsi declare two and
 	// use a third attribute on every value).
@@ -27,7 +30,39 @@ const (
 	// MaxOtherNodes bounds comments, processing instructions and CDATA
 	// sections, which SAML messages do not need.
 	MaxOtherNodes = 64
+	// MaxMarkupBytes bounds the bytes of markup: tags with their names and
+	// attribute values, comments, processing instructions and CDATA
+	// sections, everything but the text between tags. The round-trip check
+	// reads, re-encodes and re-reads the markup, so a byte of it costs
+	// three times a byte of text. It allows 750 values whose start tags
+	// declare xs and xsi, as some IdPs write them (about 165 bytes of
+	// markup a value), and twice as many plain ones.
+	MaxMarkupBytes = 128 << 10
+	// MaxReferences bounds entity and character references ('&'). A
+	// response needs a few dozen at most (some IdPs end every line of
+	// base64 with "&#xD;"); each costs a lookup in every pass.
+	MaxReferences = 4096
 )
+
+// limits are the bounds of the first pass.
+type limits struct {
+	elements, attributes, elementAttributes, otherNodes, markupBytes, references int
+}
+
+// messageLimits bound every message a browser brings (responses and
+// requests): the constants above.
+var messageLimits = limits{
+	elements: MaxElements, attributes: MaxAttributes, elementAttributes: MaxElementAttributes,
+	otherNodes: MaxOtherNodes, markupBytes: MaxMarkupBytes, references: MaxReferences,
+}
+
+// metadataLimits bound metadata, which an admin configures and the bridge
+// reads at start: an IdP's metadata (ADFS lists every claim type it
+// offers) or a file of several vendors has more elements than any message.
+var metadataLimits = limits{
+	elements: 1 << 16, attributes: 1 << 17, elementAttributes: 1024,
+	otherNodes: 1 << 12, markupBytes: MaxMessageBytes, references: MaxMessageBytes,
+}
 
 // ErrTooManyNodes is returned for a message over one of the bounds above.
 var ErrTooManyNodes = errors.New("saml message has too many elements, attributes or other nodes")
@@ -39,7 +74,8 @@ var ErrDuplicateAttribute = fmt.Errorf("%w: duplicate attribute", ErrMalformed)
 
 // firstPass walks b's markup once, without decoding, and refuses as soon
 // as a bound is crossed: nesting deeper than MaxDepth; more elements,
-// attributes or other nodes than allowed; too many namespace declarations.
+// attributes, markup, references or other nodes than l allows;
+// too many namespace declarations.
 // It runs before the round-trip check and before any tree is built, so
 // that a hostile message costs one pass over its bytes.
 //
@@ -52,18 +88,32 @@ var ErrDuplicateAttribute = fmt.Errorf("%w: duplicate attribute", ErrMalformed)
 // cannot tell, it counts more, never less, or refuses input that
 // encoding/xml refuses too; the parsers that follow refuse whatever else is
 // not well-formed.
-func firstPass(b []byte) error {
-	p := pass{b: b}
-	return p.run()
+//
+// It returns the markup of b: b without the text between tags. Only the
+// markup can fail the round-trip check (text always survives it, and the
+// strict parse that follows refuses text that is not XML), so the check
+// reads that and not the text, which is most of a large message.
+func firstPass(b []byte, l limits) ([]byte, error) {
+	// An upper bound: '&' in comments and CDATA counts too.
+	if bytes.Count(b, []byte("&")) > l.references {
+		return nil, ErrTooManyNodes
+	}
+	p := pass{b: b, l: l, markup: make([]byte, 0, len(b))}
+	if err := p.run(); err != nil {
+		return nil, err
+	}
+	return p.markup, nil
 }
 
 type pass struct {
 	b                             []byte
+	l                             limits
 	depth, elements, attrs, other int
 	nsDecls                       int
 	ns                            map[string]bool // distinct "name=URI" declarations
 	key                           []byte
 	names                         [][]byte // attribute names of the current start tag
+	markup                        []byte
 }
 
 func (p *pass) run() error {
@@ -73,10 +123,13 @@ func (p *pass) run() error {
 		if j < 0 {
 			return nil
 		}
-		i += j + 1
+		start := i + j
+		i = start + 1
 		if i >= len(b) {
 			return ErrMalformed
 		}
+		// Every case below leaves i just after the markup that began at
+		// start, or returns.
 		switch b[i] {
 		case '/':
 			// An end tag: its name and optional space, then '>'.
@@ -89,7 +142,7 @@ func (p *pass) run() error {
 				return ErrMalformed
 			}
 		case '?':
-			if p.other++; p.other > MaxOtherNodes {
+			if p.other++; p.other > p.l.otherNodes {
 				return ErrTooManyNodes
 			}
 			k := bytes.Index(b[i:], []byte("?>"))
@@ -114,7 +167,7 @@ func (p *pass) run() error {
 				// SAML has no use for a declaration inside a message.
 				return ErrMalformed
 			}
-			if p.other++; p.other > MaxOtherNodes {
+			if p.other++; p.other > p.l.otherNodes {
 				return ErrTooManyNodes
 			}
 			k := bytes.Index(b[i:], end)
@@ -123,7 +176,7 @@ func (p *pass) run() error {
 			}
 			i += k + len(end)
 		default:
-			if p.elements++; p.elements > MaxElements {
+			if p.elements++; p.elements > p.l.elements {
 				return ErrTooManyNodes
 			}
 			if p.depth++; p.depth > MaxDepth {
@@ -135,6 +188,12 @@ func (p *pass) run() error {
 			}
 			i = next
 		}
+		// Checked once a construct is read: each is read in one go, and
+		// the whole message is within the size limit.
+		if len(p.markup)+i-start > p.l.markupBytes {
+			return ErrTooManyNodes
+		}
+		p.markup = append(p.markup, b[start:i]...)
 	}
 }
 
@@ -183,10 +242,10 @@ func (p *pass) startTag(i int) (int, error) {
 			return 0, ErrMalformed
 		}
 		name := b[start:i]
-		if len(p.names) == MaxElementAttributes {
+		if len(p.names) == p.l.elementAttributes {
 			return 0, ErrTooManyNodes
 		}
-		// At most MaxElementAttributes names to compare with.
+		// At most l.elementAttributes names to compare with.
 		for _, seen := range p.names {
 			if bytes.Equal(seen, name) {
 				return 0, ErrDuplicateAttribute
@@ -232,7 +291,7 @@ func (p *pass) startTag(i int) (int, error) {
 				return 0, err
 			}
 		}
-		if p.attrs++; p.attrs > MaxAttributes {
+		if p.attrs++; p.attrs > p.l.attributes {
 			return 0, ErrTooManyNodes
 		}
 	}
