@@ -808,14 +808,6 @@ func TestCase13_InResponseTo(t *testing.T) {
 		resp := f.respond(req)
 		f.expectRefusal(t, f.sp, resp, browserA, ReasonInResponseTo, http.StatusBadRequest)
 	})
-	t.Run("stolen_response_burns_request", func(t *testing.T) {
-		// Another browser posts the victim's response first: refused, and
-		// the response cannot be used afterwards either.
-		f := newFixture(t)
-		resp := f.respond(f.login(browserA))
-		f.expectRefusal(t, f.sp, resp, browserB, ReasonBinding, http.StatusBadRequest)
-		f.expectRefusal(t, f.sp, resp, browserA, ReasonReplay, http.StatusBadRequest)
-	})
 	t.Run("other_browsers_fresh_response", func(t *testing.T) {
 		// B gets a genuine response for A's request ID (e.g. a login CSRF
 		// with A's request): B's binding does not match.
@@ -1162,3 +1154,51 @@ func TestErrorsCarryNoPersonalData(t *testing.T) {
 
 // x509 is used by the rollover cases in samlsp_test.go.
 var _ = x509.ParseCertificate
+
+// TestCase13_OtherBrowserDoesNotBlockVictim: whoever holds a victim's
+// response (issue 19) and posts it from another browser is refused, and the
+// refusal consumes nothing: neither the pending login nor the assertion's
+// place in the replay cache. The victim's own post then succeeds, once.
+func TestCase13_OtherBrowserDoesNotBlockVictim(t *testing.T) {
+	const (
+		responder   = "urn:oasis:names:tc:SAML:2.0:status:Responder"
+		authnFailed = "urn:oasis:names:tc:SAML:2.0:status:AuthnFailed"
+	)
+	t.Run("success", func(t *testing.T) {
+		f := newFixture(t)
+		resp := f.respond(f.login(browserA))
+		f.expectRefusal(t, f.sp, resp, browserB, ReasonBinding, http.StatusBadRequest)
+		f.expectRefusal(t, f.sp, resp, browserB, ReasonBinding, http.StatusBadRequest)
+		f.expectSuccess(t, f.sp, resp, browserA)
+		f.expectRefusal(t, f.sp, resp, browserA, ReasonReplay, http.StatusBadRequest)
+	})
+	t.Run("second_instance", func(t *testing.T) {
+		// The attacker's post reaches another instance sharing the store.
+		f := newFixture(t)
+		resp := f.respond(f.login(browserA))
+		f.expectRefusal(t, f.secondSP(), resp, browserB, ReasonBinding, http.StatusBadRequest)
+		f.expectSuccess(t, f.sp, resp, browserA)
+	})
+	t.Run("error_status", func(t *testing.T) {
+		// The victim's error response, posted elsewhere first, still ends
+		// the victim's login with the IdP's status, not as unknown.
+		f := newFixture(t)
+		resp := f.respond(f.login(browserA), testidp.Status(responder, authnFailed))
+		f.expectRefusal(t, f.sp, resp, browserB, ReasonBinding, http.StatusBadRequest)
+		f.expectRefusal(t, f.sp, resp, browserA, ReasonStatus, http.StatusForbidden)
+	})
+	t.Run("nothing_recorded", func(t *testing.T) {
+		f := newFixture(t)
+		resp := f.respond(f.login(browserA))
+		before := len(f.store.keys())
+		f.expectRefusal(t, f.sp, resp, browserB, ReasonBinding, http.StatusBadRequest)
+		for _, k := range f.store.keys() {
+			if strings.HasPrefix(k, replayKeyPrefix) {
+				t.Errorf("refused post recorded %s", k)
+			}
+		}
+		if after := len(f.store.keys()); after != before {
+			t.Errorf("store keys %d -> %d after a refused post", before, after)
+		}
+	})
+}

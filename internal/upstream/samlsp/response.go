@@ -254,6 +254,16 @@ func (sp *SP) handle(ctx context.Context, samlResponse, binding string) (*Assert
 	if !requestIDPattern.MatchString(inResponseTo) {
 		return nil, nil, refuse(ReasonInResponseTo, errInResponseTo)
 	}
+	// The browser binding is checked before anything is consumed or
+	// recorded: a response posted from another browser is refused and
+	// stays usable by the browser that started the login (issue 19).
+	// Nothing here trusts the unsigned InResponseTo; the signed one must
+	// match it below. A request that is not (or no longer) pending is
+	// refused further on, after the replay check, so that a replayed
+	// assertion is reported as one.
+	if _, e := sp.peekPending(ctx, inResponseTo, binding); e != nil && e.Reason != ReasonInResponseTo {
+		return nil, nil, e
+	}
 
 	if code != StatusSuccess {
 		// The user's login ends here: consume the pending request (only
@@ -319,9 +329,24 @@ func plainAttr(el *etree.Element, key string) string {
 	return v
 }
 
+// peekPending checks that the pending request id exists and belongs to
+// the browser binding, without consuming it.
+func (sp *SP) peekPending(ctx context.Context, id, binding string) (*pending, *Error) {
+	val, err := sp.store.Get(ctx, requestKeyPrefix+id)
+	return pendingFor(val, err, binding)
+}
+
 // takePending redeems the pending request id for the browser binding.
+// Callers have checked the binding with peekPending first, so that a
+// request is only ever consumed by its own browser.
 func (sp *SP) takePending(ctx context.Context, id, binding string) (*pending, *Error) {
 	val, err := sp.store.Take(ctx, requestKeyPrefix+id)
+	return pendingFor(val, err, binding)
+}
+
+// pendingFor decodes a pending request read from the store and checks
+// that it belongs to binding.
+func pendingFor(val []byte, err error, binding string) (*pending, *Error) {
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, refuse(ReasonInResponseTo, errUnknownRequest)
 	}
