@@ -7,6 +7,8 @@ package app
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -117,12 +119,15 @@ func BuildWith(cfg *config.Config, st store.Store, opts Options) (*server.Organi
 		}
 	}
 	var deriver *pseudonym.Deriver
+	var bindingKey []byte
 	if o.Pseudonym.KeyFile != "" {
 		key, err := pseudonym.LoadKey(cfg.Path(o.Pseudonym.KeyFile))
 		if err != nil {
 			rep.errorf(file, "organiser.pseudonym.key_file", "%v", err)
 		} else if deriver, err = pseudonym.New(key, o.Scope); err != nil {
 			rep.errorf(file, "organiser.scope", "%v", err)
+		} else if bindingKey, err = deriveBindingKey(key); err != nil {
+			rep.errorf(file, "organiser.pseudonym.key_file", "%v", err)
 		}
 	}
 
@@ -278,6 +283,7 @@ func BuildWith(cfg *config.Config, st store.Store, opts Options) (*server.Organi
 		Policies:   policy.NewSet(pols),
 		Federation: fed,
 		Deriver:    deriver,
+		BindingKey: bindingKey,
 		Mapping: &mapping.Config{
 			Upstream:        o.Upstream.ID,
 			Attributes:      o.Upstream.Attributes,
@@ -318,6 +324,17 @@ func BuildWith(cfg *config.Config, st store.Store, opts Options) (*server.Organi
 		rep.warnf(file, "organiser.protection", "no protection source is configured: every person is treated as protected and masked (fail closed)")
 	}
 	return org, rep
+}
+
+// deriveBindingKey derives the key that authenticates login binding
+// cookies from the pseudonym key, with HKDF and a label of its own, so that
+// the two uses never share a key. Derived rather than generated at start:
+// every instance behind a load balancer computes the same key from the
+// configured key material, and a login that starts on one instance
+// finishes on another. Not kept in the store either: the store would then
+// hold a secret, and a flushed store would break logins in flight.
+func deriveBindingKey(pseudonymKey []byte) ([]byte, error) {
+	return hkdf.Key(sha256.New, pseudonymKey, nil, "skolbro login binding cookie v1", 32)
 }
 
 func splitJoined(err error) []error {

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"html/template"
 	"io"
 	"net/http"
@@ -50,6 +51,10 @@ type Organiser struct {
 	Policies *policy.Set
 	Deriver  *pseudonym.Deriver
 	Mapping  *mapping.Config
+	// BindingKey authenticates the login binding cookie (at least 32
+	// bytes). Every instance behind a load balancer must have the same key:
+	// app derives it from the pseudonym key.
+	BindingKey []byte
 	// AssumeUnprotected marks a person whose protection status no source
 	// could determine as unprotected. Off by default (fail closed).
 	AssumeUnprotected bool
@@ -143,6 +148,9 @@ func New(o Options) (*Server, error) {
 		maxInFlight: o.MaxInFlight}
 	if s.clientIP == nil {
 		s.clientIP = &ratelimit.ClientIP{}
+	}
+	if s.org == nil || len(s.org.BindingKey) < minBindingKey {
+		return nil, errors.New("server: the organiser has no login binding key")
 	}
 	if s.now == nil {
 		s.now = time.Now
