@@ -7,6 +7,8 @@ package app
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -211,12 +213,15 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 		}
 	}
 	var deriver *pseudonym.Deriver
+	var bindingKey []byte
 	if o.Pseudonym.KeyFile != "" {
 		key, err := pseudonym.LoadKey(cfg.Path(o.Pseudonym.KeyFile))
 		if err != nil {
 			rep.errorf(file, o.Key("pseudonym.key_file"), "%v", err)
 		} else if deriver, err = pseudonym.New(key, o.Scope); err != nil {
 			rep.errorf(file, o.Key("scope"), "%v", err)
+		} else if bindingKey, err = deriveBindingKey(key); err != nil {
+			rep.errorf(file, o.Key("pseudonym.key_file"), "%v", err)
 		}
 	}
 
@@ -338,6 +343,7 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 		Register:   register,
 		OP:         op,
 		Admin:      server.AdminOptions{Entitlement: o.Admin.Entitlement, PrivacyEntitlement: o.Admin.PrivacyEntitlement},
+		BindingKey: bindingKey,
 	}
 	org.Admin.AuditDir = cfg.Path(o.Audit.Dir)
 	if fed != nil {
@@ -467,6 +473,17 @@ func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *conf
 	}
 	warnNoPersonalNumber(rep, cfg, o, u, up.Mapping, declared, opts.Now())
 	return up
+}
+
+// deriveBindingKey derives the key that authenticates login binding
+// cookies from the pseudonym key, with HKDF and a label of its own, so that
+// the two uses never share a key. Derived rather than generated at start:
+// every instance behind a load balancer computes the same key from the
+// configured key material, and a login that starts on one instance
+// finishes on another. Not kept in the store either: the store would then
+// hold a secret, and a flushed store would break logins in flight.
+func deriveBindingKey(pseudonymKey []byte) ([]byte, error) {
+	return hkdf.Key(sha256.New, pseudonymKey, nil, "skolbro login binding cookie v1", 32)
 }
 
 func splitJoined(err error) []error {

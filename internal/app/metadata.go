@@ -1,6 +1,7 @@
 package app
 
 import (
+	"crypto/x509"
 	"fmt"
 	"os"
 	"strings"
@@ -119,6 +120,16 @@ func buildHub(rep *Report, cfg *config.Config, orgs []*server.Organiser, vendors
 		return nil
 	}
 	hub := &server.Hub{}
+	// The hub's binding key comes from its signing key, the one secret
+	// the hub entity has; every instance derives the same.
+	der, err := x509.MarshalPKCS8PrivateKey(p.Signer)
+	if err == nil {
+		hub.BindingKey, err = deriveBindingKey(append([]byte("skolbro hub entity\x00"), der...))
+	}
+	if err != nil {
+		rep.errorf(file, "keys.signing", "%v", err)
+		return nil
+	}
 	var scopes []string
 	for _, org := range orgs {
 		for id := range vendors {

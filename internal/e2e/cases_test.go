@@ -42,8 +42,10 @@ func TestCase40_UpstreamIdPKeyRollover(t *testing.T) {
 // TestCase43_CookiesAndCrossSitePost: the cookie that binds a login to its
 // browser is Secure, HttpOnly and SameSite=None over https (the school
 // IdP's answer is a cross-site POST, which SameSite=Lax cookies do not
-// follow), carries no identity, and the ACS refuses a POST without it.
-// The admin session's fixation test is in internal/admin.
+// follow), named with the __Host- prefix (Path=/, no Domain: no other host
+// can plant one), carries no identity, and the ACS refuses a POST without
+// it. The admin session's fixation test is in internal/admin; the
+// binding's own tests are in binding_test.go.
 func TestCase43_CookiesAndCrossSitePost(t *testing.T) {
 	e := startEnv(t, 1, memoryStore)
 	start, err := e.vendor("learning-app").LoginURL("rs")
@@ -54,12 +56,15 @@ func TestCase43_CookiesAndCrossSitePost(t *testing.T) {
 	resp.Body.Close()
 	var found bool
 	for _, ck := range resp.Cookies() {
-		if ck.Name != "skolbro_login" {
+		if ck.Name != bindingCookie {
 			continue
 		}
 		found = true
 		if !ck.Secure || !ck.HttpOnly || ck.SameSite != http.SameSiteNoneMode {
 			t.Errorf("binding cookie: Secure=%v HttpOnly=%v SameSite=%v; want Secure, HttpOnly, SameSite=None", ck.Secure, ck.HttpOnly, ck.SameSite)
+		}
+		if ck.Path != "/" || ck.Domain != "" {
+			t.Errorf("binding cookie: Path=%q Domain=%q; a __Host- cookie needs Path=/ and no Domain", ck.Path, ck.Domain)
 		}
 		if len(ck.Value) < 43 {
 			t.Errorf("binding cookie value is too short to be unguessable")

@@ -110,9 +110,23 @@ func TestCase37_LogsHoldNoPersonalData(t *testing.T) {
 		assertErrorPage(t, other.post(f.action, f.fields), http.StatusBadRequest) // no login cookie at all
 		e.toBridgeACS(other, "learning-app", "david.d")                           // its own login in flight
 		assertErrorPage(t, other.post(f.action, f.fields), http.StatusBadRequest)
-		// A response seen from another browser is burnt: fail closed, the
-		// rightful browser starts again.
-		assertErrorPage(t, b.post(f.action, f.fields), http.StatusBadRequest)
+		// The other browser's post consumed nothing: the rightful browser
+		// still completes its login (issue 19).
+		if p := b.post(f.action, f.fields); p.status != http.StatusOK {
+			t.Errorf("the rightful browser's post: %s", p)
+		}
+	})
+
+	t.Run("binding cookie forged, planted or duplicated", func(t *testing.T) {
+		f, v := e.attackerResponse()
+		victim := newBrowser(t, e.srv.Client())
+		e.plant(victim, bareCookie, v, "/")
+		assertErrorPage(t, victim.post(f.action, f.fields), http.StatusBadRequest)
+		e.plant(victim, bindingCookie, attackerValue, "/")
+		assertErrorPage(t, victim.post(f.action, f.fields), http.StatusBadRequest)
+		e.toBridgeACS(victim, "learning-app", "anna.a") // replaces the forged value
+		e.plant(victim, bindingCookie, v, "/saml/sp")
+		assertErrorPage(t, victim.post(f.action, f.fields), http.StatusBadRequest)
 	})
 
 	t.Run("upstream refused the login", func(t *testing.T) {
@@ -155,8 +169,10 @@ func TestCase37_LogsHoldNoPersonalData(t *testing.T) {
 	})
 
 	logs := e.logs.String()
-	if !strings.Contains(logs, `"reason":"upstream_replay"`) || !strings.Contains(logs, `"reason":"upstream_binding"`) {
-		t.Errorf("the refusals were not logged with their reasons")
+	for _, reason := range []string{"upstream_replay", "upstream_binding", "upstream_no_binding", "upstream_binding_unrecognised", "upstream_binding_duplicate", "binding_unrecognised"} {
+		if !strings.Contains(logs, `"reason":"`+reason+`"`) {
+			t.Errorf("the refusal %s was not logged with its reason", reason)
+		}
 	}
 	checkLogs(t, e, logs)
 }

@@ -39,7 +39,7 @@ var (
 
 // ParseEntity parses one EntityDescriptor.
 func ParseEntity(b []byte) (*saml.EntityDescriptor, error) {
-	doc, err := samlxml.Parse(b)
+	doc, err := samlxml.ParseMetadata(b)
 	if err != nil {
 		return nil, fmt.Errorf("samlmeta: %w", err)
 	}
@@ -61,7 +61,7 @@ func ParseEntity(b []byte) (*saml.EntityDescriptor, error) {
 // The input is bounded by samlxml's limits (size, namespace declarations),
 // which fit one organiser's metadata but not a whole federation aggregate.
 func ParseEntities(b []byte) ([]*saml.EntityDescriptor, error) {
-	doc, err := samlxml.Parse(b)
+	doc, err := samlxml.ParseMetadata(b)
 	if err != nil {
 		return nil, fmt.Errorf("samlmeta: %w", err)
 	}
@@ -174,7 +174,7 @@ func IdPSSORedirectURL(ed *saml.EntityDescriptor) (string, error) {
 // regexp="true" are left out: a relying party that compares scopes as
 // strings must not accept a pattern as if it were a domain.
 func Scopes(metadata []byte, entityID string) ([]string, error) {
-	doc, err := samlxml.Parse(metadata)
+	doc, err := samlxml.ParseMetadata(metadata)
 	if err != nil {
 		return nil, fmt.Errorf("samlmeta: %w", err)
 	}

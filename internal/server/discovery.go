@@ -198,9 +198,9 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request, org *Or
 		s.fail(w, r, failExpired, "discovery_no_login", nil)
 		return
 	}
-	c, err := r.Cookie(bindingCookie)
-	if err != nil {
-		s.fail(w, r, failExpired, "discovery_no_binding", nil)
+	binding, reason := s.completedBinding(r, org.binding)
+	if reason != "" {
+		s.failBindingReason(w, r, reason)
 		return
 	}
 	up := org.upstream(q.Get("upstream"))
@@ -208,7 +208,7 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request, org *Or
 		s.discoveryPage(w, r, org, id, http.StatusBadRequest)
 		return
 	}
-	state, err := org.Store.Take(r.Context(), discoveryKey(c.Value, id))
+	state, err := org.Store.Take(r.Context(), discoveryKey(binding, id))
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			s.fail(w, r, failExpired, "discovery_expired", nil)
@@ -218,7 +218,7 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request, org *Or
 		return
 	}
 	s.rememberChoice(w, rememberCookie+org.ID, up.ID, org.Prefix)
-	s.goUpstream(w, r, org, up, c.Value, state, "", "")
+	s.goUpstream(w, r, org, up, binding, state, "", "")
 }
 
 // randomToken is a fresh 128-bit URL-safe random value.

@@ -30,6 +30,11 @@ var (
 		"Gå tillbaka till tjänsten och logga in på nytt.",
 		"The login took too long, was already used, or was started in another browser.",
 		"Go back to the service and log in again."}
+	failBinding = failure{http.StatusBadRequest,
+		"Inloggningen kunde inte knytas till din webbläsare.",
+		"Stäng webbläsaren, eller ta bort dess kakor för den här webbplatsen, och logga in på nytt från tjänsten.",
+		"The login could not be tied to your browser.",
+		"Close the browser, or clear its cookies for this site, and log in again from the service."}
 	failCancelled = failure{http.StatusForbidden,
 		"Inloggningen avbröts eller nekades av skolans inloggningstjänst.",
 		"Gå tillbaka till tjänsten och försök igen.",

@@ -2,11 +2,8 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -27,11 +24,6 @@ import (
 	"github.com/skolbro/skolbro/internal/upstream/samlsp"
 	"github.com/skolbro/skolbro/internal/xmlsig"
 )
-
-// bindingCookie ties a login's upstream leg to the browser that started it
-// (SECURITY.md case 13). It is not a session: it carries no identity, and
-// the pending request it points to is consumed by the ACS.
-const bindingCookie = "skolbro_login"
 
 // maxACSBody bounds the ACS POST body (SECURITY.md case 18).
 const maxACSBody = 512 << 10
@@ -185,7 +177,7 @@ func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, org *Organis
 		s.fail(w, r, failInternal, "state", err)
 		return
 	}
-	binding, err := s.binding(w, r)
+	binding, err := s.binding(w, r, org.binding)
 	if err != nil {
 		s.fail(w, r, failInternal, "binding", err)
 		return
@@ -290,40 +282,20 @@ func (s *Server) startUpstream(r *http.Request, up *Upstream, binding string, st
 // handleRPCallback receives the school's OIDC IdP's answer and finishes
 // the login.
 func (s *Server) handleRPCallback(w http.ResponseWriter, r *http.Request, org *Organiser, up *Upstream) {
-	c, err := r.Cookie(bindingCookie)
-	if err != nil {
-		s.fail(w, r, failExpired, "upstream_no_binding", nil)
+	binding, reason := s.completedBinding(r, org.binding)
+	if reason != "" {
+		s.failBindingReason(w, r, reason)
 		return
 	}
-	res, state, err := up.RP.HandleCallback(r.Context(), r, c.Value)
+	res, state, err := up.RP.HandleCallback(r.Context(), r, binding)
 	if err != nil {
 		s.upstreamFailed(w, r, err)
 		return
 	}
+	if !s.rotateBinding(w, r, org.binding) {
+		return
+	}
 	s.finish(w, r, org, up, state, res.Input())
-}
-
-// binding returns the browser's binding cookie value, setting a new one
-// when there is none. SameSite=None (with Secure) because the upstream IdP
-// answers with a cross-site POST, which SameSite=Lax cookies do not follow.
-func (s *Server) binding(w http.ResponseWriter, r *http.Request) (string, error) {
-	if c, err := r.Cookie(bindingCookie); err == nil && len(c.Value) >= 43 && len(c.Value) <= 64 {
-		return c.Value, nil
-	}
-	b := make([]byte, 32)
-	if _, err := io.ReadFull(rand.Reader, b); err != nil {
-		return "", err
-	}
-	v := base64.RawURLEncoding.EncodeToString(b)
-	c := &http.Cookie{Name: bindingCookie, Value: v, Path: "/", HttpOnly: true, MaxAge: 3600}
-	if s.secureCookies {
-		c.Secure = true
-		c.SameSite = http.SameSiteNoneMode
-	} else {
-		c.SameSite = http.SameSiteLaxMode
-	}
-	http.SetCookie(w, c)
-	return v, nil
 }
 
 // handleACS receives the school IdP's SAML response and finishes the login.
@@ -333,14 +305,17 @@ func (s *Server) handleACS(w http.ResponseWriter, r *http.Request, org *Organise
 		s.fail(w, r, failTooLarge, "upstream_too_large", nil)
 		return
 	}
-	c, err := r.Cookie(bindingCookie)
-	if err != nil {
-		s.fail(w, r, failExpired, "upstream_no_binding", nil)
+	binding, reason := s.completedBinding(r, org.binding)
+	if reason != "" {
+		s.failBindingReason(w, r, reason)
 		return
 	}
-	a, state, err := up.SP.HandleResponse(r.Context(), r.PostForm.Get("SAMLResponse"), c.Value)
+	a, state, err := up.SP.HandleResponse(r.Context(), r.PostForm.Get("SAMLResponse"), binding)
 	if err != nil {
 		s.upstreamFailed(w, r, err)
+		return
+	}
+	if !s.rotateBinding(w, r, org.binding) {
 		return
 	}
 	s.finish(w, r, org, up, state, mapping.Input{

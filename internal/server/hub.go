@@ -36,6 +36,11 @@ type Hub struct {
 	Metadata *ownmeta.Publisher
 	// Organisers are those with a policy for at least one hub vendor.
 	Organisers []*Organiser
+	// BindingKey authenticates the hub's own binding cookie, which ties
+	// a discovery choice to the browser that started the login.
+	BindingKey []byte
+
+	binding binder
 }
 
 func (s *Server) hubRoutes(r *mux.Router) {
@@ -85,7 +90,7 @@ func (s *Server) handleHubSSO(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, failInternal, "state", err)
 		return
 	}
-	binding, err := s.binding(w, r)
+	binding, err := s.binding(w, r, s.hub.binding)
 	if err != nil {
 		s.fail(w, r, failInternal, "binding", err)
 		return
@@ -169,12 +174,12 @@ func (s *Server) hubDiscoveryPage(w http.ResponseWriter, r *http.Request, candid
 func (s *Server) handleHubDiscovery(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	id := q.Get("d")
-	c, err := r.Cookie(bindingCookie)
-	if id == "" || len(id) > 64 || err != nil {
+	binding, reason := s.completedBinding(r, s.hub.binding)
+	if id == "" || len(id) > 64 || reason != "" {
 		s.fail(w, r, failExpired, "discovery_no_login", nil)
 		return
 	}
-	key := discoveryKey(c.Value, id)
+	key := discoveryKey(binding, id)
 	state, err := s.hubStore().Get(r.Context(), key)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {

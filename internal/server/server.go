@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
+	"errors"
 	"html/template"
 	"io"
 	"net/http"
@@ -56,6 +57,10 @@ type Organiser struct {
 	IdP       *samlidp.IdP
 	Policies  *policy.Set
 	Deriver   *pseudonym.Deriver
+	// BindingKey authenticates the organiser's login binding cookie (at
+	// least 32 bytes). Every instance behind a load balancer must have the
+	// same key: app derives it from the pseudonym key.
+	BindingKey []byte
 	// Audit records every release and refusal; AuditKeys makes the
 	// subject keys. Both are required (New refuses an organiser without
 	// them): a release that cannot be recorded is not made.
@@ -73,7 +78,8 @@ type Organiser struct {
 	// set; its admins see only this organiser.
 	Admin AdminOptions
 
-	admin *admin.Admin
+	admin   *admin.Admin
+	binding binder
 }
 
 // Upstream is one of an organiser's school IdPs.
@@ -178,6 +184,18 @@ func New(o Options) (*Server, error) {
 		maxInFlight: o.MaxInFlight}
 	if s.clientIP == nil {
 		s.clientIP = &ratelimit.ClientIP{}
+	}
+	for _, org := range s.orgs {
+		if len(org.BindingKey) < minBindingKey {
+			return nil, fmt.Errorf("server: organiser %s has no login binding key", org.ID)
+		}
+		org.binding = binder{key: org.BindingKey, name: s.bindingName(org.ID, org.Prefix)}
+	}
+	if s.hub != nil {
+		if len(s.hub.BindingKey) < minBindingKey {
+			return nil, errors.New("server: the hub has no login binding key")
+		}
+		s.hub.binding = binder{key: s.hub.BindingKey, name: s.bindingName("hub", HubPrefix)}
 	}
 	for _, org := range s.orgs {
 		if s.metrics == nil || org.OP == nil || org.OP.OnRefusal != nil {

@@ -101,6 +101,12 @@ func (rp *RP) handle(ctx context.Context, r *http.Request, binding string) (*Res
 	if !statePattern.MatchString(stateID) {
 		return nil, nil, refuse(ReasonState, errNoState)
 	}
+	// The browser binding is checked before the state is consumed: a
+	// callback opened in another browser is refused and leaves the login
+	// to the browser that started it (issue 19).
+	if _, e := rp.peekPending(ctx, stateID, binding); e != nil {
+		return nil, nil, e
+	}
 	p, e := rp.takePending(ctx, stateID, binding)
 	if e != nil {
 		return nil, nil, e
@@ -137,9 +143,24 @@ func (rp *RP) handle(ctx context.Context, r *http.Request, binding string) (*Res
 	return res, p.State, nil
 }
 
-// takePending redeems state for the browser binding.
+// peekPending checks that state is pending for the browser binding,
+// without consuming it.
+func (rp *RP) peekPending(ctx context.Context, stateID, binding string) (*pending, *Error) {
+	val, err := rp.store.Get(ctx, stateKeyPrefix+stateID)
+	return rp.pendingFor(val, err, binding)
+}
+
+// takePending redeems state for the browser binding. Callers check the
+// binding with peekPending first, so that only the browser that started a
+// login consumes it.
 func (rp *RP) takePending(ctx context.Context, stateID, binding string) (*pending, *Error) {
 	val, err := rp.store.Take(ctx, stateKeyPrefix+stateID)
+	return rp.pendingFor(val, err, binding)
+}
+
+// pendingFor decodes a pending login read from the store and checks that
+// it is this RP's and belongs to binding.
+func (rp *RP) pendingFor(val []byte, err error, binding string) (*pending, *Error) {
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, refuse(ReasonState, errUnknownState)
 	}

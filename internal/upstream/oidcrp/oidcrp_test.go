@@ -231,13 +231,19 @@ func TestConcurrentCallbacksOneWins(t *testing.T) {
 	}
 }
 
-func TestOtherBrowserRefused(t *testing.T) {
+// TestCase13_OtherBrowserDoesNotBlockVictim: a callback opened in another
+// browser is refused without consuming the state (issue 19), so the
+// browser that started the login still finishes it, once.
+func TestCase13_OtherBrowserDoesNotBlockVictim(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	cb := e.login(t, browserA, "anna.a", nil)
+	cb := e.login(t, browserA, "anna.a", []byte("victim"))
 	res, st, err := e.rp.HandleCallback(context.Background(), cb, browserB)
 	refusal(t, res, st, err, oidcrp.ReasonBinding, http.StatusBadRequest)
-	// The state is spent: the owner's browser cannot finish it either.
+	res, st, err = e.rp.HandleCallback(context.Background(), cb, browserA)
+	if err != nil || res == nil || string(st) != "victim" {
+		t.Fatalf("the owner's callback after another browser's: %v", err)
+	}
 	res, st, err = e.rp.HandleCallback(context.Background(), cb, browserA)
 	refusal(t, res, st, err, oidcrp.ReasonState, http.StatusBadRequest)
 }

@@ -35,6 +35,7 @@ const (
 	ReasonTooLarge             = "too_large"
 	ReasonTooDeep              = "too_deep"
 	ReasonTooManyNamespaces    = "too_many_namespaces"
+	ReasonTooManyNodes         = "too_many_nodes"
 	ReasonEncryptedUnsupported = "encrypted_unsupported"
 	ReasonStoreUnavailable     = "store_unavailable"
 )

@@ -1,15 +1,12 @@
 package samlsp
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
-	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
 	"time"
 
@@ -97,6 +94,8 @@ func parseError(err error) *Error {
 		return refuse(ReasonTooDeep, samlxml.ErrTooDeep)
 	case errors.Is(err, samlxml.ErrTooManyNS):
 		return refuse(ReasonTooManyNamespaces, samlxml.ErrTooManyNS)
+	case errors.Is(err, samlxml.ErrTooManyNodes):
+		return refuse(ReasonTooManyNodes, samlxml.ErrTooManyNodes)
 	case errors.Is(err, samlxml.ErrRoundTrip):
 		return refuse(ReasonRoundTrip, samlxml.ErrRoundTrip)
 	}
@@ -170,14 +169,11 @@ func (sp *SP) handle(ctx context.Context, samlResponse, binding string) (*Assert
 	if err != nil {
 		return nil, nil, parseError(err)
 	}
+	// Parse also refuses two same-named attributes on one element, of
+	// which etree would keep the last.
 	doc, err := samlxml.Parse(raw)
 	if err != nil {
 		return nil, nil, parseError(err)
-	}
-	// etree keeps the last of two same-named attributes; refuse the
-	// ill-formed input rather than pick one.
-	if duplicateAttributes(raw) {
-		return nil, nil, refuse(ReasonMalformed, errDuplicateAttr)
 	}
 	root := doc.Root()
 	if !samlxml.Is(root, samlxml.NSProtocol, "Response") || plainAttr(root, "Version") != "2.0" {
@@ -258,6 +254,16 @@ func (sp *SP) handle(ctx context.Context, samlResponse, binding string) (*Assert
 	if !requestIDPattern.MatchString(inResponseTo) {
 		return nil, nil, refuse(ReasonInResponseTo, errInResponseTo)
 	}
+	// The browser binding is checked before anything is consumed or
+	// recorded: a response posted from another browser is refused and
+	// stays usable by the browser that started the login (issue 19).
+	// Nothing here trusts the unsigned InResponseTo; the signed one must
+	// match it below. A request that is not (or no longer) pending is
+	// refused further on, after the replay check, so that a replayed
+	// assertion is reported as one.
+	if _, e := sp.peekPending(ctx, inResponseTo, binding); e != nil && e.Reason != ReasonInResponseTo {
+		return nil, nil, e
+	}
 
 	if code != StatusSuccess {
 		// The user's login ends here: consume the pending request (only
@@ -323,38 +329,24 @@ func plainAttr(el *etree.Element, key string) string {
 	return v
 }
 
-// duplicateAttributes reports whether any start tag in b repeats an
-// attribute name (prefix and local name as written). b has passed
-// samlxml.Parse, so it is bounded and well-formed otherwise.
-func duplicateAttributes(b []byte) bool {
-	d := xml.NewDecoder(bytes.NewReader(b))
-	for {
-		tok, err := d.RawToken()
-		if err != nil {
-			return !errors.Is(err, io.EOF)
-		}
-		se, ok := tok.(xml.StartElement)
-		if !ok {
-			continue
-		}
-		if len(se.Attr) < 2 {
-			continue
-		}
-		// A map, not a nested loop: one element may carry tens of
-		// thousands of attributes.
-		seen := make(map[xml.Name]bool, len(se.Attr))
-		for _, a := range se.Attr {
-			if seen[a.Name] {
-				return true
-			}
-			seen[a.Name] = true
-		}
-	}
+// peekPending checks that the pending request id exists and belongs to
+// the browser binding, without consuming it.
+func (sp *SP) peekPending(ctx context.Context, id, binding string) (*pending, *Error) {
+	val, err := sp.store.Get(ctx, requestKeyPrefix+id)
+	return pendingFor(val, err, binding)
 }
 
 // takePending redeems the pending request id for the browser binding.
+// Callers have checked the binding with peekPending first, so that a
+// request is only ever consumed by its own browser.
 func (sp *SP) takePending(ctx context.Context, id, binding string) (*pending, *Error) {
 	val, err := sp.store.Take(ctx, requestKeyPrefix+id)
+	return pendingFor(val, err, binding)
+}
+
+// pendingFor decodes a pending request read from the store and checks
+// that it belongs to binding.
+func pendingFor(val []byte, err error, binding string) (*pending, *Error) {
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, refuse(ReasonInResponseTo, errUnknownRequest)
 	}
