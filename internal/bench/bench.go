@@ -64,6 +64,10 @@ type Options struct {
 	// saml.sign) for the SAML vendor; see ConfigOptions.
 	SignatureAlgorithm string
 	Sign               string
+	// Organisers makes the bridge a hub of this many organisers (the
+	// others generated, 30 vendors each); logins go to the first. 0 or 1:
+	// the demo's one organiser.
+	Organisers int
 	// KeepLimits keeps the default per-client and per-vendor request
 	// limits in the bridge's configuration (see ConfigOptions).
 	KeepLimits bool
@@ -427,7 +431,7 @@ func (r *runner) setup(ctx context.Context) (func(), error) {
 	cleanup := func() { os.RemoveAll(dir) }
 	base := "http://" + ln.Addr().String()
 	r.progress("setting up the IdP, the vendors and the bridge at %s (TEST ONLY keys in %s)", base, dir)
-	co := ConfigOptions{Store: o.Store, RedisAddr: o.RedisAddr, SignatureAlgorithm: o.SignatureAlgorithm, Sign: o.Sign, KeepLimits: o.KeepLimits}
+	co := ConfigOptions{Store: o.Store, RedisAddr: o.RedisAddr, SignatureAlgorithm: o.SignatureAlgorithm, Sign: o.Sign, KeepLimits: o.KeepLimits, Organisers: o.Organisers}
 	if err := WriteConfig(dir, base, co); err != nil {
 		ln.Close()
 		return cleanup, err

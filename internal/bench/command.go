@@ -40,6 +40,7 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.SignatureAlgorithm, "sign-alg", "rsa", "the SAML vendor's signature algorithm: rsa (RSA-2048) or ecdsa (P-256)")
 	fs.StringVar(&o.Sign, "sign", "", "the SAML vendor's saml.sign: assertion_and_response (default), assertion or response")
 	fs.BoolVar(&o.KeepLimits, "keep-limits", false, "keep the default per-client and per-vendor rate limits (the bench is one address and one vendor, so they are raised otherwise)")
+	fs.IntVar(&o.Organisers, "organisers", 1, "organisers the bridge serves (a hub: the others are generated, 30 vendors each; logins go to the first)")
 	fs.StringVar(&conc, "concurrency", "8", "simulated browsers; a comma-separated list runs one phase each (e.g. 8,32,128)")
 	fs.DurationVar(&o.Duration, "duration", DefaultDuration, "length of each load phase")
 	fs.Float64Var(&o.Rate, "rate", 0, "open loop: start this many logins per second instead of the closed-loop phases")
@@ -67,7 +68,7 @@ func Command(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "skolbro bench: --write-config needs --base")
 			return 2
 		}
-		co := ConfigOptions{Store: o.Store, RedisAddr: o.RedisAddr, SignatureAlgorithm: o.SignatureAlgorithm, Sign: o.Sign, KeepLimits: o.KeepLimits}
+		co := ConfigOptions{Store: o.Store, RedisAddr: o.RedisAddr, SignatureAlgorithm: o.SignatureAlgorithm, Sign: o.Sign, KeepLimits: o.KeepLimits, Organisers: o.Organisers}
 		if err := WriteConfig(writeDir, base, co); err != nil {
 			fmt.Fprintf(stderr, "skolbro bench: %v\n", err)
 			return 1

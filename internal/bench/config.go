@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/skolbro/skolbro/internal/demo"
+	"github.com/skolbro/skolbro/internal/hubgen"
 	"github.com/skolbro/skolbro/internal/keys"
 )
 
@@ -44,6 +45,9 @@ type ConfigOptions struct {
 	// Sign is the SAML vendor's policy saml.sign: assertion_and_response
 	// (default), assertion or response.
 	Sign string
+	// Organisers, above 1, adds generated organisers (hubgen) with 30
+	// vendors each, to compare a login's cost in a hub with one alone.
+	Organisers int
 	// KeepLimits keeps the default request limits. Otherwise the
 	// per-client and per-vendor rates are raised out of the way, because
 	// every simulated browser comes from one address to one vendor; the
@@ -138,6 +142,15 @@ func WriteConfig(dir, base string, o ConfigOptions) error {
 	}
 	if err := editYAML(cfgPath, edits); err != nil {
 		return err
+	}
+	if o.Organisers > 1 {
+		orgs, err := hubgen.Generate(dir, hubgen.Options{Organisers: o.Organisers - 1, VendorsPer: 30, Base: base})
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		if err := hubgen.AddTo(cfgPath, orgs); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
 	}
 	var pol []yamlEdit
 	if o.SignatureAlgorithm == "ecdsa" {
