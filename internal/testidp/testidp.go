@@ -68,6 +68,9 @@ type IdP struct {
 	// TrustACS, when set, decides instead of ACSURL which ACS URLs a
 	// request may name.
 	TrustACS func(spEntityID, acsURL string) bool
+	// Options apply to every response, before those given to Respond
+	// (the load test's realistic IdP signs the Response too).
+	Options []Option
 }
 
 // Request is what the IdP needs from an AuthnRequest.
@@ -150,6 +153,9 @@ func AfterSigning(f func(*etree.Document)) Option {
 // the Response is not.
 func (idp *IdP) Respond(req Request, u User, opts ...Option) (string, error) {
 	o := options{signAssertion: true, lifetime: defaultLifetime, status: StatusSuccess, signer: idp.Signer}
+	for _, opt := range idp.Options {
+		opt(&o)
+	}
 	for _, opt := range opts {
 		opt(&o)
 	}
