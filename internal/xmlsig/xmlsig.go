@@ -6,7 +6,10 @@ package xmlsig
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"io"
 	"math/big"
@@ -92,56 +95,89 @@ func (s *Signer) context() (*dsig.SigningContext, error) {
 // SignEnveloped returns a copy of el with an enveloped ds:Signature inserted
 // as the element's child directly after its saml:Issuer (where the SAML
 // schema requires it), or first when there is no Issuer. el must carry an ID
-// attribute.
+// attribute. el itself is left as it was; its exclusive canonical form is
+// taken where it stands, with the namespaces its ancestors declare in
+// scope, so the copy verifies once it is put in el's place.
 func (s *Signer) SignEnveloped(el *etree.Element) (*etree.Element, error) {
-	ctx, err := s.context()
-	if err != nil {
-		return nil, err
-	}
-	// goxmldsig canonicalises the element it is given in place (dropping
-	// namespace declarations that only QName values such as xsi:type use)
-	// and ignores declarations on its ancestors: give it a detached copy.
-	sig, err := ctx.ConstructSignature(detached(el), true)
-	if err != nil {
-		return nil, err
-	}
 	out := el.Copy()
+	if err := s.sign(el, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SignInPlace inserts an enveloped ds:Signature into el, as SignEnveloped
+// does into a copy. The element is canonicalised straight from the tree
+// into the digest: nothing is copied or serialised besides the signature
+// (goxmldsig detached and copied the element and canonicalised a copy of
+// that, issue 13).
+func (s *Signer) SignInPlace(el *etree.Element) error { return s.sign(el, el) }
+
+// sign computes the signature of el and inserts it into into, which is el
+// or a copy of it.
+func (s *Signer) sign(el, into *etree.Element) error {
+	id := ""
+	for _, a := range el.Attr {
+		if a.Space == "" && a.Key == "ID" {
+			id = a.Value
+		}
+	}
+	if id == "" {
+		return errors.New("xmlsig: element to sign has no ID")
+	}
+	h := sha256.New()
+	if err := canonicalise(h, el, nil, "", false); err != nil {
+		return err
+	}
+	digest := h.Sum(nil)
+
+	sig := etree.NewElement("ds:Signature")
+	sig.CreateAttr("xmlns:ds", dsig.Namespace)
+	si := sig.CreateElement("ds:SignedInfo")
+	si.CreateElement("ds:CanonicalizationMethod").CreateAttr("Algorithm", ExcC14N)
+	si.CreateElement("ds:SignatureMethod").CreateAttr("Algorithm", s.method)
+	ref := si.CreateElement("ds:Reference")
+	ref.CreateAttr("URI", "#"+id)
+	ts := ref.CreateElement("ds:Transforms")
+	ts.CreateElement("ds:Transform").CreateAttr("Algorithm", algEnveloped)
+	ts.CreateElement("ds:Transform").CreateAttr("Algorithm", ExcC14N)
+	ref.CreateElement("ds:DigestMethod").CreateAttr("Algorithm", DigestSHA256)
+	ref.CreateElement("ds:DigestValue").SetText(base64.StdEncoding.EncodeToString(digest))
+	sv := sig.CreateElement("ds:SignatureValue")
+	sig.CreateElement("ds:KeyInfo").CreateElement("ds:X509Data").CreateElement("ds:X509Certificate").
+		SetText(base64.StdEncoding.EncodeToString(s.pair.Cert.Raw))
+
+	// SignedInfo uses only the ds prefix, declared on the Signature: its
+	// canonical form is the same wherever the Signature stands.
+	sh := sha256.New()
+	if err := canonicalise(sh, si, nil, "", false); err != nil {
+		return err
+	}
+	value, err := s.signDigest(sh.Sum(nil))
+	if err != nil {
+		return err
+	}
+	sv.SetText(base64.StdEncoding.EncodeToString(value))
+
 	pos := 0
-	for i, c := range out.Child {
+	for i, c := range into.Child {
 		if e, ok := c.(*etree.Element); ok && e.Tag == "Issuer" {
 			pos = i + 1
 			break
 		}
 	}
-	out.InsertChildAt(pos, sig)
-	return out, nil
+	into.InsertChildAt(pos, sig)
+	return nil
 }
 
-// detached returns a copy of el that declares on itself every namespace in
-// scope at el. Its exclusive C14N form equals that of el in place.
-func detached(el *etree.Element) *etree.Element {
-	c := el.Copy()
-	declared := map[string]bool{}
-	decl := func(a etree.Attr) (string, bool) {
-		if a.Space == "xmlns" {
-			return a.Key, true
-		}
-		return "", a.Space == "" && a.Key == "xmlns"
+// signDigest signs a SHA-256 digest: PKCS #1 v1.5 for RSA, r||s for ECDSA
+// (XML-DSig 1.1, 6.4.3).
+func (s *Signer) signDigest(digest []byte) ([]byte, error) {
+	signer := s.pair.Signer
+	if k, ok := signer.(*ecdsa.PrivateKey); ok {
+		signer = rawECDSA{k}
 	}
-	for _, a := range c.Attr {
-		if p, ok := decl(a); ok {
-			declared[p] = true
-		}
-	}
-	for p := el.Parent(); p != nil; p = p.Parent() {
-		for _, a := range p.Attr {
-			if prefix, ok := decl(a); ok && !declared[prefix] {
-				declared[prefix] = true // the nearest declaration wins
-				c.Attr = append(c.Attr, a)
-			}
-		}
-	}
-	return c
+	return signer.Sign(rand.Reader, digest, crypto.SHA256)
 }
 
 // SignString signs content as the HTTP-Redirect binding requires and

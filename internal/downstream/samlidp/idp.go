@@ -197,7 +197,8 @@ func (idp *IdP) BuildResponse(req *Request, rel *release.Released, opts Response
 		return "", err
 	}
 	if opts.SignAssertion {
-		if assertion, err = signer.SignEnveloped(assertion); err != nil {
+		// In place: the assertion was built for this response alone.
+		if err = signer.SignInPlace(assertion); err != nil {
 			return "", fmt.Errorf("samlidp: sign assertion: %w", err)
 		}
 	}
@@ -222,7 +223,7 @@ func (idp *IdP) BuildResponse(req *Request, rel *release.Released, opts Response
 	resp.CreateElement("samlp:Status").CreateElement("samlp:StatusCode").CreateAttr("Value", statusSuccess)
 	resp.AddChild(assertion)
 	if opts.SignResponse {
-		if resp, err = signer.SignEnveloped(resp); err != nil {
+		if err = signer.SignInPlace(resp); err != nil {
 			return "", fmt.Errorf("samlidp: sign response: %w", err)
 		}
 	}
@@ -265,7 +266,7 @@ func (idp *IdP) BuildStatusResponse(req *Request, code, subCode string) (string,
 	if subCode != "" {
 		sc.CreateElement("samlp:StatusCode").CreateAttr("Value", subCode)
 	}
-	if resp, err = idp.Signer.SignEnveloped(resp); err != nil {
+	if err = idp.Signer.SignInPlace(resp); err != nil {
 		return "", fmt.Errorf("samlidp: sign response: %w", err)
 	}
 	doc := etree.NewDocument()
