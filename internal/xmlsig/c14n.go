@@ -5,6 +5,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/beevik/etree"
 )
@@ -73,9 +74,26 @@ type sortedAttr struct {
 	attr etree.Attr
 }
 
+// c14nPool keeps canonicalisers with their buffers: a login canonicalises
+// three or four elements, and growing a fresh buffer each time allocated
+// more than everything else the signature code does.
+var c14nPool = sync.Pool{New: func() any { return &excC14N{buf: make([]byte, 0, c14nFlush+512)} }}
+
+// c14nFlush is the buffered output at which the canonicaliser writes on.
+const c14nFlush = 4096
+
 // canonicalise writes the canonical form of el to w.
 func canonicalise(w io.Writer, el, exclude *etree.Element, prefixList string, comments bool) error {
-	c := &excC14N{w: w, exclude: exclude, comments: comments}
+	c := c14nPool.Get().(*excC14N)
+	defer func() {
+		// Nothing of the message stays in the pool: the buffer and the
+		// attributes held values of it.
+		clear(c.buf[:cap(c.buf)])
+		clear(c.attrs[:cap(c.attrs)])
+		c.w, c.exclude = nil, nil
+		c14nPool.Put(c)
+	}()
+	c.reset(w, exclude, comments)
 	for _, p := range strings.Fields(prefixList) {
 		if p == "#default" {
 			p = ""
@@ -111,6 +129,16 @@ const nsXMLNS = "http://www.w3.org/2000/xmlns/"
 // that binds the xml prefix elsewhere, binds xmlns, or binds another
 // prefix to their namespaces is not namespace-well-formed: it has no
 // canonical form.
+// reset prepares a pooled canonicaliser for a new element, keeping the
+// capacity of its slices.
+func (c *excC14N) reset(w io.Writer, exclude *etree.Element, comments bool) {
+	c.w, c.exclude, c.comments, c.err = w, exclude, comments, nil
+	c.inclusive = c.inclusive[:0]
+	c.inScope, c.rendered = c.inScope[:0], c.rendered[:0]
+	c.buf, c.decls, c.attrs = c.buf[:0], c.decls[:0], c.attrs[:0]
+	c.declStart = 0
+}
+
 func (c *excC14N) declare(el *etree.Element) {
 	for _, a := range el.Attr {
 		p, ok := declaration(a)
@@ -133,7 +161,7 @@ func (c *excC14N) flush() {
 
 func (c *excC14N) str(s string) {
 	c.buf = append(c.buf, s...)
-	if len(c.buf) > 4096 {
+	if len(c.buf) > c14nFlush {
 		c.flush()
 	}
 }
