@@ -121,6 +121,16 @@ func parse(b []byte, l limits) (*etree.Document, error) {
 	if err != nil {
 		return nil, err
 	}
+	if doc, err := parseOnce(b); err == nil {
+		return doc, nil
+	}
+	return parseTwice(b, markup)
+}
+
+// parseTwice is the check over the markup, then etree's own parse: it
+// decides every document parseOnce declines, so that each keeps its
+// outcome and its error.
+func parseTwice(b, markup []byte) (*etree.Document, error) {
 	if err := roundTrip(markup); err != nil {
 		return nil, ErrRoundTrip
 	}
@@ -162,21 +172,8 @@ func roundTrip(b []byte) error {
 		if err != nil {
 			return err
 		}
-		if survives(tok) {
-			continue
-		}
-		start, isStart := tok.(xml.StartElement)
-		key, cacheable := "", false
-		if isStart {
-			if key, cacheable = tagKey(start); cacheable && passedTags.has(key) {
-				continue
-			}
-		}
-		if err := rtvalidator.CheckToken(tok); err != nil {
-			return err
-		}
-		if cacheable {
-			passedTags.add(key)
+		if !checkToken(tok) {
+			return rtvalidator.CheckToken(tok)
 		}
 	}
 }

@@ -40,6 +40,7 @@ func checkSurvives(t *testing.T, doc []byte) {
 // outcome.
 func checkParse(t *testing.T, doc []byte) {
 	t.Helper()
+	checkOnce(t, doc)
 	_, err := Parse(doc)
 	valid := rtvalidator.Validate(bytes.NewReader(doc)) == nil
 	if err == nil && !valid {
