@@ -237,3 +237,41 @@ func samlResponse(t *testing.T, p page) decoded {
 	}
 	return decoded{raw: raw, doc: doc}
 }
+
+// BenchmarkLogin runs whole logins in the realistic world, one at a time,
+// with the bridge in this process: a fixture for CPU and allocation
+// profiles of the whole chain (go test -bench Login -cpuprofile ...;
+// focus on internal/server for the bridge's part).
+func BenchmarkLogin(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	if err := WriteConfig(dir, "http://"+ln.Addr().String(), ConfigOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	cfg, err := config.Load(filepath.Join(dir, configFile))
+	if err != nil {
+		b.Fatal(err)
+	}
+	br, err := startBridge(cfg, ln)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer br.close()
+	w, err := loadWorld(dir, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := w.connect(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	bw := newBrowser(w.rt)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := w.login(b.Context(), bw, "saml"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -20,11 +20,11 @@ const (
 // passedTags remembers start tags that passed CheckToken. CheckToken is a
 // pure function of the token (it builds a fresh encoder and decoder for
 // each), so a tag that passed once passes again: the check runs once per
-// distinct tag instead of once per tag. Most of a school IdP's start tags
-// are the same in every response (each Attribute, AttributeValue and
-// signature element); those with IDs and instants are not, and are
-// checked each time. Only passes are remembered: a refused tag costs the
-// full check every time, as before. The cache changes no outcome, only
+// distinct tag instead of once per tag. A school IdP's start tags are the
+// same in every response (each Attribute, AttributeValue and signature
+// element), or differ only in values tagKey leaves out (IDs, instants,
+// URLs). Only passes are remembered: a refused tag costs the full check
+// every time, as before. The cache changes no outcome, only
 // what the check costs (issue 13: CheckToken was two thirds of parsing a
 // response).
 var passedTags = &tagCache{m: make(map[string]struct{}, 256)}
@@ -36,10 +36,22 @@ type tagCache struct {
 
 // tagKey encodes a start tag without ambiguity: every part is preceded by
 // its length. ok is false when the key would be longer than maxPassedKey.
+//
+// The value of an attribute that is not a namespace declaration stands in
+// the key only as "safe" when every byte is printable ASCII other than
+// the five the encoder escapes ("&'<>): CheckToken's outcome cannot depend
+// on such a value. The encoder writes it unchanged and the decoder reads
+// it back unchanged, and CheckToken's comparison reads the values of
+// namespace declarations only, which are never folded (see
+// TestCase07_PassedTagCacheChangesNoOutcome). So the tags that carry IDs,
+// instants and URLs, different in every message, are checked once too.
 func tagKey(t xml.StartElement) (string, bool) {
 	n := len(t.Name.Space) + len(t.Name.Local)
 	for _, a := range t.Attr {
-		n += len(a.Name.Space) + len(a.Name.Local) + len(a.Value)
+		n += len(a.Name.Space) + len(a.Name.Local)
+		if !foldValue(a) {
+			n += len(a.Value)
+		}
 	}
 	if n > maxPassedKey {
 		return "", false
@@ -56,9 +68,29 @@ func tagKey(t xml.StartElement) (string, bool) {
 	for _, a := range t.Attr {
 		part(a.Name.Space)
 		part(a.Name.Local)
-		part(a.Value)
+		if foldValue(a) {
+			sb.WriteByte('s')
+		} else {
+			sb.WriteByte('v')
+			part(a.Value)
+		}
 	}
 	return sb.String(), true
+}
+
+// foldValue reports an attribute whose value the key leaves out (see
+// tagKey).
+func foldValue(a xml.Attr) bool {
+	if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
+		return false
+	}
+	for i := 0; i < len(a.Value); i++ {
+		switch c := a.Value[i]; {
+		case c < 0x21 || c > 0x7e, c == '"', c == '&', c == '\'', c == '<', c == '>':
+			return false
+		}
+	}
+	return true
 }
 
 func (c *tagCache) has(key string) bool {

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"testing"
 
 	rtvalidator "github.com/mattermost/xml-roundtrip-validator"
@@ -58,8 +59,62 @@ func TestCase07_PassedTagCacheChangesNoOutcome(t *testing.T) {
 			}
 		}
 	}
+	// A folded value never changes CheckToken's outcome: random start
+	// tags (odd prefixes and names, namespace declarations among the
+	// attributes) checked with two different safe values for each folded
+	// attribute end alike, and share their key.
+	rng := rand.New(rand.NewPCG(7, 13))
+	prefixes := []string{"", "", "a", "b", "xml", "xmlns", "xmlfoo", "_xml", "_", "a.b", "é"}
+	locals := []string{"a", "b", "xmlns", "xml", "lang", "ID", "_", "a.b", "é", "1", "x"}
+	safe := []byte("AZaz09!#$%()*+,-./:;=?@[]^_`{|}~")
+	safeValue := func() string {
+		b := make([]byte, rng.IntN(12))
+		for i := range b {
+			b[i] = safe[rng.IntN(len(safe))]
+		}
+		return string(b)
+	}
+	for range 20000 {
+		name := func() xml.Name {
+			return xml.Name{Space: prefixes[rng.IntN(len(prefixes))], Local: locals[rng.IntN(len(locals))]}
+		}
+		t1 := xml.StartElement{Name: name()}
+		for range rng.IntN(4) {
+			v := safeValue()
+			if rng.IntN(4) == 0 {
+				v = "urn:" + locals[rng.IntN(len(locals))]
+			}
+			t1.Attr = append(t1.Attr, xml.Attr{Name: name(), Value: v})
+		}
+		t2 := xml.StartElement{Name: t1.Name, Attr: append([]xml.Attr(nil), t1.Attr...)}
+		for i, a := range t2.Attr {
+			if foldValue(a) {
+				t2.Attr[i].Value = safeValue()
+			}
+		}
+		k1, ok1 := tagKey(t1)
+		k2, ok2 := tagKey(t2)
+		if !ok1 || !ok2 || k1 != k2 {
+			t.Fatalf("keys differ: %q, %q", k1, k2)
+		}
+		if e1, e2 := rtvalidator.CheckToken(t1), rtvalidator.CheckToken(t2); (e1 == nil) != (e2 == nil) {
+			t.Fatalf("CheckToken(%#v) = %v but CheckToken(%#v) = %v", t1, e1, t2, e2)
+		}
+	}
+	for _, a := range []xml.Attr{
+		{Name: xml.Name{Space: "xmlns", Local: "p"}, Value: "urn:x"},
+		{Name: xml.Name{Local: "xmlns"}, Value: "urn:x"},
+		{Name: xml.Name{Local: "v"}, Value: "a b"},
+		{Name: xml.Name{Local: "v"}, Value: "a&b"},
+		{Name: xml.Name{Local: "v"}, Value: "å"},
+	} {
+		if foldValue(a) {
+			t.Errorf("folded %#v", a)
+		}
+	}
+
 	// Keys are unambiguous where a plain concatenation would not be.
-	a := xml.StartElement{Name: xml.Name{Local: "a"}, Attr: []xml.Attr{{Name: xml.Name{Local: "b"}, Value: "c:d"}}}
+	a := xml.StartElement{Name: xml.Name{Local: "a"}, Attr: []xml.Attr{{Name: xml.Name{Local: "b"}, Value: "c d"}}}
 	b := xml.StartElement{Name: xml.Name{Local: "a"}, Attr: []xml.Attr{{Name: xml.Name{Local: "b"}, Value: "c"}, {Name: xml.Name{Local: "d"}}}}
 	ka, _ := tagKey(a)
 	kb, _ := tagKey(b)
