@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/beevik/etree"
@@ -75,6 +76,11 @@ func DecodeBase64(s string) ([]byte, error) {
 	return b, nil
 }
 
+// inflaters keeps DEFLATE readers for Inflate: each holds a 32 KB window,
+// which a fresh reader allocated and cleared for every AuthnRequest
+// (issue 13). Reset gives a reader its new input and a clean state.
+var inflaters sync.Pool
+
 // Inflate decodes a Redirect-binding parameter: base64, then raw DEFLATE,
 // stopping at MaxMessageBytes so that a deflate bomb costs nothing.
 func Inflate(s string) ([]byte, error) {
@@ -82,8 +88,17 @@ func Inflate(s string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := flate.NewReader(bytes.NewReader(raw))
-	defer r.Close()
+	br := bytes.NewReader(raw)
+	r, _ := inflaters.Get().(io.ReadCloser)
+	if r == nil {
+		r = flate.NewReader(br)
+	} else if err := r.(flate.Resetter).Reset(br, nil); err != nil {
+		return nil, fmt.Errorf("%w: bad deflate data", ErrMalformed)
+	}
+	defer func() {
+		r.Close()
+		inflaters.Put(r)
+	}()
 	out, err := io.ReadAll(io.LimitReader(r, MaxMessageBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("%w: bad deflate data", ErrMalformed)

@@ -1,8 +1,11 @@
 package samlxml
 
 import (
+	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -61,5 +64,30 @@ func TestInflateBomb(t *testing.T) {
 	raw := deflate(t, make([]byte, 10<<20))
 	if _, err := Inflate(raw); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("Inflate of a deflate bomb = %v, want ErrTooLarge", err)
+	}
+}
+
+// TestCase18_InflateReusesReadersSafely: Inflate keeps its DEFLATE
+// readers for the next message; after a bomb, garbage or a truncated
+// stream, the next message still inflates to exactly itself.
+func TestCase18_InflateReusesReadersSafely(t *testing.T) {
+	msg := func(i int) []byte {
+		return []byte(strings.Repeat("<samlp:AuthnRequest ID=\"_"+strconv.Itoa(i)+"\"/>", 1+i%7))
+	}
+	bad := []string{
+		deflate(t, make([]byte, 10<<20)), // bomb
+		base64.StdEncoding.EncodeToString([]byte("not deflate at all")),
+		deflate(t, msg(3))[:8], // truncated
+	}
+	for i := range 50 {
+		if i%5 == 0 {
+			if _, err := Inflate(bad[i/5%len(bad)]); err == nil {
+				t.Fatalf("bad input %d inflated", i/5%len(bad))
+			}
+		}
+		got, err := Inflate(deflate(t, msg(i)))
+		if err != nil || !bytes.Equal(got, msg(i)) {
+			t.Fatalf("message %d: %q, %v", i, got, err)
+		}
 	}
 }
