@@ -319,20 +319,22 @@ func encryptData(method string, key, plaintext []byte, rand io.Reader) ([]byte, 
 	return aead.Seal(nonce, nonce, plaintext, nil), nil
 }
 
-// serialize writes a copy of el that declares every namespace in scope at
-// el, so that it parses on its own. Declarations are added, never removed,
-// and the escaping is that of C14N, so the exclusive C14N form a signature
-// covers is unchanged. All in-scope prefixes are copied, not only those in
-// element and attribute names, because QName values such as
+// serialize writes el so that it parses on its own: every namespace in
+// scope at el is declared on it (on a copy, when an ancestor declares one
+// that el does not; el itself is written when none does, as the bridge's
+// own assertions, built standalone, are). Declarations are added, never
+// removed, and the escaping is that of C14N, so the exclusive C14N form a
+// signature covers is unchanged. All in-scope prefixes are copied, not
+// only those in element and attribute names, because QName values such as
 // xsi:type="xs:string" use prefixes too.
 func serialize(el *etree.Element) ([]byte, error) {
-	c := el.Copy()
 	declared := map[string]bool{}
-	for _, a := range c.Attr {
+	for _, a := range el.Attr {
 		if p, ok := nsDecl(a); ok {
 			declared[p] = true
 		}
 	}
+	var inherited []etree.Attr
 	for p := el.Parent(); p != nil; p = p.Parent() {
 		for _, a := range p.Attr {
 			prefix, ok := nsDecl(a)
@@ -343,20 +345,23 @@ func serialize(el *etree.Element) ([]byte, error) {
 			// copy at the root of a standalone document.
 			declared[prefix] = true
 			if a.Value != "" {
-				c.Attr = append(c.Attr, etree.Attr{Space: a.Space, Key: a.Key, Value: a.Value})
+				inherited = append(inherited, etree.Attr{Space: a.Space, Key: a.Key, Value: a.Value})
 			}
 		}
+	}
+	c := el
+	if len(inherited) > 0 {
+		c = el.Copy()
+		c.Attr = append(c.Attr, inherited...)
 	}
 	if err := checkPrefixes(c, map[string]bool{"xml": true, "xmlns": true}); err != nil {
 		return nil, err
 	}
-	doc := etree.NewDocument()
-	doc.SetRoot(c)
-	doc.WriteSettings = etree.WriteSettings{CanonicalText: true, CanonicalAttrVal: true}
+	// Written as a document with only this root would be, without making
+	// one: a Document would take el from its parent.
 	var buf bytes.Buffer
-	if _, err := doc.WriteTo(&buf); err != nil {
-		return nil, fmt.Errorf("xmlenc: serialise: %w", err)
-	}
+	buf.Grow(8 << 10)
+	c.WriteTo(&buf, &etree.WriteSettings{CanonicalText: true, CanonicalAttrVal: true})
 	return buf.Bytes(), nil
 }
 

@@ -227,12 +227,11 @@ func (idp *IdP) BuildResponse(req *Request, rel *release.Released, opts Response
 			return "", fmt.Errorf("samlidp: sign response: %w", err)
 		}
 	}
-	doc := etree.NewDocument()
-	doc.SetRoot(resp)
+	// Written as a document holding only resp would write it; the buffer
+	// is sized once (a response with an encrypted assertion is about 9 KB).
 	var buf bytes.Buffer
-	if _, err := doc.WriteTo(&buf); err != nil {
-		return "", err
-	}
+	buf.Grow(16 << 10)
+	resp.WriteTo(&buf, &etree.WriteSettings{})
 	return base64.StdEncoding.EncodeToString(buf.Bytes()), nil
 }
 
