@@ -29,6 +29,7 @@ Usage:
   skolbro metadata --config FILE --out DIR
                                 write the bridge's signed metadata (idp.xml, sp.xml) for a federation
   skolbro bench [--concurrency 8,32,128] [--duration 10s] [--store memory|redis] [--protocol saml|oidc]
+                [--world realistic|light] [--serve]
                                 load benchmark of whole logins (see README, Performance)
   skolbro protect add|remove|list|init --config FILE
                                 the manual protection register (personal number on stdin)
