@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -218,7 +219,9 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request, org *Or
 		return
 	}
 	s.rememberChoice(w, rememberCookie+org.ID, up.ID, org.Prefix)
-	s.goUpstream(w, r, org, up, binding, state, "", "")
+	var p pendingLogin
+	_ = json.Unmarshal(state, &p) // for the log line only
+	s.goUpstream(w, r, org, up, binding, state, p.Vendor, p.Protocol)
 }
 
 // randomToken is a fresh 128-bit URL-safe random value.
