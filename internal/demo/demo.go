@@ -89,6 +89,9 @@ type Demo struct {
 	// errors is listed in Report.Disabled and the others serve, as with
 	// skolbro serve.
 	Report *app.Report
+	// Built are the organisers the last build made (for tests that drive
+	// a step of the flow directly).
+	Built []*server.Organiser
 }
 
 // Grannkommun is the demo's second organiser: its pupils log in at a
@@ -467,7 +470,7 @@ func (d *Demo) HandlerWithStore(log zerolog.Logger, st store.Store) (http.Handle
 		providers[d.Base+"/demo/oidc-idp2"] = g.StaffOP.Handler()
 	}
 	orgs, rep := app.BuildWith(d.Config, st, app.Options{Now: time.Now, HTTPClient: &http.Client{Transport: providers}})
-	d.Report = rep
+	d.Report, d.Built = rep, orgs
 	if err := rep.Fatal(len(orgs)); err != nil {
 		return nil, err
 	}

@@ -181,7 +181,13 @@ func checkLogs(t *testing.T, e *env, logs string) {
 		os.WriteFile(os.Getenv("SKOLBRO_DUMP_LOGS"), []byte(logs), 0o600)
 	}
 	var secrets []string
-	for _, u := range e.demo.IdP.Users {
+	users := e.demo.IdP.Users
+	if g := e.demo.Grannkommun; g != nil {
+		// The second organiser's people, whose logins take the hub's
+		// other paths (discovery, a second upstream of each protocol).
+		users = append(append(append([]testidp.User(nil), users...), g.PupilIdP.Users...), g.StaffUsers...)
+	}
+	for _, u := range users {
 		secrets = append(secrets, u.NameID)
 		for _, n := range []string{testidp.AttrGivenName, testidp.AttrSurname, testidp.AttrDisplayName, testidp.AttrMail, testidp.AttrEPPN} {
 			secrets = append(secrets, u.Attributes[n]...)
