@@ -1,11 +1,20 @@
 package e2e
 
 import (
+	"context"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/skolbro/skolbro/internal/demo"
 )
@@ -330,5 +339,194 @@ func TestCase46_DiscoveryLinkBoundToBrowser(t *testing.T) {
 	e.complete(owner, owner.get(loc.String()), "grannkommun-app", "gustav.g")
 	// Used once: the same link again is refused.
 	assertErrorPage(t, owner.get(e.srv.URL+href), http.StatusBadRequest)
+	checkLogs(t, e, e.logs.String())
+}
+
+// chromiumPath finds the browser, or skips the test (fails it under CI).
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("SKOLBRO_CHROMIUM"), "/usr/bin/chromium"} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("chromium"); err == nil {
+		return p
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("chromium not found, and CI=true: the browser test must run")
+	}
+	t.Skip("chromium not found")
+	return ""
+}
+
+// chromium starts headless Chromium for the env's TLS test server (whose
+// certificate it is told to accept) and returns a browser context.
+func chromium(t *testing.T) context.Context {
+	t.Helper()
+	path := chromiumPath(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	t.Cleanup(cancel)
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(path),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.IgnoreCertErrors,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1024, 800),
+	)
+	t.Cleanup(cancelAlloc)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	t.Cleanup(cancelBrowser)
+	return bctx
+}
+
+// screenshot keeps a picture of the page in $SKOLBRO_ARTIFACTS, if set.
+func screenshot(t *testing.T, bctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("SKOLBRO_ARTIFACTS")
+	if dir == "" {
+		return
+	}
+	shot, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
+	if err == nil {
+		err = os.MkdirAll(dir, 0o755)
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, name), shot, 0o644)
+	}
+	if err != nil {
+		t.Errorf("screenshot: %v", err)
+	}
+}
+
+// waitLocation waits until the browser is at u (a click's navigation
+// has happened).
+func waitLocation(t *testing.T, bctx context.Context, u string) {
+	t.Helper()
+	var loc string
+	for i := 0; i < 200; i++ {
+		loc, _ = chromedp.Run(bctx, chromedp.Location())
+		if loc == u {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("the browser is at %s, want %s", loc, u)
+}
+
+// TestCase46_NoJavaScriptDiscoveryInChromium: with scripts disabled in a
+// real browser, a pupil opens Grannkommun's vendor, gets the discovery
+// page (the filter stays hidden: it needs the script), clicks a choice,
+// picks themself at the pupils' IdP, continues through the auto-post
+// pages by their buttons, and the vendor shows the release.
+func TestCase46_NoJavaScriptDiscoveryInChromium(t *testing.T) {
+	bctx := chromium(t)
+	e := startEnv(t, 1, memoryStore)
+	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(bctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	do("disable scripts", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+		return err
+	}))
+	do("open Grannkommun's vendor and log in",
+		chromedp.Navigate(e.srv.URL+"/demo/vendor/grannkommun-app/"),
+		chromedp.Click(chromedp.CSS(`form[action$="/login"] button`)),
+		chromedp.WaitVisible(chromedp.CSS("#choices")),
+	)
+	if loc, _ := chromedp.Run(bctx, chromedp.Location()); !strings.HasPrefix(loc, e.srv.URL+grannPrefix+"/saml/idp/sso") {
+		t.Errorf("the discovery page is at %s", loc)
+	}
+	filter, err := chromedp.Run(bctx, chromedp.AttributeValue(chromedp.CSS("p.filter"), "hidden"))
+	if err != nil || !filter.Exists {
+		t.Errorf("without scripts the filter is shown (hidden=%v, %v)", filter, err)
+	}
+	screenshot(t, bctx, "discovery-no-js.png")
+	do("choose the pupils' IdP",
+		chromedp.Click(chromedp.CSS(`#choices a[href*="upstream=pupils"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`button[value="gustav.g"]`)),
+		chromedp.Click(chromedp.CSS(`button[value="gustav.g"]`)),
+		// The IdP's auto-post to the bridge, by its button.
+		chromedp.WaitVisible(chromedp.CSS(`#autopost button`)),
+		chromedp.Click(chromedp.CSS(`#autopost button`)),
+	)
+	waitLocation(t, bctx, e.srv.URL+grannPupilACS)
+	do("continue to the vendor",
+		chromedp.WaitVisible(chromedp.CSS(`#autopost button`)),
+		chromedp.Click(chromedp.CSS(`#autopost button`)),
+		chromedp.WaitVisible(chromedp.CSS("table")),
+	)
+	text, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS("table")))
+	if err != nil || !strings.Contains(text, "student@"+demo.GrannkommunScope) || !strings.Contains(text, "Gustav") {
+		t.Errorf("the vendor page shows %q (%v)", text, err)
+	}
+	if e.vendor("grannkommun-app").Last() == nil {
+		t.Errorf("the vendor recorded no login")
+	}
+	checkLogs(t, e, e.logs.String())
+}
+
+// TestCase46_DiscoveryFilterInChromium: with scripts on, the discovery
+// page's filter appears, typing narrows the list (and says when nothing
+// matches), and a choice is followed from the keyboard.
+func TestCase46_DiscoveryFilterInChromium(t *testing.T) {
+	bctx := chromium(t)
+	e := startEnv(t, 1, memoryStore)
+	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(bctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	hidden := func() string {
+		t.Helper()
+		s, err := chromedp.Run(bctx, chromedp.Evaluate[string](
+			`[...document.querySelectorAll("#choices li")].filter(li => li.hidden).map(li => li.querySelector("a").textContent).join(",") + "|" + document.getElementById("none").hidden`))
+		if err != nil {
+			t.Fatalf("read the list: %v", err)
+		}
+		return s
+	}
+	do("open Grannkommun's OIDC vendor and log in",
+		chromedp.Navigate(e.srv.URL+"/demo/vendor/grannkommun-oidc-app/"),
+		chromedp.Click(chromedp.CSS(`form[action$="/login"] button`)),
+		chromedp.WaitVisible(chromedp.CSS("#filter")),
+	)
+	if got := hidden(); got != "|true" {
+		t.Errorf("before typing, hidden items %q", got)
+	}
+	do("type", chromedp.SendKeys(chromedp.CSS("#filter"), "pers"))
+	if got := hidden(); got != "Elever / Pupils|true" {
+		t.Errorf("after typing \"pers\", hidden items %q, want the pupils' IdP only", got)
+	}
+	screenshot(t, bctx, "discovery-filter.png")
+	do("type more", chromedp.SendKeys(chromedp.CSS("#filter"), "zzz"))
+	if got := hidden(); got != "Elever / Pupils,Personal / Staff|false" {
+		t.Errorf("after typing \"perszzz\", hidden items %q, want all and the no-match note", got)
+	}
+	do("empty the filter and choose the staff IdP from the keyboard",
+		chromedp.SendKeys(chromedp.CSS("#filter"), strings.Repeat(kb.Backspace, len("perszzz"))),
+		chromedp.Focus(chromedp.CSS(`#choices a[href*="upstream=staff"]`)),
+		chromedp.SendKeys(chromedp.CSS(`#choices a[href*="upstream=staff"]`), kb.Enter),
+		chromedp.WaitVisible(chromedp.CSS(`button[value="johanna.j"]`)),
+		chromedp.Click(chromedp.CSS(`button[value="johanna.j"]`)),
+		chromedp.WaitVisible(chromedp.CSS("table")),
+	)
+	if c := e.grann().OIDCVendor.Last(); c == nil || c.Subject == "" {
+		t.Errorf("the OIDC vendor recorded no login")
+	}
 	checkLogs(t, e, e.logs.String())
 }
