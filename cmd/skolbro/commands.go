@@ -17,6 +17,7 @@ import (
 	"github.com/skolbro/skolbro/internal/protection"
 	"github.com/skolbro/skolbro/internal/server"
 	"github.com/skolbro/skolbro/internal/store"
+	"github.com/skolbro/skolbro/internal/units"
 )
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
@@ -35,9 +36,14 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "error: %v\n", err)
 		return 1
 	}
-	// check opens no store: a memory store stands in, so that the same
-	// Build that serve runs checks everything else.
+	// Build gets a memory store, so that the same Build that serve runs
+	// checks everything else; the configured store is opened only to read
+	// what the running bridges recorded.
 	_, rep := app.Build(cfg, store.NewMemory(nil), time.Now)
+	// What the running bridges recorded in the configured store.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	app.ReportPersonalNumbersInValues(ctx, cfg, time.Now(), rep)
+	cancel()
 	for _, n := range rep.Notes {
 		fmt.Fprintf(stdout, "note: %s\n", n)
 	}
@@ -120,7 +126,7 @@ func findOrganiser(orgs []*server.Organiser, id string) *server.Organiser {
 
 func cmdRegister(args []string, stdout, stderr io.Writer) int {
 	format := "csv"
-	_, org, ok := loadForCommand("register", args, stderr, func(fs *flag.FlagSet) {
+	cfg, org, ok := loadForCommand("register", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&format, "format", "csv", "csv or json")
 	})
 	if !ok {
@@ -130,8 +136,23 @@ func cmdRegister(args []string, stdout, stderr io.Writer) int {
 	for id, v := range org.IdP.Vendors {
 		requested[id] = v.RequestedAttributes
 	}
-	rows := audit.BuildRegister(org.Policies.All(), requested)
-	var err error
+	// The admin's school unit choices live in the store: a register
+	// without them could list units that no longer hold.
+	if cfg.Store.Type == "memory" {
+		fmt.Fprintln(stderr, "skolbro register: note: with the memory store the admin's school unit choices live only in the running bridge; its admin register page shows them")
+	}
+	st, err := app.OpenStore(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro register: %v\n", err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rows, err := units.New(store.Namespace(st, app.Namespace(cfg.OrganiserByID(org.ID))), org.ID).Register(ctx, org.Policies.All(), requested)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro register: the admin's school unit choices could not be read from the store: %v\n", err)
+		return 1
+	}
 	switch format {
 	case "csv":
 		err = audit.WriteRegisterCSV(stdout, rows)

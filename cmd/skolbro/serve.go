@@ -75,7 +75,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "skolbro: %s: limits: %v\n", cfg.File(), err)
 		return 1
 	}
-	orgs, rep := app.Build(cfg, st, time.Now)
+	orgs, hub, rep := app.BuildHub(cfg, st, app.Options{Now: time.Now})
 	if err := rep.Fatal(len(orgs)); err != nil {
 		fmt.Fprintf(stderr, "skolbro: configuration has errors (run skolbro check):\n%v\n", err)
 		return 1
@@ -85,6 +85,16 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, e := range rep.Errors {
 		log.Error().Str("problem", e).Msg("configuration error")
+	}
+	for _, org := range orgs {
+		if org.Register == nil {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := org.Register.Ready(rctx); err != nil {
+			log.Error().Err(err).Str("organiser", org.ID).Msg("protection register not ready: every person is masked and readiness fails until it is restored or re-initialised (skolbro protect init)")
+		}
+		cancel()
 	}
 	for _, id := range rep.Disabled {
 		// One organiser's broken file must not stop the others (case 45).
@@ -103,7 +113,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer closeAudits()
-	srv, err := server.New(server.Options{Organisers: orgs, Store: st, Logger: log,
+	srv, err := server.New(server.Options{Organisers: orgs, Hub: hub, Store: st, Logger: log,
 		SecureCookies: strings.HasPrefix(cfg.ExternalURL, "https://"),
 		Metrics:       m, ClientLimit: clientLimit, ClientIP: clientIP, VendorLimit: vendorLimit,
 		MaxInFlight: lim.MaxInFlight})

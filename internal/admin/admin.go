@@ -35,6 +35,7 @@ import (
 	"github.com/skolbro/skolbro/internal/policy"
 	"github.com/skolbro/skolbro/internal/release"
 	"github.com/skolbro/skolbro/internal/store"
+	"github.com/skolbro/skolbro/internal/units"
 	admintmpl "github.com/skolbro/skolbro/web/templates/admin"
 )
 
@@ -72,6 +73,8 @@ type RegisterRow struct {
 	ProtectedHandling    string
 	RequestedNotReleased []string
 	ReleasedNotRequested []string
+	EnabledSchoolUnits   string
+	EnabledAffiliations  string
 }
 
 // SubjectRecord is one logged event about a data subject. Its fields match
@@ -106,6 +109,15 @@ type ProtectionEntry struct {
 	Key   string
 	Added string
 	Note  string
+}
+
+// DroppedAttribute is an upstream attribute whose values were dropped in
+// recent logins because they held a personal number: its name, how many
+// values, and when last. Its fields match pnrvalues.Entry.
+type DroppedAttribute struct {
+	Attribute string
+	Count     int64
+	LastSeen  time.Time
 }
 
 // Errors the protection functions return (wrapped or joined) so that the
@@ -148,6 +160,14 @@ type Deps struct {
 	SubjectAccess func(ctx context.Context, pnr identity.PersonalNumber) (SubjectResult, error)
 	// Protection is the manual protection register (optional).
 	Protection *ProtectionDeps
+	// Units are the admin's choices of school units per vendor (optional:
+	// without them the vendors page shows the policy files' lists only).
+	// Changes need AdminSubject too, to record who made them.
+	Units *units.Overrides
+	// PersonalNumbersInValues returns the upstream attributes whose values
+	// were dropped in recent logins because they held a personal number;
+	// the release preview lists them (optional).
+	PersonalNumbersInValues func(ctx context.Context) ([]DroppedAttribute, error)
 	// Store holds sessions (only hashes of session ids as keys).
 	Store store.Store
 	// StartLogin starts an upstream login for an admin; the upstream side
@@ -264,6 +284,7 @@ func (a *Admin) Routes(r *mux.Router) {
 	r.Handle("/admin/register", a.authed("register", []string{http.MethodGet}, a.handleRegister))
 	r.Handle("/admin/register.csv", a.authed("register_csv", []string{http.MethodGet}, a.handleRegisterExport("csv")))
 	r.Handle("/admin/register.json", a.authed("register_json", []string{http.MethodGet}, a.handleRegisterExport("json")))
+	r.Handle("/admin/units", a.authed("units", []string{http.MethodPost}, a.handleUnits))
 	r.Handle("/admin/protection", a.authed("protection", []string{http.MethodGet, http.MethodPost}, a.handleProtection))
 	r.Handle("/admin/logout", a.authed("logout", []string{http.MethodPost}, a.handleLogout))
 	r.PathPrefix("/admin/").Handler(a.authed("not_found", nil, func(w http.ResponseWriter, r *http.Request, _ *session) {

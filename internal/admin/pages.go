@@ -31,6 +31,8 @@ type vendorView struct {
 	PersonalNumberAttr    string
 	DefaultMaskedWithheld []string
 	DefaultMaskedKept     []string
+	// Units are filled in on the vendors page only (a store read each).
+	Units unitsView
 }
 
 type ruleView struct {
@@ -166,7 +168,9 @@ func (a *Admin) handleOverview(w http.ResponseWriter, r *http.Request, s *sessio
 }
 
 func (a *Admin) handleVendors(w http.ResponseWriter, r *http.Request, s *session) {
-	a.render(w, r, http.StatusOK, "vendors", "Tjänster / Vendors", s, a.vendorViews())
+	views := a.vendorViews()
+	a.fillUnits(r, views)
+	a.render(w, r, http.StatusOK, "vendors", "Tjänster / Vendors", s, views)
 }
 
 // previewData is the release preview of one vendor.
@@ -175,6 +179,16 @@ type previewData struct {
 	Vendor   *vendorView
 	Unknown  bool
 	Previews []previewView
+	// Dropped are the upstream attributes whose values held a personal
+	// number in recent logins; DroppedError says the record was not read.
+	Dropped      []droppedView
+	DroppedError bool
+}
+
+type droppedView struct {
+	Attribute, Name string
+	Count           int64
+	LastSeen        time.Time
 }
 
 type previewView struct {
@@ -219,6 +233,7 @@ func (a *Admin) handlePreview(w http.ResponseWriter, r *http.Request, s *session
 	if d.Unknown {
 		status = http.StatusNotFound
 	}
+	d.Dropped, d.DroppedError = a.droppedValues(r)
 	if pol != nil && d.Vendor != nil {
 		for _, pi := range a.d.Identities {
 			if pi.Identity == nil {
@@ -299,4 +314,29 @@ func (a *Admin) handleRegisterExport(format string) func(http.ResponseWriter, *h
 		h.Set("Content-Disposition", `attachment; filename="release-register-`+a.now().In(a.loc).Format("20060102")+"."+format+`"`)
 		w.Write(buf.Bytes())
 	}
+}
+
+// droppedValues reads which upstream attributes had values dropped in
+// recent logins for holding a personal number, with the bridge's name for
+// each when it knows the attribute.
+func (a *Admin) droppedValues(r *http.Request) ([]droppedView, bool) {
+	if a.d.PersonalNumbersInValues == nil {
+		return nil, false
+	}
+	entries, err := a.d.PersonalNumbersInValues(r.Context())
+	if err != nil {
+		a.log(r).Warn().Err(err).Str("page", "preview").Msg("record of attributes dropped for a personal number unavailable")
+		return nil, true
+	}
+	var out []droppedView
+	for _, e := range entries {
+		v := droppedView{Attribute: e.Attribute, Count: e.Count, LastSeen: e.LastSeen}
+		if def, ok := attr.Lookup(e.Attribute); ok {
+			v.Name = def.Name
+		} else if def, ok := attr.LookupClaim(e.Attribute); ok {
+			v.Name = def.Name
+		}
+		out = append(out, v)
+	}
+	return out, false
 }

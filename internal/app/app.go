@@ -102,6 +102,13 @@ type Options struct {
 
 // BuildWith is Build with options.
 func BuildWith(cfg *config.Config, st store.Store, opts Options) ([]*server.Organiser, *Report) {
+	orgs, _, rep := BuildHub(cfg, st, opts)
+	return orgs, rep
+}
+
+// BuildHub is BuildWith that also builds the hub's own entity, when the
+// configuration has one (hub:), for vendors shared by several organisers.
+func BuildHub(cfg *config.Config, st store.Store, opts Options) ([]*server.Organiser, *server.Hub, *Report) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -125,11 +132,15 @@ func BuildWith(cfg *config.Config, st store.Store, opts Options) ([]*server.Orga
 	if err != nil {
 		rep.errorf(cfg.File(), "", "metrics: %v", err)
 	}
+	var hubVendors map[string]*samlidp.Vendor
+	if cfg.Hub != nil && cfg.Hub.MetadataDir != "" {
+		hubVendors = loadVendorDir(rep, cfg, cfg.Path(cfg.Hub.MetadataDir), nil)
+	}
 	var orgs []*server.Organiser
 	secrets := map[string]string{}
 	for _, o := range cfg.Organisers {
 		orep := &Report{Errors: perOrg[o.ID]}
-		org := buildOrganiser(orep, cfg, o, st, opts, pm)
+		org := buildOrganiser(orep, cfg, o, st, opts, pm, hubVendors)
 		if org != nil {
 			checkOwnKeys(orep, cfg, o, org, secrets)
 		}
@@ -144,9 +155,13 @@ func BuildWith(cfg *config.Config, st store.Store, opts Options) ([]*server.Orga
 		orgs = append(orgs, org)
 	}
 	if len(rep.Errors) > 0 && len(orgs) == 0 {
-		return nil, rep
+		return nil, nil, rep
 	}
-	return orgs, rep
+	var hub *server.Hub
+	if cfg.Hub != nil {
+		hub = buildHub(rep, cfg, orgs, hubVendors, opts.Now)
+	}
+	return orgs, hub, rep
 }
 
 // checkOwnKeys refuses an organiser whose pseudonym or audit key is
@@ -171,14 +186,14 @@ func checkOwnKeys(rep *Report, cfg *config.Config, o *config.Organiser, org *ser
 
 // buildOrganiser builds one organiser, reporting its problems to rep. It
 // returns nil when rep has errors.
-func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawStore store.Store, opts Options, pm *protection.Metrics) *server.Organiser {
+func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawStore store.Store, opts Options, pm *protection.Metrics, hubVendors map[string]*samlidp.Vendor) *server.Organiser {
 	now := opts.Now
 	file := cfg.File()
 	// Everything the flows keep in the store is in the organiser's own
 	// namespace (SECURITY.md case 44); the root organiser keeps the keys
 	// a single-organiser bridge always had, so that moving into a hub
 	// loses no register or login in flight.
-	ns := storeNamespace(o)
+	ns := Namespace(o)
 	st := store.Namespace(rawStore, ns)
 	reg := prometheus.WrapRegistererWith(prometheus.Labels{"organiser": o.ID}, opts.Registerer)
 	keysCfg, keysAt := cfg.SigningKeys(o)
@@ -215,7 +230,7 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 	} else if o.Audit.Dir == "" {
 		rep.warnf(file, o.Key("audit.dir"), "no release log is configured: releases are not recorded")
 	}
-	if cfg.Hub() && o.LegalName == "" {
+	if cfg.ListsOrganisers() && o.LegalName == "" {
 		// Reported by Validate as an error in a hub.
 	} else if o.LegalName == "" && o.Metadata.Organization.Name == "" {
 		rep.warnf(file, o.Key("legal_name"), "not set: the metadata names the organiser by its display name; a federation registers the organiser's legal name")
@@ -245,6 +260,11 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 			continue
 		}
 		v, ok := vendors[p.SAML.EntityID]
+		if hv, shared := hubVendors[p.SAML.EntityID]; !ok && shared {
+			// Served through the hub's entity, under this policy.
+			checkEncryption(rep, p, hv)
+			continue
+		}
 		if !ok && fed != nil {
 			if ed, found := fed.Entity(p.SAML.EntityID); found {
 				fv, err := samlidp.VendorFromMetadata("federation", ed, cfg.DevMode)
@@ -263,9 +283,7 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 		if p.SAML.SignatureAlgorithm == "ecdsa-sha256" && ecdsaSigner == nil {
 			rep.errorf(p.File, "saml.signature_algorithm", "ecdsa-sha256 needs %s.signing_ecdsa in %s", keysAt, file)
 		}
-		if p.SAML.Encrypt == "required" && v.EncryptionCert == nil {
-			rep.errorf(p.File, "saml.encrypt", "required, but the metadata in %s has no encryption key", v.File)
-		}
+		checkEncryption(rep, p, v)
 		if !fromFederation[v.EntityID] {
 			served[v.EntityID] = v
 		}
@@ -351,10 +369,10 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 	return org
 }
 
-// storeNamespace is the organiser's key prefix in the shared store: none
+// Namespace is the organiser's key prefix in the shared store: none
 // for the organiser at the root URLs (the keys a single-organiser bridge
 // always used), o/<id>/ for every other.
-func storeNamespace(o *config.Organiser) string {
+func Namespace(o *config.Organiser) string {
 	if o.RootURLs {
 		return ""
 	}
@@ -378,6 +396,7 @@ func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *conf
 	}
 	up.Protection.Sources = append(up.Protection.Sources, orgSources...)
 	var scopes []string
+	var declared []declaredAttribute
 	if u.Type == "oidc" {
 		secret, err := os.ReadFile(cfg.Path(u.ClientSecretFile))
 		if err != nil {
@@ -430,6 +449,7 @@ func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *conf
 			return nil
 		}
 		up.SP, up.EntityID, up.Certs, scopes = sp, md.entityID, md.certs, md.scopes
+		declared = md.attributes
 	}
 	if len(u.Scopes) > 0 {
 		scopes = u.Scopes
@@ -443,6 +463,11 @@ func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *conf
 		SecurityMarking: u.SecurityMarking,
 		Scopes:          scopes,
 	}
+	if up.Mapping.ScopedStableID() && len(scopes) == 0 {
+		rep.errorf(file, u.Key("scopes"), "stable_id %q is scoped, but no scope is accepted (set scopes, or shibmd:Scope in the IdP's metadata): every login would be refused", u.StableID)
+		return nil
+	}
+	warnNoPersonalNumber(rep, cfg, o, u, up.Mapping, declared, opts.Now())
 	return up
 }
 

@@ -101,3 +101,71 @@ func noteRequested(rep *Report, pols []*policy.Policy, vendors map[string]*samli
 		}
 	}
 }
+
+// buildHub builds the hub's own entity: an IdP for the shared vendors in
+// hub.metadata_dir, signed with the hub's default key. Its metadata lists
+// the scopes of every organiser that serves one of its vendors, since
+// each login releases the chosen organiser's scope.
+func buildHub(rep *Report, cfg *config.Config, orgs []*server.Organiser, vendors map[string]*samlidp.Vendor, now func() time.Time) *server.Hub {
+	file := cfg.File()
+	h := cfg.Hub
+	p := loadPair(rep, file, "keys.signing", cfg.Path(cfg.Keys.Signing.Cert), cfg.Path(cfg.Keys.Signing.Key))
+	if p == nil {
+		return nil
+	}
+	signer, err := xmlsig.NewSigner(p)
+	if err != nil {
+		rep.errorf(file, "keys.signing", "%v", err)
+		return nil
+	}
+	hub := &server.Hub{}
+	var scopes []string
+	for _, org := range orgs {
+		for id := range vendors {
+			if _, ok := org.Policies.BySAMLEntityID(id); ok {
+				hub.Organisers = append(hub.Organisers, org)
+				scopes = append(scopes, org.IdP.Scope)
+				scopes = append(scopes, org.IdP.ExtraScopes...)
+				break
+			}
+		}
+	}
+	for id, v := range vendors {
+		served := false
+		for _, org := range hub.Organisers {
+			if _, ok := org.Policies.BySAMLEntityID(id); ok {
+				served = true
+			}
+		}
+		if !served {
+			rep.warnf(v.File, "", "no organiser's release policy names entityID %q: the hub does not serve this vendor", id)
+		}
+	}
+	if len(scopes) == 0 {
+		scopes = []string{""}
+	}
+	hub.IdP = &samlidp.IdP{
+		EntityID:    cfg.URL(server.HubPrefix + "/saml/idp/metadata"),
+		SSOURL:      cfg.URL(server.HubPrefix + "/saml/idp/sso"),
+		Scope:       scopes[0],
+		ExtraScopes: scopes[1:],
+		Signer:      signer,
+		AltSigners:  map[string]*xmlsig.Signer{signer.Method(): signer},
+		Vendors:     vendors,
+		ClockSkew:   2 * time.Minute,
+		Now:         now,
+	}
+	m := h.Metadata
+	hub.Metadata = &ownmeta.Publisher{
+		IdP:           hub.IdP,
+		Signer:        signer,
+		ValidFor:      time.Duration(m.ValidFor),
+		CacheDuration: time.Duration(m.CacheDuration),
+		Now:           now,
+		Organization:  ownmeta.Organization{Name: h.LegalName, DisplayName: h.DisplayName, URL: cfg.ExternalURL},
+	}
+	for _, c := range m.Contacts {
+		hub.Metadata.Contacts = append(hub.Metadata.Contacts, ownmeta.Contact{Type: c.Type, Name: c.Name, Email: c.Email})
+	}
+	return hub
+}

@@ -2,6 +2,7 @@ package app
 
 import (
 	"crypto/x509"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -9,7 +10,9 @@ import (
 
 	"github.com/skolbro/skolbro/internal/config"
 	"github.com/skolbro/skolbro/internal/downstream/samlidp"
+	"github.com/skolbro/skolbro/internal/policy"
 	"github.com/skolbro/skolbro/internal/samlmeta"
+	"github.com/skolbro/skolbro/internal/xmlenc"
 )
 
 func loadUpstream(rep *Report, cfg *config.Config, u *config.Upstream) upstream {
@@ -60,20 +63,29 @@ func loadUpstream(rep *Report, cfg *config.Config, u *config.Upstream) upstream 
 	if out.scopes, err = samlmeta.Scopes(b, ed.EntityID); err != nil {
 		rep.errorf(path, "IDPSSODescriptor/Extensions/shibmd:Scope", "%v", err)
 	}
+	for _, d := range ed.IDPSSODescriptors {
+		for _, a := range d.Attributes {
+			out.attributes = append(out.attributes, declaredAttribute{name: a.Name, friendly: a.FriendlyName})
+		}
+	}
 	return out
 }
 
 func loadVendors(rep *Report, cfg *config.Config, o *config.Organiser) map[string]*samlidp.Vendor {
-	dir := cfg.Path(o.MetadataDir)
-	out := map[string]*samlidp.Vendor{}
-	files, _ := filepath.Glob(filepath.Join(dir, "*.xml"))
-	sort.Strings(files)
 	upstreamMeta := map[string]bool{}
 	for _, u := range o.Upstreams {
 		if u.Metadata != "" {
 			upstreamMeta[filepath.Clean(cfg.Path(u.Metadata))] = true
 		}
 	}
+	return loadVendorDir(rep, cfg, cfg.Path(o.MetadataDir), upstreamMeta)
+}
+
+// loadVendorDir reads every SP entity in dir's *.xml files but skip.
+func loadVendorDir(rep *Report, cfg *config.Config, dir string, upstreamMeta map[string]bool) map[string]*samlidp.Vendor {
+	out := map[string]*samlidp.Vendor{}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.xml"))
+	sort.Strings(files)
 	for _, f := range files {
 		if upstreamMeta[filepath.Clean(f)] {
 			continue
@@ -111,4 +123,34 @@ type upstream struct {
 	entityID, ssoURL string
 	certs            []*x509.Certificate
 	scopes           []string
+	// attributes are those the IdP's metadata says it releases, if any.
+	attributes []declaredAttribute
+}
+
+// checkEncryption reports, for a SAML vendor's policy, what serve would do
+// about encryption (samlidp.Encryption decides for both). A vendor whose
+// metadata lists only AES-CBC is an error until its policy chooses: CBC has
+// no integrity, so the bridge neither sends it unasked nor sends AES-GCM
+// that the vendor cannot decrypt (every login would fail). Choosing CBC is
+// a warning, so that it stays visible; a CBC choice the metadata no longer
+// needs is one too.
+func checkEncryption(rep *Report, p *policy.Policy, v *samlidp.Vendor) {
+	const key = "saml.encrypt"
+	encrypt, eo, err := samlidp.Encryption(v, string(p.SAML.Encrypt))
+	switch {
+	case errors.Is(err, samlidp.ErrNoEncryptionKey):
+		rep.errorf(p.File, key, "%s, but the metadata in %s has no encryption key", p.SAML.Encrypt, v.File)
+	case errors.Is(err, xmlenc.ErrOnlyCBC):
+		rep.errorf(p.File, key, "the metadata in %s lists only AES-CBC encryption methods, so the vendor cannot decrypt AES-GCM: "+
+			"choose encrypt: never (signed, unencrypted assertions), or encrypt: cbc to accept CBC's padding-oracle risk (see README)", v.File)
+	case errors.Is(err, xmlenc.ErrNoUsableMethod):
+		rep.errorf(p.File, key, "the metadata in %s lists no data encryption method the bridge supports (AES-GCM, or AES-CBC with encrypt: cbc): "+
+			"choose encrypt: never, or ask the vendor for AES-GCM", v.File)
+	case err != nil:
+		rep.errorf(p.File, key, "%v", err)
+	case encrypt && xmlenc.IsCBC(eo.DataMethod):
+		rep.warnf(p.File, key, "the vendor gets AES-CBC (the metadata in %s lists no AES-GCM), which is not authenticated and open to padding oracles: ask the vendor for AES-GCM", v.File)
+	case p.SAML.Encrypt == policy.EncryptCBC:
+		rep.warnf(p.File, key, "cbc is not needed: the metadata in %s lists AES-GCM or no method at all, so the vendor gets AES-GCM; use encrypt: required", v.File)
+	}
 }

@@ -75,6 +75,10 @@ type Event struct {
 // lower case, digits and underscores.
 const ReasonAgreementEnded = "agreement_ended"
 
+// ReasonNotEnabled is the refusal label for a person with no school unit
+// (or affiliation) the vendor is enabled for (SECURITY.md case 47).
+const ReasonNotEnabled = "not_enabled_for_unit"
+
 // ErrInvalidEvent is returned by a sink for an event it refuses to write.
 // The message names the field at fault, never its content.
 var ErrInvalidEvent = errors.New("audit: invalid event")

@@ -45,6 +45,14 @@ type RegisterRow struct {
 	// ReleasedNotRequested are released attributes the metadata does not
 	// request: each one needs the vendor's justification.
 	ReleasedNotRequested []string `json:"released_not_requested"`
+	// EnabledSchoolUnits are the school units the vendor is enabled for
+	// (SECURITY.md case 47), joined with "; ", or "all" when it is not
+	// restricted. Callers that keep the admin's choices apply them to the
+	// policies before BuildRegister, so that the register shows what holds.
+	EnabledSchoolUnits string `json:"enabled_school_units"`
+	// EnabledAffiliations are the affiliations the vendor is enabled for,
+	// joined with "; ", or "all".
+	EnabledAffiliations string `json:"enabled_affiliations"`
 }
 
 // MarshalJSON writes AgreementEnds as a date, as in the policy file.
@@ -85,6 +93,8 @@ func BuildRegister(policies []*policy.Policy, requested map[string][]string) []R
 			Released:           []string{},
 			ProtectedHandling:  protectedHandling(p),
 		}
+		row.EnabledSchoolUnits = enabledList(p.EnabledFor.SchoolUnits)
+		row.EnabledAffiliations = enabledList(p.EnabledFor.Affiliations)
 		var protocols, ids []string
 		if p.SAML != nil {
 			protocols = append(protocols, ProtocolSAML)
@@ -145,6 +155,18 @@ func compare(row RegisterRow, samlNames []string) (reqNotRel, relNotReq []string
 	return reqNotRel, relNotReq
 }
 
+// enabledList renders an EnabledFor list: "all" for no restriction,
+// "none" for an empty one.
+func enabledList(l []string) string {
+	switch {
+	case l == nil:
+		return "all"
+	case len(l) == 0:
+		return "none"
+	}
+	return strings.Join(l, "; ")
+}
+
 // protectedHandling summarises the policy's masking rules for people.
 func protectedHandling(p *policy.Policy) string {
 	if len(p.Protected) == 0 {
@@ -182,6 +204,7 @@ var registerHeader = []string{
 	"vendor_id", "display_name", "protocol", "entity_id_or_client_id", "purpose", "legal_basis",
 	"agreement_reference", "agreement_ends", "released", "personal_number", "protected_handling",
 	"requested_not_released", "released_not_requested",
+	"enabled_school_units", "enabled_affiliations",
 }
 
 // WriteRegisterCSV writes rows with a header; lists are joined with "; ".
@@ -196,6 +219,7 @@ func WriteRegisterCSV(w io.Writer, rows []RegisterRow) error {
 			r.AgreementReference, dateOnly(r.AgreementEnds), strings.Join(r.Released, "; "),
 			r.PersonalNumber, r.ProtectedHandling,
 			strings.Join(r.RequestedNotReleased, "; "), strings.Join(r.ReleasedNotRequested, "; "),
+			r.EnabledSchoolUnits, r.EnabledAffiliations,
 		}
 		for i := range rec {
 			rec[i] = csvSafe(rec[i])

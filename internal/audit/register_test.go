@@ -79,6 +79,7 @@ func TestBuildRegister(t *testing.T) {
 			Released:             []string{attr.EPPN, attr.GivenName, attr.SchoolUnitCode},
 			ProtectedHandling:    "givenName [sekretessmarkering]: keep (The teacher must recognise the pupil); sisSchoolUnitCode: replace; other attributes: default",
 			RequestedNotReleased: []string{}, ReleasedNotRequested: []string{},
+			EnabledSchoolUnits: "12345678; 87654321", EnabledAffiliations: "student; faculty",
 		},
 		{
 			VendorID: "dnp", DisplayName: "Digitala nationella prov (Skolverket)", Protocol: "saml",
@@ -90,6 +91,7 @@ func TestBuildRegister(t *testing.T) {
 			ProtectedHandling:    "default",
 			RequestedNotReleased: []string{attr.GivenName, "urn:example:shoe-size"},
 			ReleasedNotRequested: []string{attr.SchoolUnitCode},
+			EnabledSchoolUnits:   "all", EnabledAffiliations: "all",
 		},
 		{
 			VendorID: "exam-registry", DisplayName: "Exam Registry", Protocol: "saml",
@@ -102,6 +104,7 @@ func TestBuildRegister(t *testing.T) {
 			ProtectedHandling:    "default",
 			RequestedNotReleased: []string{attr.NorEduPersonNIN},
 			ReleasedNotRequested: []string{attr.PersonalIdentityNum},
+			EnabledSchoolUnits:   "all", EnabledAffiliations: "all",
 		},
 		{
 			VendorID: "learning-app", DisplayName: "Demo Learning App", Protocol: "saml",
@@ -113,6 +116,7 @@ func TestBuildRegister(t *testing.T) {
 			ProtectedHandling:    "default",
 			RequestedNotReleased: []string{},
 			ReleasedNotRequested: []string{attr.EPPN, attr.ScopedAffiliation, attr.GivenName},
+			EnabledSchoolUnits:   "all", EnabledAffiliations: "all",
 		},
 	}
 	got := BuildRegister(policies, requested)
@@ -151,6 +155,7 @@ func TestWriteRegister(t *testing.T) {
 		"PUB-2024-101", "2026-12-31", "pairwise-id; eduPersonScopedAffiliation; displayName",
 		"personalIdentityNumber", "default", "",
 		"pairwise-id; eduPersonScopedAffiliation; displayName; personalIdentityNumber",
+		"all", "all",
 	}
 	if diff := cmp.Diff(wantRegistry, recs[2]); diff != "" {
 		t.Errorf("exam-registry row (-want +got):\n%s", diff)

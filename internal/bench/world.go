@@ -140,7 +140,7 @@ func (w *world) connect(ctx context.Context) error {
 // signaturesPerLogin reads the SAML vendor's policy: what the bridge signs
 // in each response to it.
 func (w *world) signaturesPerLogin() (int, error) {
-	p, problems := policy.LoadFile(filepath.Join(w.cfg.Path(w.cfg.Organiser.PolicyDir), samlVendor+".yaml"))
+	p, problems := policy.LoadFile(filepath.Join(w.cfg.Path(w.cfg.Organisers[0].PolicyDir), samlVendor+".yaml"))
 	if p == nil || p.SAML == nil {
 		return 0, fmt.Errorf("bench: the %s policy: %v", samlVendor, problems)
 	}

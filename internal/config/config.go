@@ -49,11 +49,27 @@ type Config struct {
 	// Organiser is the one-organiser shorthand for organisers, served at
 	// the root URLs (as every configuration before the hub was written).
 	Organiser *Organiser `yaml:"organiser"`
+	// Hub is the hub's own IdP entity, for vendors shared by several
+	// organisers through one registration: the person picks their
+	// organiser, whose policy, pseudonyms and release log then apply.
+	// Optional; it signs with keys: (the hub's default keys).
+	Hub *Hub `yaml:"hub"`
 
 	// file is the path the configuration was read from; relative paths in
 	// it are resolved against its directory.
 	file  string
 	lines map[string]int
+}
+
+// Hub is the hub's own IdP entity, served under /hub/. Its vendors are the
+// SP metadata files in MetadataDir; an organiser serves one of them when
+// its own policy names the vendor's entityID.
+type Hub struct {
+	DisplayName string `yaml:"display_name"`
+	// LegalName is the hub operator's legal name (OrganizationName).
+	LegalName   string      `yaml:"legal_name"`
+	MetadataDir string      `yaml:"metadata_dir"`
+	Metadata    OwnMetadata `yaml:"metadata"`
 }
 
 // Organiser is one school organiser (huvudman): its upstream IdPs, keys,
@@ -201,6 +217,9 @@ type Upstream struct {
 
 // Key names a key of the upstream as it is written in the file.
 func (u *Upstream) Key(sub string) string { return u.key + "." + sub }
+
+// Path is where the upstream stands in the file, e.g. "organiser.upstream".
+func (u *Upstream) Path() string { return u.key }
 
 // Keys names the bridge's key files.
 type Keys struct {
@@ -483,6 +502,14 @@ func (c *Config) applyDefaults() {
 	if c.Store.Redis.Prefix == "" {
 		c.Store.Redis.Prefix = "skolbro:"
 	}
+	if h := c.Hub; h != nil {
+		if h.Metadata.ValidFor == 0 {
+			h.Metadata.ValidFor = Duration(7 * 24 * time.Hour)
+		}
+		if h.Metadata.CacheDuration == 0 {
+			h.Metadata.CacheDuration = Duration(6 * time.Hour)
+		}
+	}
 	for _, o := range c.Organisers {
 		for _, u := range o.Upstreams {
 			if u.Type == "" {
@@ -585,9 +612,9 @@ func (c *Config) SigningKeys(o *Organiser) (Keys, string) {
 	return k, o.Key("keys")
 }
 
-// Hub reports whether the configuration lists its organisers (organisers:)
-// rather than using the one-organiser shorthand.
-func (c *Config) Hub() bool { return c.Organiser == nil }
+// ListsOrganisers reports whether the configuration lists its organisers
+// (organisers:) rather than using the one-organiser shorthand.
+func (c *Config) ListsOrganisers() bool { return c.Organiser == nil }
 
 // OrganiserByID returns the organiser with id, or nil.
 func (c *Config) OrganiserByID(id string) *Organiser {
@@ -678,6 +705,17 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	if h := c.Hub; h != nil {
+		if c.Keys == nil {
+			bad("hub", "needs keys: (the hub's default signing key), which the hub entity signs with")
+		}
+		if h.LegalName == "" {
+			bad("hub.legal_name", "required: the hub operator's legal name")
+		}
+		if st, err := os.Stat(c.Path(h.MetadataDir)); h.MetadataDir == "" || err != nil || !st.IsDir() {
+			bad("hub.metadata_dir", "must name a directory of the shared vendors' SP metadata")
+		}
+	}
 	ids, roots, scopes := map[string]bool{}, 0, map[string]string{}
 	secretFiles := map[string]string{}
 	for _, o := range c.Organisers {
@@ -703,7 +741,7 @@ func (c *Config) Validate() error {
 				bad(o.Key("root_urls"), "only one organiser can be served at the root URLs")
 			}
 		}
-		if c.Hub() {
+		if c.ListsOrganisers() {
 			if o.LegalName == "" {
 				orgBad(o.Key("legal_name"), "required in a hub: the organiser's legal name, published as OrganizationName (a federation registers each member as itself)")
 			}

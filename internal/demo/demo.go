@@ -30,6 +30,7 @@ import (
 	"github.com/skolbro/skolbro/internal/demovendor"
 	"github.com/skolbro/skolbro/internal/keys"
 	"github.com/skolbro/skolbro/internal/mapping"
+	"github.com/skolbro/skolbro/internal/metrics"
 	"github.com/skolbro/skolbro/internal/server"
 	"github.com/skolbro/skolbro/internal/store"
 	"github.com/skolbro/skolbro/internal/testidp"
@@ -92,6 +93,9 @@ type Demo struct {
 	// Built are the organisers the last build made (for tests that drive
 	// a step of the flow directly).
 	Built []*server.Organiser
+	// Metrics, when set before a Handler is built, observes the bridge
+	// (tests read the counters from it).
+	Metrics *metrics.Metrics
 }
 
 // Grannkommun is the demo's second organiser: its pupils log in at a
@@ -499,6 +503,7 @@ func (d *Demo) HandlerWithStore(log zerolog.Logger, st store.Store) (http.Handle
 		Organisers: orgs, Store: st, Logger: log,
 		SecureCookies: strings.HasPrefix(d.Base, "https://"),
 		Mounts:        []func(*mux.Router){func(r *mux.Router) { d.mount(r, ov) }},
+		Metrics:       d.Metrics,
 	})
 	if err != nil {
 		return nil, err

@@ -97,7 +97,7 @@ func TestOrganisersOwnTheirFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !d.Config.Hub() || len(d.Config.Organisers) != 2 {
+	if !d.Config.ListsOrganisers() || len(d.Config.Organisers) != 2 {
 		t.Fatalf("the demo is not a hub of two organisers")
 	}
 	a, b := d.Config.OrganiserByID(DemoKommunID), d.Config.OrganiserByID(GrannkommunID)
@@ -124,7 +124,7 @@ func TestOrganisersOwnTheirFiles(t *testing.T) {
 // shorthand at the root URLs.
 func TestOneOrganiser(t *testing.T) {
 	d, srv := startDemo(t, Options{OneOrganiser: true})
-	if d.Config.Hub() || len(d.Built) != 1 || d.Grannkommun != nil {
+	if d.Config.ListsOrganisers() || len(d.Built) != 1 || d.Grannkommun != nil {
 		t.Fatalf("OneOrganiser built %d organisers", len(d.Built))
 	}
 	if status, _ := get(t, srv.URL+"/o/grannkommun/saml/idp/metadata"); status != http.StatusNotFound {

@@ -526,7 +526,7 @@ func (r resealer) reseal(t *testing.T, doc []byte, edit func(t *testing.T, asser
 		t.Fatalf("decrypting with the SP's key: %v", err)
 	}
 	edit(t, a)
-	nea, err := xmlenc.EncryptAssertion(a, r.spEnc.Cert, xmlenc.ChooseFromMetadata(nil), rand.Reader)
+	nea, err := xmlenc.EncryptAssertion(a, r.spEnc.Cert, xmlenc.Options{DataMethod: xmlenc.AES256GCM, KeyTransport: xmlenc.RSAOAEPMGF1P}, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}

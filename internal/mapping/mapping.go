@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/skolbro/skolbro/internal/attr"
 	"github.com/skolbro/skolbro/internal/identity"
@@ -75,6 +76,11 @@ var (
 	// ErrAmbiguousStableID refuses a login whose stable identifier
 	// attribute has more than one distinct value.
 	ErrAmbiguousStableID = errors.New("mapping: the stable identifier attribute has several values")
+	// ErrStableIDScope refuses a login whose scoped stable identifier
+	// (eduPersonPrincipalName, eduPersonUniqueID, subject-id, pairwise-id)
+	// has no scope, or one the upstream may not use: an IdP must not speak
+	// for people of another domain.
+	ErrStableIDScope = errors.New("mapping: the stable identifier's scope is not accepted for this upstream")
 	// ErrConfig is wrapped by every configuration error.
 	ErrConfig = errors.New("mapping: invalid configuration")
 )
@@ -95,8 +101,23 @@ const (
 	ReasonSeveralPersonalNumber = "several different personal numbers; all dropped"
 	ReasonScopeNotAccepted      = "scope not accepted for this upstream; value dropped"
 	ReasonNoScope               = "scoped attribute value without a scope; value dropped"
-	ReasonLooksLikePersonalNum  = "value looks like a personal number; dropped"
+	ReasonLooksLikePersonalNum  = "value holds a personal number; dropped"
+	ReasonNotAffiliation        = "not an eduPerson affiliation value; dropped"
+	ReasonControlCharacter      = "value holds a control character; dropped"
 )
+
+// affiliations is the eduPerson affiliation vocabulary; no other value is
+// passed on as an affiliation.
+var affiliations = map[string]bool{
+	"student": true, "faculty": true, "staff": true, "employee": true,
+	"member": true, "affiliate": true, "alum": true, "library-walk-in": true,
+}
+
+// scopedIdentifiers are the identifier attributes whose values are
+// "value@scope" by definition.
+var scopedIdentifiers = map[string]bool{
+	attr.EPPN: true, attr.UniqueID: true, attr.SubjectID: true, attr.PairwiseID: true,
+}
 
 // Validate reports every problem of the configuration at once.
 func (c *Config) Validate() error {
@@ -123,6 +144,22 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ScopedStableID reports whether the configured stable id is a scoped
+// identifier (eduPersonPrincipalName, eduPersonUniqueID, subject-id,
+// pairwise-id, also under a configured name), whose scope must then be one
+// of Scopes.
+func (c *Config) ScopedStableID() bool {
+	name := c.StableID
+	if to, ok := c.Attributes[name]; ok {
+		name = to
+	}
+	d, ok := attr.Lookup(name)
+	if !ok {
+		d, ok = attr.LookupClaim(name)
+	}
+	return ok && scopedIdentifiers[d.Name]
 }
 
 // Map maps a login; see MapWithWarnings, whose warnings it drops.
@@ -175,23 +212,26 @@ func MapWithWarnings(c *Config, in Input, now time.Time) (*identity.Identity, []
 		m.attribute(u)
 	}
 	id := &identity.Identity{
-		Upstream:       c.Upstream,
-		StableID:       stable,
-		PersonalNumber: m.pn,
-		Attributes:     m.attrs,
-		AuthnInstant:   in.AuthnInstant,
-		AuthnContext:   in.AuthnContext,
-		Protection:     m.protection(ups),
+		Upstream:              c.Upstream,
+		StableID:              stable,
+		PersonalNumber:        m.pn,
+		PersonalNumberDropped: m.pnDropped,
+		Attributes:            m.attrs,
+		AuthnInstant:          in.AuthnInstant,
+		AuthnContext:          in.AuthnContext,
+		Protection:            m.protection(ups),
 	}
 	return id, m.warnings, nil
 }
 
 type mapper struct {
-	c        *Config
-	now      time.Time
-	attrs    identity.Attributes
-	pn       identity.PersonalNumber
-	warnings []Warning
+	c     *Config
+	now   time.Time
+	attrs identity.Attributes
+	pn    identity.PersonalNumber
+	// pnDropped: a personal number was sent but not kept.
+	pnDropped bool
+	warnings  []Warning
 }
 
 func (m *mapper) warn(name, reason string) {
@@ -260,6 +300,9 @@ func (m *mapper) stableID(ups []upstreamAttr, subject string) (identity.Secret, 
 			continue
 		}
 		pn := m.isPersonalNumber(u)
+		// Scoped when configured so, whatever name or FriendlyName the
+		// value came under, or when the attribute is a scoped identifier.
+		scoped := m.c.ScopedStableID() || (u.known && scopedIdentifiers[u.def.Name])
 		for _, v := range u.values {
 			v = strings.TrimSpace(v)
 			if v == "" {
@@ -271,6 +314,15 @@ func (m *mapper) stableID(ups []upstreamAttr, subject string) (identity.Secret, 
 				if p, err := identity.ParsePersonalNumber(v, m.now); err == nil {
 					v = p.RevealPersonalNumber()
 				}
+			}
+			if scoped {
+				// The scope is a domain name: compared, and kept, in lower
+				// case. The part before it stays as sent (case-sensitive).
+				value, scope, ok := attr.SplitScope(v)
+				if !ok || !m.scopeAccepted(scope) {
+					return identity.Secret{}, ErrStableIDScope
+				}
+				v = value + "@" + strings.ToLower(scope)
 			}
 			if !contains(found, v) {
 				found = append(found, v)
@@ -298,6 +350,7 @@ func (m *mapper) personalNumber(ups []upstreamAttr) {
 			p, err := identity.ParsePersonalNumber(v, m.now)
 			if err != nil {
 				m.warn(u.name, ReasonBadPersonalNumber)
+				m.pnDropped = true
 				continue
 			}
 			if !containsPN(found, p) {
@@ -313,6 +366,7 @@ func (m *mapper) personalNumber(ups []upstreamAttr) {
 	default:
 		// Which one is right cannot be known; keeping none fails closed.
 		m.warn(from, ReasonSeveralPersonalNumber)
+		m.pnDropped = true
 	}
 }
 
@@ -340,30 +394,63 @@ func (m *mapper) attribute(u upstreamAttr) {
 			return
 		}
 		for _, v := range u.values {
-			value, scope, ok := attr.SplitScope(strings.TrimSpace(v))
+			v = strings.TrimSpace(v)
+			if hasControl(v) {
+				m.warn(u.name, ReasonControlCharacter)
+				continue
+			}
+			value, scope, ok := attr.SplitScope(v)
+			value = strings.ToLower(value)
 			switch {
 			case !ok:
 				m.warn(u.name, ReasonNoScope)
 			case !m.scopeAccepted(scope):
 				m.warn(u.name, ReasonScopeNotAccepted)
+			case !affiliations[value]:
+				m.warn(u.name, ReasonNotAffiliation)
 			default:
-				m.add(attr.Affiliation, strings.ToLower(value))
+				m.add(attr.Affiliation, value)
 			}
 		}
 	case attr.Plain:
 		for _, v := range u.values {
+			// Surrounding white space (a pretty-printed AttributeValue) is
+			// trimmed; a control character inside is refused.
 			v = strings.TrimSpace(v)
+			if hasControl(v) {
+				m.warn(u.name, ReasonControlCharacter)
+				continue
+			}
 			if u.def.Name == attr.Affiliation {
 				v = strings.ToLower(v)
+				if !affiliations[v] {
+					m.warn(u.name, ReasonNotAffiliation)
+					continue
+				}
 			}
-			// A personal number in the wrong attribute is still one.
-			if _, err := identity.ParsePersonalNumber(v, m.now); err == nil {
+			// A personal number in the wrong attribute is still one, also
+			// inside a longer value (a mail address or login name built
+			// from it). Only the policy's personal_number opt-in releases
+			// a number, and only in its own attribute.
+			if _, err := identity.ParsePersonalNumber(v, m.now); err == nil || identity.ContainsPersonalNumber(v) {
 				m.warn(u.name, ReasonLooksLikePersonalNum)
 				continue
 			}
 			m.add(u.def.Name, v)
 		}
 	}
+}
+
+// hasControl reports whether v holds a control character (category Cc) or
+// a line or paragraph separator, which could break a vendor's log line or
+// header; such a value is dropped, not cleaned, as its meaning is unclear.
+func hasControl(v string) bool {
+	for _, r := range v {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *mapper) scopeAccepted(scope string) bool {

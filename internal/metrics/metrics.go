@@ -85,6 +85,8 @@ type Metrics struct {
 	keyExpiry    *prometheus.GaugeVec
 
 	vendors, protocols, reasons, routes, keys *guard
+
+	values valueMetrics
 }
 
 // Option configures New.
@@ -165,6 +167,9 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("metrics: register: %w", err)
 		}
+	}
+	if err := m.values.register(reg); err != nil {
+		return nil, err
 	}
 	for _, op := range storeOps {
 		m.storeErrors.WithLabelValues(op)

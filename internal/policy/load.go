@@ -62,6 +62,7 @@ type rawPolicy struct {
 	Attributes     []rawRule     `yaml:"attributes"`
 	PersonalNumber *rawOptIn     `yaml:"personal_number"`
 	Protected      []rawMask     `yaml:"protected"`
+	EnabledFor     *rawEnabled   `yaml:"enabled_for"`
 }
 
 type rawSAML struct {
@@ -160,8 +161,65 @@ func LoadDir(dir string, opts ...Option) ([]*Policy, []Problem) {
 			good = append(good, p)
 		}
 	}
+	problems = append(problems, sharedSectors(good)...)
 	sortProblems(problems)
 	return good, problems
+}
+
+// sharedSectors warns, on each policy involved, about pairwise sectors
+// that two or more policies use: an OIDC sector that is another vendor's
+// OIDC sector (the same sub for every person) or SAML entityID (the same
+// pairwise-id). Such vendors can join their data; it must be on purpose.
+func sharedSectors(policies []*Policy) []Problem {
+	type use struct {
+		p   *Policy
+		key string
+	}
+	bySector := map[string][]use{}
+	var order []string
+	add := func(sector string, u use) {
+		if sector == "" {
+			return
+		}
+		if _, seen := bySector[sector]; !seen {
+			order = append(order, sector)
+		}
+		bySector[sector] = append(bySector[sector], u)
+	}
+	for _, p := range policies {
+		if p.OIDC != nil {
+			add(p.OIDC.Sector, use{p, "oidc.sector"})
+		}
+		if p.SAML != nil && (p.OIDC == nil || p.SAML.EntityID != p.OIDC.Sector) {
+			add(p.SAML.EntityID, use{p, "saml.entity_id"})
+		}
+	}
+	var problems []Problem
+	for _, sector := range order {
+		uses := bySector[sector]
+		oidc := 0
+		for _, u := range uses {
+			if u.key == "oidc.sector" {
+				oidc++
+			}
+		}
+		if len(uses) < 2 || oidc == 0 {
+			continue // only SAML entityIDs: duplicates are reported as errors
+		}
+		for i, u := range uses {
+			var others []string
+			for j, o := range uses {
+				if j != i {
+					others = append(others, fmt.Sprintf("vendor %s (%s:%d: %s)", o.p.ID, o.p.File, o.p.line(o.key), o.key))
+				}
+			}
+			problems = append(problems, u.p.problem(u.key, true,
+				"SHARED PAIRWISE SECTOR %q with %s: these vendors receive the same pseudonymous identifier (sub or pairwise-id) for every person and can join their data; "+
+					"keep this only if they are one controller's services on purpose, otherwise remove oidc.sector so that each vendor gets its own",
+				clip(sector), strings.Join(others, ", ")))
+		}
+	}
+	return problems
 }
 
 func sortProblems(ps []Problem) {
@@ -516,7 +574,7 @@ func (l *loader) validate(raw *rawPolicy, p *Policy, o options) {
 		p.SAML = l.validateSAML(raw.SAML)
 	}
 	if raw.OIDC != nil {
-		p.OIDC = l.validateOIDC(raw.OIDC, filepath.Dir(l.file))
+		p.OIDC = l.validateOIDC(raw.OIDC, filepath.Dir(l.file), p.ID)
 	}
 
 	l.applyPreset(raw)
@@ -525,6 +583,7 @@ func (l *loader) validate(raw *rawPolicy, p *Policy, o options) {
 		p.PersonalNumber = l.validateOptIn(raw.PersonalNumber)
 	}
 	l.validateMasks(raw.Protected, p)
+	l.validateEnabledFor(raw.EnabledFor, p)
 	if p.Preset == PresetDNP {
 		l.checkDNP(p)
 	}
@@ -539,7 +598,7 @@ func (l *loader) validateSAML(raw *rawSAML) *SAMLSettings {
 	s.NameID = NameIDKind(enum(l, "saml.name_id", raw.NameID, NameIDTransient, NameIDPairwise))
 	s.Sign = SignMode(enum(l, "saml.sign", raw.Sign, SignAssertionAndResponse, SignAssertion, SignResponse))
 	s.SignatureAlgorithm = SignatureAlgorithm(enum(l, "saml.signature_algorithm", raw.SignatureAlgorithm, RSASHA256, ECDSASHA256))
-	s.Encrypt = EncryptMode(enum(l, "saml.encrypt", raw.Encrypt, EncryptAuto, EncryptNever, EncryptRequired))
+	s.Encrypt = EncryptMode(enum(l, "saml.encrypt", raw.Encrypt, EncryptAuto, EncryptNever, EncryptRequired, EncryptCBC))
 	return s
 }
 

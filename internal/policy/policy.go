@@ -48,6 +48,9 @@ type Policy struct {
 	// Protected overrides the default masking of protected persons, per
 	// attribute and marking level.
 	Protected []MaskRule
+	// EnabledFor restricts the vendor to some school units and
+	// affiliations; the zero value enables it for everyone.
+	EnabledFor EnabledFor
 
 	// lines maps key paths (as in Problem.Key) to line numbers.
 	lines map[string]int
@@ -104,6 +107,11 @@ const (
 	EncryptNever EncryptMode = "never"
 	// EncryptRequired refuses to answer a vendor without an encryption key.
 	EncryptRequired EncryptMode = "required"
+	// EncryptCBC is EncryptRequired that also accepts AES-CBC for a vendor
+	// whose metadata lists AES-CBC but no AES-GCM: the organiser's explicit
+	// choice of an unauthenticated cipher (padding oracles) for an old SP.
+	// AES-GCM is still used whenever the metadata lists it.
+	EncryptCBC EncryptMode = "cbc"
 )
 
 // Agreement is the data processing agreement (PUB-avtal) with the vendor.

@@ -188,7 +188,7 @@ var brokenCases = map[string][]Problem{
 	"bad-name-id.yaml":             {{Key: "saml.name_id", Line: 6, Message: `unknown value "persistent"; use one of transient, pairwise`}},
 	"bad-sign.yaml":                {{Key: "saml.sign", Line: 6, Message: `unknown value "everything"; use one of assertion_and_response, assertion, response`}},
 	"bad-signature-algorithm.yaml": {{Key: "saml.signature_algorithm", Line: 6, Message: `unknown value "rsa-sha1"; use one of rsa-sha256, ecdsa-sha256`}},
-	"bad-encrypt.yaml":             {{Key: "saml.encrypt", Line: 6, Message: `unknown value "always"; use one of auto, never, required`}},
+	"bad-encrypt.yaml":             {{Key: "saml.encrypt", Line: 6, Message: `unknown value "always"; use one of auto, never, required, cbc`}},
 	"unknown-attribute.yaml":       {{Key: "attributes[1].name", Line: 13, Message: `unknown attribute "favouriteColour"`}},
 	"duplicate-attribute.yaml":     {{Key: "attributes[2].name", Line: 14, Message: "attribute givenName is listed twice (also attributes[1])"}},
 	"values-on-derived.yaml":       {{Key: "attributes[0].values", Line: 13, Message: "eduPersonPrincipalName is computed by the bridge: an allow-list of values makes no sense"}},
@@ -514,5 +514,47 @@ func TestRuleAllows(t *testing.T) {
 	some := Rule{Values: []string{"student"}}
 	if !all.Allows("anything") || !some.Allows("student") || some.Allows("faculty") || some.Allows("Student") {
 		t.Fatal("Allows disagrees with the allow-list")
+	}
+}
+
+// TestCase25_EncryptCBCIsAnExplicitChoice: AES-CBC for a vendor is a value
+// of saml.encrypt that a policy names, never a default; check (internal/app)
+// refuses a vendor that lists only CBC unless its policy names it.
+func TestCase25_EncryptCBCIsAnExplicitChoice(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		value string
+		want  EncryptMode
+	}{
+		{"", EncryptAuto},
+		{"cbc", EncryptCBC},
+		{"never", EncryptNever},
+	} {
+		t.Run("encrypt "+tc.value, func(t *testing.T) {
+			t.Parallel()
+			content := strings.Join([]string{
+				"id: old-sp",
+				"display_name: Old SP",
+				"saml:",
+				"  entity_id: https://old-sp.example/shibboleth",
+				"  encrypt: " + tc.value,
+				"purpose: P",
+				"legal_basis: L",
+				"agreement: {reference: R, ends: 2030-01-01}",
+				"attributes:",
+				"  - name: eduPersonPrincipalName",
+			}, "\n")
+			path := filepath.Join(t.TempDir(), "old-sp.yaml")
+			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			p, problems := LoadFile(path, At(testNow))
+			if len(problems) != 0 || p == nil {
+				t.Fatalf("problems: %v", problems)
+			}
+			if p.SAML.Encrypt != tc.want {
+				t.Errorf("encrypt %q, want %q", p.SAML.Encrypt, tc.want)
+			}
+		})
 	}
 }

@@ -22,10 +22,46 @@ type OIDCSettings struct {
 	ClientSecretFile string
 	// IDTokenAlg is ES256 (default) or RS256.
 	IDTokenAlg string
-	// Sector is the pairwise sector (OIDC Core 8.1): the host of the
-	// redirect URIs unless the policy names one.
+	// Sector is the pairwise sector (OIDC Core 8.1) the vendor's sub is
+	// derived from: VendorSector(id) unless the policy names one. Two
+	// vendors share a sub for a person exactly when their sectors are
+	// equal.
 	Sector string
+	// SectorKind says where Sector came from.
+	SectorKind SectorKind
 }
+
+// SectorKind says how a vendor's pairwise sector was chosen.
+type SectorKind string
+
+// Sector kinds.
+const (
+	// SectorVendor is the default: the vendor's own sector, from its
+	// policy id, so that no other vendor shares it and a new client id
+	// does not change the sub.
+	SectorVendor SectorKind = "vendor"
+	// SectorLegacyHost keeps the derivation from before the vendor
+	// default: the host of the redirect URIs. Every vendor on that host
+	// with the same choice gets the same sub for a person.
+	SectorLegacyHost SectorKind = "legacy-host"
+	// SectorNamed is a sector the policy names, which other policies may
+	// name too, on purpose, to share a sub.
+	SectorNamed SectorKind = "named"
+)
+
+// LegacyHostSector is the oidc.sector value that keeps the old derivation.
+const LegacyHostSector = "legacy-host"
+
+// vendorSectorPrefix starts every default sector. A named sector may not
+// use it, so that no policy can take another vendor's default sector; it
+// cannot be a host (a slash) or a SAML entityID (no URI scheme).
+const vendorSectorPrefix = "vendor/"
+
+// VendorSector is the default pairwise sector of the vendor with policy id.
+func VendorSector(id string) string { return vendorSectorPrefix + id }
+
+// maxSectorLen bounds a named sector.
+const maxSectorLen = 255
 
 // ClientAuth is an OIDC client authentication method.
 type ClientAuth string
@@ -101,7 +137,7 @@ var levelNames = map[string]identity.Protection{
 	"unknown":               identity.ProtectionUnknown,
 }
 
-func (l *loader) validateOIDC(raw *rawOIDC, dir string) *OIDCSettings {
+func (l *loader) validateOIDC(raw *rawOIDC, dir, id string) *OIDCSettings {
 	o := &OIDCSettings{}
 	o.ClientID = l.required("oidc.client_id", raw.ClientID, "the vendor's OIDC client id")
 	if len(raw.RedirectURIs) == 0 && !l.isBad("oidc.redirect_uris") {
@@ -140,19 +176,54 @@ func (l *loader) validateOIDC(raw *rawOIDC, dir string) *OIDCSettings {
 		}
 	}
 	o.IDTokenAlg = enum(l, "oidc.id_token_signing_alg", raw.IDTokenAlg, "ES256", "RS256")
-	o.Sector = strings.TrimSpace(raw.Sector)
-	if o.Sector == "" {
+	l.validateSector(o, raw.Sector, id, hosts)
+	return o
+}
+
+// validateSector sets the vendor's pairwise sector. The default is the
+// vendor itself; sharing one, or keeping the old host-derived sector, is
+// a choice the policy states (and check reports).
+func (l *loader) validateSector(o *OIDCSettings, raw, id string, hosts map[string]bool) {
+	const key = "oidc.sector"
+	sector := strings.TrimSpace(raw)
+	switch {
+	case sector == "":
+		o.SectorKind = SectorVendor
+		if id != "" && idPattern.MatchString(id) {
+			o.Sector = VendorSector(id)
+		}
+	case sector == LegacyHostSector:
+		o.SectorKind = SectorLegacyHost
 		switch len(hosts) {
 		case 1:
 			for h := range hosts {
 				o.Sector = h
 			}
+			l.warnLegacySector(o.Sector)
 		case 0:
+			// The redirect URIs are reported already.
 		default:
-			l.errorf("oidc.sector", "is required when redirect URIs have several hosts: pairwise identifiers need one sector")
+			l.errorf(key, "legacy-host needs redirect URIs on one host; these have several")
+		}
+	case strings.HasPrefix(sector, vendorSectorPrefix):
+		l.errorf(key, "%q: sectors starting with %q are the vendors' own defaults; name a sector of your own to share one on purpose", sector, vendorSectorPrefix)
+	case len(sector) > maxSectorLen || strings.IndexFunc(sector, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0:
+		l.errorf(key, "must be at most %d characters without control characters", maxSectorLen)
+	default:
+		o.SectorKind = SectorNamed
+		o.Sector = sector
+		if hosts[sector] {
+			// The old default written out: the same sub as before, and
+			// the same exposure.
+			l.warnLegacySector(sector)
 		}
 	}
-	return o
+}
+
+func (l *loader) warnLegacySector(host string) {
+	l.warnf("oidc.sector", "the pairwise sector is the redirect URIs' host %s (the derivation before vendor sectors): "+
+		"every vendor whose redirect URIs are on that host and who keeps it gets the same sub for a person, so they can join their data; "+
+		"remove oidc.sector to give this vendor its own sector (every person then gets a new sub at this vendor)", host)
 }
 
 func isLoopback(host string) bool {

@@ -44,7 +44,10 @@ type initer interface {
 // identity.ParsePersonalNumber; neither an error nor the confirmation
 // repeats it: the confirmation shows the entry's shortened key. list
 // prints every marking's shortened key, date and note. init creates an
-// empty register where the backend needs one (a register file).
+// empty register where the backend needs one (a register file, the marker
+// of a Redis register), or adopts an existing Redis register written
+// before markers existed, and says how many markings it holds. It is also
+// how a register whose data was lost is re-initialised, on purpose.
 func Command(ctx context.Context, op string, reg *Register, stdin io.Reader, stdout io.Writer, now time.Time) error {
 	in := bufio.NewReaderSize(stdin, maxInputLine)
 	prompt := isTerminal(stdin)
@@ -96,12 +99,26 @@ func Command(ctx context.Context, op string, reg *Register, stdin io.Reader, std
 		}
 		return w.Flush()
 	case "init":
+		wasReady := reg.Ready(ctx) == nil
 		if i, ok := reg.backend.(initer); ok {
 			if err := i.Init(ctx); err != nil {
 				return err
 			}
 		}
-		fmt.Fprintln(stdout, "The protection register is ready.")
+		entries, err := reg.List(ctx)
+		if err != nil {
+			return err
+		}
+		switch {
+		case wasReady:
+			fmt.Fprintf(stdout, "The protection register was already initialised; unchanged. It holds %d marking(s).\n", len(entries))
+		case len(entries) > 0:
+			// A register written before markers existed (an upgrade).
+			fmt.Fprintf(stdout, "The protection register is ready. It holds %d marking(s); check them with `skolbro protect list`.\n", len(entries))
+		default:
+			fmt.Fprintln(stdout, "The protection register is ready and holds no markings.")
+			fmt.Fprintln(stdout, "If it held markings before (data lost from Redis, a deleted file), restore the backup or add them again now: until then those people are released unmasked.")
+		}
 		return nil
 	default:
 		return ErrUnknownOp

@@ -6,16 +6,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics counts what the Resolver asked and which sources failed. The
-// labels are source names and fixed reasons only.
+// Metrics counts what the Resolver asked and which sources failed, and
+// whether the manual register can answer. The labels are source names and
+// fixed reasons only.
 type Metrics struct {
-	lookups  *prometheus.CounterVec
-	failures *prometheus.CounterVec
+	lookups       *prometheus.CounterVec
+	failures      *prometheus.CounterVec
+	registerState prometheus.Gauge
 }
 
-// NewMetrics registers skolbro_protection_lookups_total{source} and
-// skolbro_protection_source_failures_total{source,reason} with reg. A nil
-// reg registers nothing (the counters still count, for tests).
+// NewMetrics registers skolbro_protection_lookups_total{source},
+// skolbro_protection_source_failures_total{source,reason} and
+// skolbro_protection_register_ready with reg. A nil reg registers nothing
+// (the counters still count, for tests).
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -24,11 +27,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"source"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "skolbro_protection_source_failures_total",
-			Help: "Protection sources that could not answer, by source and reason (timeout, error, missing).",
+			Help: "Protection sources that could not answer, by source and reason (timeout, error, missing, no_personal_number, personal_number_dropped, not_initialised); every one masked the person.",
 		}, []string{"source", "reason"}),
+		registerState: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "skolbro_protection_register_ready",
+			Help: "1 when the manual protection register answered its last check or lookup, 0 when it could not (unreachable, or its data lost: every person is masked and readiness fails).",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.lookups, m.failures} {
+		for _, c := range []prometheus.Collector{m.lookups, m.failures, m.registerState} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("protection: register metrics: %w", err)
 			}
@@ -46,5 +53,16 @@ func (m *Metrics) lookup(source string) {
 func (m *Metrics) failure(source, reason string) {
 	if m != nil {
 		m.failures.WithLabelValues(source, reason).Inc()
+	}
+}
+
+func (m *Metrics) registerReady(ok bool) {
+	if m == nil {
+		return
+	}
+	if ok {
+		m.registerState.Set(1)
+	} else {
+		m.registerState.Set(0)
 	}
 }

@@ -12,7 +12,10 @@
 //
 // The bridge fails closed: a source that cannot answer makes the result
 // ProtectionUnknown (which release treats as protected) unless another
-// source already says the person is protected.
+// source already says the person is protected. The sources keyed by the
+// personal number (Register, SS12000) cannot answer for a login without
+// one, nor for one whose number the mapper dropped
+// (Identity.PersonalNumberDropped).
 package protection
 
 import (
@@ -36,6 +39,18 @@ const (
 	ReasonTimeout = "timeout"
 	ReasonError   = "error"
 	ReasonMissing = "missing"
+	// ReasonNoPersonalNumber: a source keyed by the personal number was
+	// asked about a login that carried none (or a misconfigured
+	// organiser.upstream.personal_number).
+	ReasonNoPersonalNumber = "no_personal_number"
+	// ReasonPersonalNumberDropped: the upstream sent a personal number the
+	// mapper could not keep (two different ones, or one that does not
+	// parse); the person may be known under the dropped one.
+	ReasonPersonalNumberDropped = "personal_number_dropped"
+	// ReasonNotInitialised: the register is not there as it was created
+	// (Redis marker or register file missing: data lost, or never
+	// initialised with `skolbro protect init`).
+	ReasonNotInitialised = "not_initialised"
 )
 
 // DefaultSourceTimeout bounds one source's answer when Resolver.SourceTimeout
@@ -50,6 +65,13 @@ var ErrMissing = errors.New("protection: no status for this person")
 // ErrTimeout is wrapped by a source's error when it gave up waiting; the
 // failure reason is "timeout". Context deadline errors count as well.
 var ErrTimeout = errors.New("protection: source timed out")
+
+// ErrPersonalNumberDropped is wrapped (with ErrMissing) by the error of a
+// source keyed by the personal number when the login's
+// Identity.PersonalNumberDropped is set and the number it kept, if any,
+// does not show the person protected; the failure reason is
+// "personal_number_dropped".
+var ErrPersonalNumberDropped = errors.New("protection: the upstream's personal number was dropped (two different ones, or one that does not parse)")
 
 // Source says what one source knows about a person's protection. An error
 // means the source could not tell; it never carries a personal number.
@@ -198,9 +220,16 @@ func ask(ctx context.Context, i int, s Source, id *identity.Identity) (a answer)
 	return a
 }
 
-// reasonFor classifies a source's error into a fixed reason.
+// reasonFor classifies a source's error into a fixed reason, the most
+// specific first.
 func reasonFor(ctx context.Context, err error) string {
 	switch {
+	case errors.Is(err, ErrRegisterNotInitialised), errors.Is(err, ErrRegisterFileMissing):
+		return ReasonNotInitialised
+	case errors.Is(err, ErrPersonalNumberDropped):
+		return ReasonPersonalNumberDropped
+	case errors.Is(err, ErrNoPersonalNumber):
+		return ReasonNoPersonalNumber
 	case errors.Is(err, ErrMissing):
 		return ReasonMissing
 	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded), ctx.Err() != nil:

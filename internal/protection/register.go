@@ -39,8 +39,17 @@ const levelManual = "manual"
 var (
 	// ErrRegisterKeyTooShort refuses a key shorter than MinRegisterKeyLen.
 	ErrRegisterKeyTooShort = errors.New("protection: register key shorter than 32 bytes")
-	// ErrNoPersonalNumber refuses Add or Remove without a number.
+	// ErrNoPersonalNumber refuses Add or Remove without a number. Status
+	// wraps it (with ErrMissing) for a login that carried none: the
+	// failure reason is "no_personal_number".
 	ErrNoPersonalNumber = errors.New("protection: no personal number")
+	// ErrRegisterNotInitialised is returned by every call on a register
+	// that is not there as it was created: the Redis hash lost its
+	// marker (restart without persistence, failover to a replica that
+	// missed the writes, FLUSHDB, eviction) or was never initialised.
+	// Lookups then fail, so the Resolver fails closed, and Ready fails.
+	// `skolbro protect init` (Command "init") initialises it on purpose.
+	ErrRegisterNotInitialised = errors.New("protection: register not initialised: data lost or never created (restore it, or run skolbro protect init)")
 	// ErrAlreadyMarked is returned by Add for a person already in the
 	// register; the entry is left as it was.
 	ErrAlreadyMarked = errors.New("protection: already in the register")
@@ -51,11 +60,19 @@ var (
 	ErrBadNote = errors.New("protection: note refused (at most 200 characters, one line, no personal number)")
 )
 
-// looksLikeNumber finds what could be a personal number in a note.
+// looksLikeNumber finds the plain forms of a number even when its Luhn
+// digit is wrong: in a note a mistyped number is still one, and refusing
+// it costs the admin nothing. identity.ContainsPersonalNumber finds the
+// rest (separators inside the date, other dashes, full-width digits).
 var looksLikeNumber = regexp.MustCompile(`\d{6,8}[-+ ]?\d{4}`)
 
 // RegisterBackend keeps the register's entries: opaque keys (MACs of
-// personal numbers, never the numbers) and small JSON values.
+// personal numbers, never the numbers) and small JSON values. A backend
+// whose data can vanish without an error (Redis) returns
+// ErrRegisterNotInitialised from Get and List when it cannot show that the
+// register it holds is the one that was created; a backend that must be
+// created first implements Init; one that can tell whether it is usable
+// implements Ready(ctx) error.
 type RegisterBackend interface {
 	// Set stores val under key, replacing any value.
 	Set(ctx context.Context, key string, val []byte) error
@@ -77,14 +94,42 @@ type RegisterBackend interface {
 // register can tell who is in it. Keep the key apart from the register's
 // storage and its backups.
 //
-// The register finds a person by personal number only: a person who logs
-// in without one is never found in it, and can be covered only by the
-// other sources.
+// The register finds a person by personal number only: for a login
+// without one, or whose number the mapper dropped, it cannot tell, and
+// Status fails (the person is masked).
 //
 // A Register is safe for concurrent use if its backend is.
 type Register struct {
 	backend RegisterBackend
 	key     []byte
+	metrics *Metrics
+}
+
+// SetMetrics makes Ready and Status report the register's state to m
+// (skolbro_protection_register_ready). Call it before the register is
+// used.
+func (r *Register) SetMetrics(m *Metrics) { r.metrics = m }
+
+// readier is a backend that can tell whether it is usable.
+type readier interface {
+	Ready(ctx context.Context) error
+}
+
+// Ready returns nil when the register can answer lookups: its backend is
+// reachable and holds the register that was created (the Redis marker,
+// the register file). Otherwise it returns an error, wrapping
+// ErrRegisterNotInitialised or ErrRegisterFileMissing when the data is
+// gone; readiness fails on it.
+func (r *Register) Ready(ctx context.Context) error {
+	var err error
+	if b, ok := r.backend.(readier); ok {
+		err = b.Ready(ctx)
+	}
+	r.metrics.registerReady(err == nil)
+	if err != nil {
+		return fmt.Errorf("protection: register not ready: %w", err)
+	}
+	return nil
 }
 
 var _ Source = (*Register)(nil)
@@ -140,17 +185,31 @@ func shorten(key string) string {
 func (r *Register) Name() string { return SourceRegister }
 
 // Status returns ProtectionManual for a person in the register and
-// ProtectionNone for anyone else, including a person without a personal
-// number (see Register). An entry whose value cannot be read still counts:
-// its presence is the marking.
+// ProtectionNone for a person with a personal number who is not in it. An
+// entry whose value cannot be read still counts: its presence is the
+// marking.
+//
+// It fails (so the Resolver fails closed) when it cannot tell: for a
+// login without a personal number (ErrNoPersonalNumber), for one whose
+// number the mapper dropped and whose kept number, if any, is not in the
+// register (ErrPersonalNumberDropped), both wrapping ErrMissing; and when
+// the register itself cannot answer (ErrRegisterNotInitialised,
+// ErrRegisterFileMissing, a backend error).
 func (r *Register) Status(ctx context.Context, id *identity.Identity) (identity.Protection, error) {
 	if id.PersonalNumber.IsZero() {
-		return identity.ProtectionNone, nil
+		if id.PersonalNumberDropped {
+			return identity.ProtectionUnknown, fmt.Errorf("protection: register: %w: %w", ErrPersonalNumberDropped, ErrMissing)
+		}
+		return identity.ProtectionUnknown, fmt.Errorf("protection: register: nothing to look up: %w: %w", ErrNoPersonalNumber, ErrMissing)
 	}
 	_, err := r.backend.Get(ctx, r.keyFor(id.PersonalNumber))
+	r.metrics.registerReady(err == nil || errors.Is(err, store.ErrNotFound))
 	switch {
 	case err == nil:
 		return identity.ProtectionManual, nil
+	case errors.Is(err, store.ErrNotFound) && id.PersonalNumberDropped:
+		// The kept number is not marked; the dropped one may be.
+		return identity.ProtectionUnknown, fmt.Errorf("protection: register: %w: %w", ErrPersonalNumberDropped, ErrMissing)
 	case errors.Is(err, store.ErrNotFound):
 		return identity.ProtectionNone, nil
 	default:
@@ -161,7 +220,9 @@ func (r *Register) Status(ctx context.Context, id *identity.Identity) (identity.
 // Add marks pnr as protected, dated now, with an optional note. The note
 // is free text the admin typed: never a name or a personal number (a note
 // that looks like a number is refused). A person already marked is left as
-// they were and ErrAlreadyMarked is returned.
+// they were and ErrAlreadyMarked is returned. A register that is not
+// initialised is refused (ErrRegisterNotInitialised): adding one person
+// must not quietly recreate a register whose other markings were lost.
 func (r *Register) Add(ctx context.Context, pnr identity.PersonalNumber, note string, now time.Time) error {
 	if pnr.IsZero() {
 		return ErrNoPersonalNumber
@@ -234,7 +295,8 @@ func (r *Register) List(ctx context.Context) ([]Entry, error) {
 
 // checkNote refuses what must not be in a note: more than MaxNoteLen
 // characters, invalid UTF-8, control characters (they would break the
-// list's lines) and anything that looks like a personal number.
+// list's lines) and anything that looks like a personal number, written in
+// any of the ways identity.ContainsPersonalNumber knows.
 func checkNote(note string) error {
 	if !utf8.ValidString(note) || utf8.RuneCountInString(note) > MaxNoteLen {
 		return ErrBadNote
@@ -244,7 +306,7 @@ func checkNote(note string) error {
 			return ErrBadNote
 		}
 	}
-	if looksLikeNumber.MatchString(note) {
+	if looksLikeNumber.MatchString(note) || identity.ContainsPersonalNumber(note) {
 		return ErrBadNote
 	}
 	return nil

@@ -69,6 +69,15 @@ func (f *FileRegister) Init(context.Context) error {
 	return f.update(true, func(map[string]json.RawMessage) error { return errUnchanged })
 }
 
+// Ready returns nil when the register file exists and reads as a
+// register: ErrRegisterFileMissing or ErrRegisterFileBad otherwise.
+func (f *FileRegister) Ready(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, err := f.load()
+	return err
+}
+
 // Get returns the value under key, or store.ErrNotFound.
 func (f *FileRegister) Get(_ context.Context, key string) ([]byte, error) {
 	f.mu.Lock()

@@ -28,8 +28,12 @@ func newMiniredisBackend(t *testing.T) backendUnderTest {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
+	b := NewRedisRegister(s.Client(), s.Prefix())
+	if err := b.Init(bg); err != nil {
+		t.Fatal(err)
+	}
 	return backendUnderTest{
-		backend: NewRedisRegister(s.Client(), s.Prefix()),
+		backend: b,
 		raw: func(t *testing.T) []byte {
 			// Dump is miniredis's own rendering of every key and value.
 			if !mr.Exists("skolbro-test:protect:register") {
@@ -69,8 +73,12 @@ func newRealRedisBackend(t *testing.T) backendUnderTest {
 	if err := client.Ping(bg).Err(); err != nil {
 		t.Fatalf("real Redis at %s: %v", realRedisEnv, err)
 	}
+	rr := NewRedisRegister(client, prefix)
+	if err := rr.Init(bg); err != nil {
+		t.Fatal(err)
+	}
 	return backendUnderTest{
-		backend: NewRedisRegister(client, prefix),
+		backend: rr,
 		raw: func(t *testing.T) []byte {
 			all, err := client.HGetAll(bg, prefix+"protect:register").Result()
 			if err != nil {
@@ -103,7 +111,11 @@ func TestRedisRegisterSharedAndDown(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = s.Close() })
-		r, err := NewRegister(NewRedisRegister(s.Client(), s.Prefix()), testRegisterKey)
+		b := NewRedisRegister(s.Client(), s.Prefix())
+		if err := b.Init(bg); err != nil {
+			t.Fatal(err)
+		}
+		r, err := NewRegister(b, testRegisterKey)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,8 +124,8 @@ func TestRedisRegisterSharedAndDown(t *testing.T) {
 	a, b := newReg(), newReg()
 	mustAdd(t, a, testNumbers[0], "")
 	wantStatus(t, b, person(t, testNumbers[0]), identity.ProtectionManual)
-	if keys, err := mr.HKeys("p:protect:register"); err != nil || len(keys) != 1 {
-		t.Errorf("hash p:protect:register has keys %v, %v; want one", keys, err)
+	if keys, err := mr.HKeys("p:protect:register"); err != nil || len(keys) != 2 {
+		t.Errorf("hash p:protect:register has keys %v, %v; want the marker and one entry", keys, err)
 	}
 
 	mr.Close()

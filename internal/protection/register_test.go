@@ -69,8 +69,11 @@ func testRegisterStatus(t *testing.T, _ backendUnderTest, r *Register) {
 	mustAdd(t, r, testNumbers[0], "")
 	wantStatus(t, r, person(t, testNumbers[0]), identity.ProtectionManual)
 	wantStatus(t, r, person(t, testNumbers[1]), identity.ProtectionNone)
-	// Without a personal number the register cannot know the person.
-	wantStatus(t, r, person(t, ""), identity.ProtectionNone)
+	// Without a personal number the register cannot tell: it fails, and
+	// the Resolver masks the person.
+	if got, err := r.Status(bg, person(t, "")); !errors.Is(err, ErrNoPersonalNumber) || !errors.Is(err, ErrMissing) || got != identity.ProtectionUnknown {
+		t.Errorf("Status without a number = %v, %v; want unknown, ErrNoPersonalNumber", got, err)
+	}
 	// The 10-digit form finds the same entry.
 	id := &identity.Identity{PersonalNumber: mustPNR(t, testNumbers[0][2:8]+"-"+testNumbers[0][8:])}
 	wantStatus(t, r, id, identity.ProtectionManual)

@@ -216,20 +216,31 @@ func newSS12000Client(timeout time.Duration, cert *tls.Certificate, roots *x509.
 func (s *SS12000) Name() string { return SourceSS12000 }
 
 // Status asks the API (or the cache) for the person's securityMarking.
+// Like the register, it fails for a login without a personal number
+// (ErrNoPersonalNumber) and for one whose number the mapper dropped,
+// unless the kept number already shows the person protected
+// (ErrPersonalNumberDropped); both wrap ErrMissing.
 func (s *SS12000) Status(ctx context.Context, id *identity.Identity) (identity.Protection, error) {
 	if id.PersonalNumber.IsZero() {
-		return identity.ProtectionUnknown, fmt.Errorf("protection: ss12000: no personal number to look up: %w", ErrMissing)
+		if id.PersonalNumberDropped {
+			return identity.ProtectionUnknown, fmt.Errorf("protection: ss12000: %w: %w", ErrPersonalNumberDropped, ErrMissing)
+		}
+		return identity.ProtectionUnknown, fmt.Errorf("protection: ss12000: nothing to look up: %w: %w", ErrNoPersonalNumber, ErrMissing)
 	}
 	pnr := id.PersonalNumber.RevealPersonalNumber()
 	key := s.cacheKeyFor(pnr)
-	if level, ok := s.cached(key); ok {
-		return level, nil
+	level, ok := s.cached(key)
+	if !ok {
+		var err error
+		if level, err = s.fetch(ctx, pnr); err != nil {
+			return identity.ProtectionUnknown, err
+		}
+		s.store(key, level)
 	}
-	level, err := s.fetch(ctx, pnr)
-	if err != nil {
-		return identity.ProtectionUnknown, err
+	if id.PersonalNumberDropped && !level.Protected() {
+		// The kept number is not marked; the dropped one may be.
+		return identity.ProtectionUnknown, fmt.Errorf("protection: ss12000: %w: %w", ErrPersonalNumberDropped, ErrMissing)
 	}
-	s.store(key, level)
 	return level, nil
 }
 

@@ -99,6 +99,10 @@ func Release(p *policy.Policy, id *identity.Identity, d *pseudonym.Deriver) *Rel
 			}
 		case attr.Plain:
 			values = filter(rule, id.Attributes[rule.Def.Name])
+			if rule.Def.Name == attr.SchoolUnitCode {
+				// Only the units the vendor is enabled for (case 47).
+				values = p.EnabledFor.SchoolUnitsOf(values)
+			}
 		case attr.PersonalNumber:
 			// Never from the attribute list: only through the opt-in below.
 		}
@@ -213,4 +217,12 @@ func filter(rule policy.Rule, values []string) []string {
 		}
 	}
 	return out
+}
+
+// Enabled reports whether the vendor of p is switched on for id: the
+// policy's EnabledFor decision on the person's sisSchoolUnitCode values and
+// unscoped affiliations (SECURITY.md case 47). Like Release it is pure; the
+// caller refuses the login when it is false and releases nothing.
+func Enabled(p *policy.Policy, id *identity.Identity) bool {
+	return p.EnabledFor.Allows(id.Attributes[attr.SchoolUnitCode], id.Attributes[attr.Affiliation])
 }

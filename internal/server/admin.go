@@ -9,9 +9,11 @@ import (
 	"github.com/skolbro/skolbro/internal/admin"
 	"github.com/skolbro/skolbro/internal/audit"
 	"github.com/skolbro/skolbro/internal/identity"
+	"github.com/skolbro/skolbro/internal/pnrvalues"
 	"github.com/skolbro/skolbro/internal/policy"
 	"github.com/skolbro/skolbro/internal/protection"
 	"github.com/skolbro/skolbro/internal/release"
+	"github.com/skolbro/skolbro/internal/units"
 )
 
 // AdminOptions enable the admin web interface.
@@ -36,7 +38,7 @@ func (s *Server) newAdmin(org *Organiser) (*admin.Admin, error) {
 		for id, v := range org.IdP.Vendors {
 			requested[id] = v.RequestedAttributes
 		}
-		return audit.BuildRegister(org.Policies.All(), requested)
+		return s.registerRows(org, org.Policies.All(), requested)
 	}
 	d := admin.Deps{
 		Organiser: org.ID,
@@ -55,6 +57,7 @@ func (s *Server) newAdmin(org *Organiser) (*admin.Admin, error) {
 		RegisterCSV:  func(w io.Writer) error { return audit.WriteRegisterCSV(w, rows()) },
 		RegisterJSON: func(w io.Writer) error { return audit.WriteRegisterJSON(w, rows()) },
 		Store:        org.Store,
+		Units:        units.New(org.Store, org.ID),
 		StartLogin: func(w http.ResponseWriter, r *http.Request) {
 			s.startLogin(w, r, org, pendingLogin{Protocol: protocolAdmin}, hintsFromQuery(r))
 		},
@@ -63,6 +66,16 @@ func (s *Server) newAdmin(org *Organiser) (*admin.Admin, error) {
 		Logger:        s.log,
 		Now:           s.now,
 		Rand:          s.rand,
+	}
+	if s.store != nil {
+		d.PersonalNumbersInValues = func(ctx context.Context) ([]admin.DroppedAttribute, error) {
+			es, err := pnrvalues.Recent(ctx, org.Store, org.ID, s.now())
+			var out []admin.DroppedAttribute
+			for _, e := range es {
+				out = append(out, admin.DroppedAttribute(e))
+			}
+			return out, err
+		}
 	}
 	if org.AuditKeys != nil && o.AuditDir != "" {
 		keys := org.AuditKeys

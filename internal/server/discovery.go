@@ -129,12 +129,11 @@ type discoveryChoice struct {
 
 // showDiscovery keeps the pending login and asks the person to choose.
 func (s *Server) showDiscovery(w http.ResponseWriter, r *http.Request, org *Organiser, binding string, state []byte) {
-	b := make([]byte, 16)
-	if _, err := io.ReadFull(s.rand, b); err != nil {
+	id, err := s.randomToken()
+	if err != nil {
 		s.fail(w, r, failInternal, "random", err)
 		return
 	}
-	id := base64.RawURLEncoding.EncodeToString(b)
 	if err := org.Store.Put(r.Context(), discoveryKey(binding, id), state, discoveryTTL); err != nil {
 		s.fail(w, r, failUnavailable, "store_unavailable", err)
 		return
@@ -146,20 +145,28 @@ func (s *Server) discoveryPage(w http.ResponseWriter, r *http.Request, org *Orga
 	href := func(up *Upstream) string {
 		return org.Prefix + pathDiscovery + "?" + url.Values{"d": {id}, "upstream": {up.ID}}.Encode()
 	}
+	var choices []discoveryChoice
+	for _, up := range org.Upstreams {
+		choices = append(choices, discoveryChoice{DisplayName: up.DisplayName, Href: href(up),
+			Filter: strings.ToLower(up.DisplayName + " " + up.ID + " " + strings.Join(up.Scopes, " "))})
+	}
+	var remembered *discoveryChoice
+	if c, err := r.Cookie(rememberCookie + org.ID); err == nil {
+		if up := org.upstream(c.Value); up != nil {
+			remembered = &discoveryChoice{DisplayName: up.DisplayName, Href: href(up)}
+		}
+	}
+	s.renderChoices(w, r, org.DisplayName, choices, remembered, status)
+}
+
+// renderChoices shows the discovery page: the remembered choice, if any,
+// above the full list.
+func (s *Server) renderChoices(w http.ResponseWriter, r *http.Request, heading string, choices []discoveryChoice, remembered *discoveryChoice, status int) {
 	data := struct {
 		Organiser  string
 		Remembered *discoveryChoice
 		Choices    []discoveryChoice
-	}{Organiser: org.DisplayName}
-	for _, up := range org.Upstreams {
-		data.Choices = append(data.Choices, discoveryChoice{DisplayName: up.DisplayName, Href: href(up),
-			Filter: strings.ToLower(up.DisplayName + " " + up.ID + " " + strings.Join(up.Scopes, " "))})
-	}
-	if c, err := r.Cookie(rememberCookie + org.ID); err == nil {
-		if up := org.upstream(c.Value); up != nil {
-			data.Remembered = &discoveryChoice{DisplayName: up.DisplayName, Href: href(up)}
-		}
-	}
+	}{heading, remembered, choices}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
@@ -169,6 +176,16 @@ func (s *Server) discoveryPage(w http.ResponseWriter, r *http.Request, org *Orga
 	if err := s.tmpl.ExecuteTemplate(w, "discovery.html", data); err != nil {
 		zerolog.Ctx(r.Context()).Error().Err(err).Msg("discovery page")
 	}
+}
+
+// rememberChoice keeps a discovery choice in a cookie, as a suggestion
+// for next time.
+func (s *Server) rememberChoice(w http.ResponseWriter, name, value, path string) {
+	if path == "" {
+		path = "/"
+	}
+	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: path,
+		MaxAge: 365 * 24 * 3600, HttpOnly: true, Secure: s.secureCookies, SameSite: http.SameSiteLaxMode})
 }
 
 // handleDiscovery continues a login with the person's choice. An unknown
@@ -200,11 +217,15 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request, org *Or
 		}
 		return
 	}
-	path := org.Prefix
-	if path == "" {
-		path = "/"
-	}
-	http.SetCookie(w, &http.Cookie{Name: rememberCookie + org.ID, Value: up.ID, Path: path,
-		MaxAge: 365 * 24 * 3600, HttpOnly: true, Secure: s.secureCookies, SameSite: http.SameSiteLaxMode})
+	s.rememberChoice(w, rememberCookie+org.ID, up.ID, org.Prefix)
 	s.goUpstream(w, r, org, up, c.Value, state, "", "")
+}
+
+// randomToken is a fresh 128-bit URL-safe random value.
+func (s *Server) randomToken() (string, error) {
+	b := make([]byte, 16)
+	if _, err := io.ReadFull(s.rand, b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
 }

@@ -40,6 +40,13 @@ var (
 		"Kontakta skolans IT-support om du behöver tjänsten.",
 		"Your school has not approved (or no longer approves) this service to receive your login.",
 		"Contact your school's IT support if you need this service."}
+	// failNotEnabled: the vendor is not switched on for any of the
+	// person's school units or roles (case 47).
+	failNotEnabled = failure{http.StatusForbidden,
+		"Din skola använder inte den här tjänsten.",
+		"Kontakta skolans IT-support om du behöver tjänsten.",
+		"Your school does not use this service.",
+		"Contact your school's IT support if you need this service."}
 	failUnavailable = failure{http.StatusServiceUnavailable,
 		"Inloggningen är tillfälligt otillgänglig.",
 		"Vänta en stund och försök igen.",

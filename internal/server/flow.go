@@ -39,10 +39,13 @@ const maxACSBody = 512 << 10
 // pendingLogin is what the bridge keeps in the store while the person logs
 // in upstream: the vendor's validated request. No personal data.
 type pendingLogin struct {
-	Protocol string              `json:"p"`
-	Vendor   string              `json:"v"`
-	SAML     *samlidp.Request    `json:"s,omitempty"`
-	OIDC     *oidcop.AuthRequest `json:"o,omitempty"`
+	Protocol string `json:"p"`
+	Vendor   string `json:"v"`
+	// Via is "hub" when the vendor came through the hub's entity, which
+	// then answers; "" when the organiser's own entity does.
+	Via  string              `json:"h,omitempty"`
+	SAML *samlidp.Request    `json:"s,omitempty"`
+	OIDC *oidcop.AuthRequest `json:"o,omitempty"`
 }
 
 // handleSSO receives a vendor's AuthnRequest and sends the browser upstream.
@@ -106,11 +109,17 @@ func unmet(req *samlidp.Request, pol *policy.Policy) string {
 
 // answerStatus posts a signed status response to the vendor's validated ACS.
 func (s *Server) answerStatus(w http.ResponseWriter, r *http.Request, org *Organiser, req *samlidp.Request, sub string) {
+	s.answerStatusWith(w, r, org.IdP, req, sub)
+}
+
+// answerStatusWith answers with the given IdP entity (an organiser's own,
+// or the hub's).
+func (s *Server) answerStatusWith(w http.ResponseWriter, r *http.Request, idp *samlidp.IdP, req *samlidp.Request, sub string) {
 	top := samlidp.StatusRequester
 	if sub == samlidp.StatusNoPassive {
 		top = samlidp.StatusResponder
 	}
-	resp, err := org.IdP.BuildStatusResponse(req, top, sub)
+	resp, err := idp.BuildStatusResponse(req, top, sub)
 	if err != nil {
 		s.fail(w, r, failInternal, "build_response", err)
 		return
@@ -375,7 +384,11 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, org *Organiser, 
 		// Attribute names and fixed reasons only: no values.
 		l.Warn().Str("attribute", w.Attribute).Str("reason", w.Reason).Msg("upstream attribute dropped")
 	}
+	s.notePersonalNumbersInValues(r, org, warnings)
 	s.decideProtection(r, up, id)
+	if pol, ok = s.enabledFor(w, r, org, up.ID, pol, p.Protocol, id); !ok {
+		return
+	}
 	rel := release.Release(pol, id, org.Deriver)
 	if p.OIDC != nil {
 		s.answerOIDC(w, r, org, up.ID, p.OIDC, pol, id, rel)
@@ -385,7 +398,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, org *Organiser, 
 	if p.SAML.NameIDFormat == samlidp.NameIDTransient {
 		opts.PersistentNameID = false // the vendor asked for less
 	}
-	resp, err := org.IdP.BuildResponse(p.SAML, rel, opts)
+	resp, err := s.answeringIdP(org, p).BuildResponse(p.SAML, rel, opts)
 	if err != nil {
 		s.fail(w, r, failInternal, "build_response", err)
 		return
@@ -481,4 +494,13 @@ func responseOptions(p *policy.Policy) samlidp.ResponseOptions {
 	}
 	o.PersistentNameID = p.SAML.NameID == "pairwise"
 	return o
+}
+
+// answeringIdP is the entity that answers a SAML login: the organiser's
+// own, or the hub's when the vendor came through it.
+func (s *Server) answeringIdP(org *Organiser, p pendingLogin) *samlidp.IdP {
+	if p.Via == viaHub && s.hub != nil {
+		return s.hub.IdP
+	}
+	return org.IdP
 }

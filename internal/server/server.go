@@ -106,6 +106,7 @@ type Upstream struct {
 // Server serves the bridge: one or several organisers on one listener.
 type Server struct {
 	orgs  []*Organiser
+	hub   *Hub
 	store store.Store
 	log   zerolog.Logger
 	tmpl  *template.Template
@@ -138,7 +139,9 @@ func (s *Server) StartDrain() { s.draining.Store(true) }
 // Options configure a Server.
 type Options struct {
 	// Organisers are served each under its Prefix.
-	Organisers    []*Organiser
+	Organisers []*Organiser
+	// Hub is the hub's own entity for shared vendors, or nil.
+	Hub           *Hub
 	Store         store.Store
 	Logger        zerolog.Logger
 	SecureCookies bool
@@ -162,12 +165,20 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{orgs: o.Organisers, store: o.Store, log: o.Logger, tmpl: t,
+	s := &Server{orgs: o.Organisers, hub: o.Hub, store: o.Store, log: o.Logger, tmpl: t,
 		secureCookies: o.SecureCookies, now: o.Now, rand: o.Rand, mounts: o.Mounts,
 		metrics: o.Metrics, clientLimit: o.ClientLimit, clientIP: o.ClientIP, vendorLimit: o.VendorLimit,
 		maxInFlight: o.MaxInFlight}
 	if s.clientIP == nil {
 		s.clientIP = &ratelimit.ClientIP{}
+	}
+	for _, org := range s.orgs {
+		if s.metrics == nil || org.OP == nil || org.OP.OnRefusal != nil {
+			continue
+		}
+		// Token and userinfo refusals (a foreign client's code, a reused
+		// code) show in refusals_total like the login flows' own.
+		org.OP.OnRefusal = s.metrics.Refusal
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -193,6 +204,9 @@ func (s *Server) Handler() http.Handler {
 	}
 	for _, org := range s.orgs {
 		s.organiserRoutes(r, org)
+	}
+	if s.hub != nil {
+		s.hubRoutes(r)
 	}
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	r.HandleFunc("/readyz", s.handleReady)
@@ -343,7 +357,10 @@ func (s *Server) handleSPMetadata(w http.ResponseWriter, r *http.Request, org *O
 }
 
 // handleReady fails when the store is unreachable: without it no login can
-// be checked for replay, so the instance must not take traffic.
+// be checked for replay, so the instance must not take traffic. It also
+// fails when the manual protection register cannot answer (unreachable,
+// or its data lost): every person would be masked, and the admin must
+// restore it or re-initialise it on purpose.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
@@ -355,6 +372,18 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		zerolog.Ctx(r.Context()).Warn().Err(err).Msg("readiness: store unreachable")
 		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
 		return
+	}
+	// A lost register is a Redis-wide event (a flush, a failover, a
+	// restart without persistence), so any organiser's failing makes the
+	// instance unready.
+	for _, org := range s.orgs {
+		if reg := org.Register; reg != nil {
+			if err := reg.Ready(ctx); err != nil {
+				zerolog.Ctx(r.Context()).Warn().Err(err).Str("organiser", org.ID).Msg("readiness: protection register not ready")
+				http.Error(w, "protection register unavailable", http.StatusServiceUnavailable)
+				return
+			}
+		}
 	}
 	io.WriteString(w, "ready\n")
 }

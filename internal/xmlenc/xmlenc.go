@@ -119,33 +119,79 @@ func oaepHashes(transport string) (digest, mgf crypto.Hash, ok bool) {
 	return 0, 0, false
 }
 
-// ChooseFromMetadata picks the strongest methods among those a vendor SP
-// lists as md:EncryptionMethod. With no usable data method it uses
-// AES-256-GCM, and with no usable key transport RSA-OAEP-MGF1P, the pair
-// most SAML SPs decrypt. CBC is never picked here even when it is all the SP
-// lists: an organiser must choose it for that vendor explicitly.
-func ChooseFromMetadata(methods []string) Options {
-	rank := map[string]int{AES128GCM: 1, AES256GCM: 2, RSAOAEPMGF1P: 1, RSAOAEP: 2}
+// Errors of ChooseFromMetadata. They name no input.
+var (
+	// ErrOnlyCBC means the SP lists AES-CBC and no AES-GCM, and CBC was not
+	// allowed: the SP would not decrypt AES-GCM, and CBC needs an explicit
+	// choice.
+	ErrOnlyCBC = errors.New("xmlenc: the SP lists only AES-CBC data encryption")
+	// ErrNoUsableMethod means the SP lists data encryption methods but none
+	// that the bridge writes (e.g. only Triple DES or AES-192).
+	ErrNoUsableMethod = errors.New("xmlenc: the SP lists no data encryption method the bridge supports")
+)
+
+// otherDataMethods are block ciphers an SP may list that the bridge does
+// not write: listing only these means the SP cannot take what it writes.
+var otherDataMethods = map[string]bool{
+	NSXMLEnc + "tripledes-cbc": true,
+	NSXMLEnc + "aes192-cbc":    true,
+	NSXMLEnc11 + "aes192-gcm":  true,
+}
+
+// IsCBC reports whether method is one of the AES-CBC data methods.
+func IsCBC(method string) bool { return isCBC(method) }
+
+// ChooseFromMetadata picks the methods to encrypt with for a vendor SP from
+// the md:EncryptionMethod algorithms its metadata lists. AES-GCM is used
+// whenever the SP lists it (AES-256-GCM before AES-128-GCM) or lists no data
+// method at all. An SP that lists AES-CBC but no AES-GCM gets AES-CBC
+// (AES-256 before AES-128) only when allowCBC is set, since CBC is not
+// authenticated; otherwise ErrOnlyCBC, so that the caller refuses rather
+// than send what the SP cannot decrypt. An SP listing only block ciphers the
+// bridge does not write gets ErrNoUsableMethod. Key transport is the
+// strongest RSA-OAEP listed, or RSA-OAEP-MGF1P, which most SAML SPs
+// decrypt, when none is; RSA-1_5 is never used.
+func ChooseFromMetadata(methods []string, allowCBC bool) (Options, error) {
+	rank := map[string]int{AES128GCM: 1, AES256GCM: 2, AES128CBC: 1, AES256CBC: 2, RSAOAEPMGF1P: 1, RSAOAEP: 2}
 	var o Options
+	var gcm, cbc string
+	listedData := false
 	for _, m := range methods {
-		switch m {
-		case AES128GCM, AES256GCM:
-			if rank[m] > rank[o.DataMethod] {
-				o.DataMethod = m
+		switch {
+		case m == AES128GCM || m == AES256GCM:
+			listedData = true
+			if rank[m] > rank[gcm] {
+				gcm = m
 			}
-		case RSAOAEPMGF1P, RSAOAEP:
+		case isCBC(m):
+			listedData = true
+			if rank[m] > rank[cbc] {
+				cbc = m
+			}
+		case otherDataMethods[m]:
+			listedData = true
+		case m == RSAOAEPMGF1P || m == RSAOAEP:
 			if rank[m] > rank[o.KeyTransport] {
 				o.KeyTransport = m
 			}
 		}
 	}
-	if o.DataMethod == "" {
+	switch {
+	case gcm != "":
+		o.DataMethod = gcm
+	case cbc != "" && allowCBC:
+		o.DataMethod = cbc
+	case cbc != "":
+		return Options{}, ErrOnlyCBC
+	case listedData:
+		return Options{}, ErrNoUsableMethod
+	default:
 		o.DataMethod = AES256GCM
 	}
 	if o.KeyTransport == "" {
 		o.KeyTransport = RSAOAEPMGF1P
 	}
-	return o
+	return o, nil
 }
 
 // EncryptAssertion encrypts a (signed) saml:Assertion for recipient and

@@ -746,28 +746,71 @@ func TestEncryptRefuses(t *testing.T) {
 	}
 }
 
-func TestChooseFromMetadata(t *testing.T) {
+// TestCase25_ChooseFromMetadata: the bridge encrypts with what a vendor's
+// md:EncryptionMethod lists. AES-GCM whenever it is listed or nothing is;
+// AES-CBC only for a vendor that lists CBC and no GCM, and only when the
+// organiser allowed it; otherwise an error, never a cipher the vendor
+// cannot decrypt.
+func TestCase25_ChooseFromMetadata(t *testing.T) {
 	t.Parallel()
+	const (
+		tripleDES = "http://www.w3.org/2001/04/xmlenc#tripledes-cbc"
+		aes192CBC = "http://www.w3.org/2001/04/xmlenc#aes192-cbc"
+	)
+	// crewjamSP is what a crewjam/saml v0.5.1 ServiceProvider lists.
+	crewjamSP := []string{xmlenc.AES128CBC, aes192CBC, xmlenc.AES256CBC, xmlenc.RSAOAEPMGF1P}
 	tests := []struct {
-		name    string
-		methods []string
-		want    xmlenc.Options
+		name     string
+		methods  []string
+		allowCBC bool
+		want     xmlenc.Options
+		err      error
 	}{
-		{"none listed", nil, xmlenc.Options{DataMethod: xmlenc.AES256GCM, KeyTransport: xmlenc.RSAOAEPMGF1P}},
-		{"strongest of each", []string{xmlenc.AES128GCM, xmlenc.RSAOAEPMGF1P, xmlenc.AES256GCM, xmlenc.RSAOAEP},
-			xmlenc.Options{DataMethod: xmlenc.AES256GCM, KeyTransport: xmlenc.RSAOAEP}},
-		{"aes128-gcm only", []string{xmlenc.AES128GCM}, xmlenc.Options{DataMethod: xmlenc.AES128GCM, KeyTransport: xmlenc.RSAOAEPMGF1P}},
-		{"key transport only", []string{xmlenc.RSAOAEP}, xmlenc.Options{DataMethod: xmlenc.AES256GCM, KeyTransport: xmlenc.RSAOAEP}},
-		{"rsa-1_5 never chosen", []string{xmlenc.AES128GCM, xmlenc.RSA15}, xmlenc.Options{DataMethod: xmlenc.AES128GCM, KeyTransport: xmlenc.RSAOAEPMGF1P}},
-		{"cbc never chosen from metadata", []string{xmlenc.AES256CBC, xmlenc.AES128CBC, xmlenc.RSAOAEPMGF1P},
-			xmlenc.Options{DataMethod: xmlenc.AES256GCM, KeyTransport: xmlenc.RSAOAEPMGF1P}},
-		{"unknown methods ignored", []string{"urn:example:unknown", "http://www.w3.org/2001/04/xmlenc#tripledes-cbc"},
-			xmlenc.Options{DataMethod: xmlenc.AES256GCM, KeyTransport: xmlenc.RSAOAEPMGF1P}},
+		{name: "none listed", methods: nil,
+			want: xmlenc.Options{DataMethod: xmlenc.AES256GCM, KeyTransport: xmlenc.RSAOAEPMGF1P}},
+		{name: "none listed, CBC allowed: still GCM", methods: nil, allowCBC: true,
+			want: xmlenc.Options{DataMethod: xmlenc.AES256GCM, KeyTransport: xmlenc.RSAOAEPMGF1P}},
+		{name: "strongest of each", methods: []string{xmlenc.AES128GCM, xmlenc.RSAOAEPMGF1P, xmlenc.AES256GCM, xmlenc.RSAOAEP},
+			want: xmlenc.Options{DataMethod: xmlenc.AES256GCM, KeyTransport: xmlenc.RSAOAEP}},
+		{name: "aes128-gcm only", methods: []string{xmlenc.AES128GCM},
+			want: xmlenc.Options{DataMethod: xmlenc.AES128GCM, KeyTransport: xmlenc.RSAOAEPMGF1P}},
+		{name: "key transport only", methods: []string{xmlenc.RSAOAEP},
+			want: xmlenc.Options{DataMethod: xmlenc.AES256GCM, KeyTransport: xmlenc.RSAOAEP}},
+		{name: "rsa-1_5 never chosen", methods: []string{xmlenc.AES128GCM, xmlenc.RSA15},
+			want: xmlenc.Options{DataMethod: xmlenc.AES128GCM, KeyTransport: xmlenc.RSAOAEPMGF1P}},
+		{name: "GCM and CBC listed: GCM, CBC allowed or not", methods: []string{xmlenc.AES256CBC, xmlenc.AES128GCM, xmlenc.RSAOAEP}, allowCBC: true,
+			want: xmlenc.Options{DataMethod: xmlenc.AES128GCM, KeyTransport: xmlenc.RSAOAEP}},
+		{name: "only CBC listed, not allowed", methods: []string{xmlenc.AES256CBC, xmlenc.AES128CBC, xmlenc.RSAOAEPMGF1P},
+			err: xmlenc.ErrOnlyCBC},
+		{name: "only CBC listed, allowed: aes256-cbc", methods: []string{xmlenc.AES128CBC, xmlenc.AES256CBC, xmlenc.RSAOAEPMGF1P}, allowCBC: true,
+			want: xmlenc.Options{DataMethod: xmlenc.AES256CBC, KeyTransport: xmlenc.RSAOAEPMGF1P}},
+		{name: "only aes128-cbc listed, allowed", methods: []string{xmlenc.AES128CBC}, allowCBC: true,
+			want: xmlenc.Options{DataMethod: xmlenc.AES128CBC, KeyTransport: xmlenc.RSAOAEPMGF1P}},
+		{name: "crewjam/saml SP, not allowed", methods: crewjamSP, err: xmlenc.ErrOnlyCBC},
+		{name: "crewjam/saml SP, allowed", methods: crewjamSP, allowCBC: true,
+			want: xmlenc.Options{DataMethod: xmlenc.AES256CBC, KeyTransport: xmlenc.RSAOAEPMGF1P}},
+		{name: "only ciphers the bridge does not write", methods: []string{tripleDES, aes192CBC, xmlenc.RSAOAEPMGF1P}, allowCBC: true,
+			err: xmlenc.ErrNoUsableMethod},
+		{name: "unknown URIs are not data methods", methods: []string{"urn:example:unknown"},
+			want: xmlenc.Options{DataMethod: xmlenc.AES256GCM, KeyTransport: xmlenc.RSAOAEPMGF1P}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if diff := cmp.Diff(tc.want, xmlenc.ChooseFromMetadata(tc.methods)); diff != "" {
+			got, err := xmlenc.ChooseFromMetadata(tc.methods, tc.allowCBC)
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) {
+					t.Fatalf("error %v, want %v", err, tc.err)
+				}
+				if got != (xmlenc.Options{}) {
+					t.Errorf("options %+v with an error", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("ChooseFromMetadata (-want +got):\n%s", diff)
 			}
 		})

@@ -157,3 +157,68 @@ func decryptSplit(t *testing.T, dir, base, keyFile string, encrypted []byte) []b
 	}
 	return out
 }
+
+// TestXMLSec1DecryptsCBCAtEveryPaddingLength: AES-CBC as XML Encryption
+// lays it out (a random IV, then the ciphertext of the element padded with
+// 1 to 16 bytes whose last byte counts them) decrypts with xmlsec1 for
+// every plaintext length modulo the block size, the full block of padding
+// for an aligned plaintext included.
+func TestXMLSec1DecryptsCBCAtEveryPaddingLength(t *testing.T) {
+	t.Parallel()
+	xmlsectest.Path(t)
+	vendor := newPair(t, keys.RSA2048)
+	dir := t.TempDir()
+	keyPEM, err := vendor.KeyPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := xmlsectest.WriteFile(t, dir, "vendor-key.pem", keyPEM)
+	seen := map[int]bool{}
+	for n := 0; len(seen) < 16; n++ {
+		el := etree.NewElement("v")
+		el.SetText(strings.Repeat("x", n))
+		b, err := docBytes(el)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rem := len(b) % 16
+		if seen[rem] {
+			continue
+		}
+		seen[rem] = true
+		// Both key sizes, each at half of the lengths.
+		method := xmlenc.AES128CBC
+		if rem%2 == 1 {
+			method = xmlenc.AES256CBC
+		}
+		ed, err := xmlenc.EncryptElement(el, vendor.Cert, xmlenc.Options{DataMethod: method, KeyTransport: xmlenc.RSAOAEPMGF1P}, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct := cipherValue(t, ed, "CipherData/CipherValue")
+		if pad := 16 - rem; len(ct) != 16+len(b)+pad {
+			t.Errorf("%s, %d bytes: ciphertext of %d bytes, want IV, plaintext and %d bytes of padding", short(method), len(b), len(ct), pad)
+		}
+		root := etree.NewElement("r")
+		root.AddChild(ed)
+		doc, err := docBytes(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := xmlsectest.WriteFile(t, dir, fmt.Sprintf("cbc-%d-%s.xml", len(b), short(method)), doc)
+		out, stderr, err := xmlsectest.Run(t, "--decrypt", "--privkey-pem", keyFile, file)
+		if err != nil {
+			t.Fatalf("xmlsec1 --decrypt, %s, %d bytes: %v\n%s", short(method), len(b), err, stderr)
+		}
+		if want := "<r>" + string(b) + "</r>"; !strings.Contains(string(out), want) {
+			t.Errorf("xmlsec1, %s, %d bytes: output %q lacks %q", short(method), len(b), out, want)
+		}
+	}
+}
+
+// docBytes serialises a copy of el as a document of its own.
+func docBytes(el *etree.Element) ([]byte, error) {
+	doc := etree.NewDocument()
+	doc.SetRoot(el.Copy())
+	return doc.WriteToBytes()
+}

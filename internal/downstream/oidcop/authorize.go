@@ -322,7 +322,12 @@ func (p *Provider) Complete(ctx context.Context, req *AuthRequest, rel *release.
 	if err != nil {
 		return "", err
 	}
-	if err := p.Store.Put(ctx, hashKey(prefixCode, code), b, ttl); err != nil {
+	// The owner entry only tells the token endpoint that a code it cannot
+	// find was issued to another client (counted, case 29).
+	if err := p.Store.Put(ctx, hashKey(prefixOwner, code), []byte(client.ID), ttl); err != nil {
+		return "", fmt.Errorf("oidcop: store code owner: %w", err)
+	}
+	if err := p.Store.Put(ctx, prefixCode+grantID(client.ID, code), b, ttl); err != nil {
 		return "", fmt.Errorf("oidcop: store code: %w", err)
 	}
 	v := url.Values{"code": {code}, "iss": {p.Issuer}}

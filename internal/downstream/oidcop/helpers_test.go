@@ -328,7 +328,7 @@ func putGrant(t *testing.T, f *fixture, code string, g grant) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.store.Put(context.Background(), hashKey(prefixCode, code), b, MaxCodeTTL); err != nil {
+	if err := f.store.Put(context.Background(), prefixCode+grantID(g.Request.ClientID, code), b, MaxCodeTTL); err != nil {
 		t.Fatal(err)
 	}
 }

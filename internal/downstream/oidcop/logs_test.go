@@ -58,7 +58,10 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 		t.Fatal("no token issued")
 	}
 	secrets = append(secrets, code, tr.AccessToken, tr.IDToken, basicSecret)
-	post(basicTokenForm(code), basicClient, basicSecret)                            // reuse
+	post(basicTokenForm(code), basicClient, basicSecret) // reuse
+	foreign := f.code(jwtClientID, jwtRedirect)
+	secrets = append(secrets, foreign)
+	post(basicTokenForm(foreign), basicClient, basicSecret)                         // another client's code
 	post(basicTokenForm(f.code(basicClient, basicRedir)), basicClient, "wrong-one") // bad secret
 	wrongVerifier := basicTokenForm(f.code(basicClient, basicRedir))
 	wrongVerifier.Set("code_verifier", strings.Repeat("v", 50))
@@ -76,6 +79,11 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	logs := buf.String()
 	if !strings.Contains(logs, "oidc token request refused") {
 		t.Errorf("refusals were not logged:\n%s", logs)
+	}
+	for _, reason := range []string{"code_reused_token_revoked", "code_other_client"} {
+		if !strings.Contains(logs, `"reason":"`+reason+`"`) {
+			t.Errorf("the refusal %s was not logged", reason)
+		}
 	}
 	for _, s := range secrets {
 		if strings.Contains(logs, s) {

@@ -17,6 +17,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -55,12 +56,16 @@ const (
 )
 
 // Store key prefixes. Codes and tokens are stored under a hash, never as
-// they are: whoever reads the store cannot redeem them.
+// they are: whoever reads the store cannot redeem them. A code's entries
+// are keyed by its grant id, the hash of the client id and the code, so
+// that another client presenting the code finds nothing to take (case 29).
 const (
-	prefixCode  = "oidcop:code:"
-	prefixUsed  = "oidcop:used:"
-	prefixToken = "oidcop:at:"
-	prefixJTI   = "oidcop:jti:"
+	prefixCode    = "oidcop:code:"    // grant id -> grant
+	prefixUsed    = "oidcop:used:"    // grant id -> store key of the access token issued
+	prefixRevoked = "oidcop:revoked:" // grant id -> marker: the code was presented again
+	prefixOwner   = "oidcop:owner:"   // hash of the code -> client id, to tell a foreign client
+	prefixToken   = "oidcop:at:"
+	prefixJTI     = "oidcop:jti:"
 )
 
 // Provider is the bridge's OpenID Provider. Fill in the fields, call
@@ -83,6 +88,10 @@ type Provider struct {
 	// Now and Rand default to time.Now and crypto/rand.Reader.
 	Now  func() time.Time
 	Rand io.Reader
+	// OnRefusal, when set, counts every refused token and userinfo
+	// request by its fixed reason (e.g. "oidc_code_other_client"), for
+	// metrics. It must not block.
+	OnRefusal func(reason string)
 }
 
 // Validate reports every configuration problem at once. It changes
@@ -210,4 +219,22 @@ func (p *Provider) newSecret() (string, error) {
 func hashKey(prefix, secret string) string {
 	h := sha256.Sum256([]byte(secret))
 	return prefix + hex.EncodeToString(h[:])
+}
+
+// grantID names what a code stands for: the SHA-256 of the client id
+// (length-prefixed, so that no two pairs collide) and the code.
+func grantID(clientID, code string) string {
+	h := sha256.New()
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(clientID)))
+	h.Write(n[:])
+	h.Write([]byte(clientID))
+	h.Write([]byte(code))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func (p *Provider) refused(reason string) {
+	if p.OnRefusal != nil {
+		p.OnRefusal("oidc_" + reason)
+	}
 }

@@ -35,7 +35,10 @@ type tokenResponse struct {
 // accessRecord is what an access token stands for, kept under the
 // token's hash for userinfo.
 type accessRecord struct {
-	ClientID  string         `json:"client_id"`
+	ClientID string `json:"client_id"`
+	// GrantID names the code the token was issued for: a reuse of the
+	// code revokes the token through it.
+	GrantID   string         `json:"grant_id"`
 	Sub       string         `json:"sub"`
 	Claims    map[string]any `json:"claims"`
 	ExpiresAt time.Time      `json:"expires_at"`
@@ -45,16 +48,19 @@ type accessRecord struct {
 func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 	form, f := tokenForm(w, r)
 	if f != nil {
+		p.refused(f.reason)
 		writeTokenError(w, r, "", f.status, f.code, f.description, f.reason)
 		return
 	}
 	client, f := p.authenticateClient(r.Context(), r, form)
 	if f != nil {
+		p.refused(f.reason)
 		writeTokenError(w, r, "", f.status, f.code, f.description, f.reason)
 		return
 	}
 	resp, f := p.redeem(r.Context(), client, form)
 	if f != nil {
+		p.refused(f.reason)
 		writeTokenError(w, r, client.ID, f.status, f.code, f.description, f.reason)
 		return
 	}
@@ -99,20 +105,24 @@ func invalidGrant(reason string) *failure {
 	return &failure{status: http.StatusBadRequest, code: CodeInvalidGrant, description: "the code is invalid, expired or already used", reason: reason}
 }
 
-// redeem exchanges a code for tokens. The code is taken from the store
-// atomically, so of concurrent redemptions exactly one gets it (case 28);
-// once taken it is gone whatever the outcome, so a wrong verifier or
-// client cannot try again.
+// redeem exchanges a code for tokens. The code's grant is stored under
+// the client's id and the code, and taken from the store atomically, so of
+// concurrent redemptions at most one gets it (case 28) and another client
+// finds nothing to take (case 29). Once taken by its client the grant is
+// gone whatever the outcome, so a wrong verifier cannot try again.
+//
+// A reuse revokes what the code issued, in every interleaving with the
+// redemption that took it: the reuse writes a revocation marker for the
+// grant before it looks for the issued token; the redemption looks for the
+// marker after it has stored its token (and withdraws it if the marker is
+// there); and userinfo checks the marker on every request.
 func (p *Provider) redeem(ctx context.Context, client *Client, form url.Values) (*tokenResponse, *failure) {
 	code := form.Get("code")
-	usedKey := hashKey(prefixUsed, code)
-	b, err := p.Store.Take(ctx, hashKey(prefixCode, code))
+	gid := grantID(client.ID, code)
+	b, err := p.Store.Take(ctx, prefixCode+gid)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		if f := p.revokeReused(ctx, usedKey); f != nil {
-			return nil, f
-		}
-		return nil, invalidGrant("unknown_or_used_code")
+		return nil, p.codeNotFound(ctx, client, code, gid)
 	case err != nil:
 		return nil, unavailable("store_take_code")
 	}
@@ -125,6 +135,7 @@ func (p *Provider) redeem(ctx context.Context, client *Client, form url.Values) 
 	case !now.Before(g.ExpiresAt):
 		return nil, invalidGrant("code_expired")
 	case g.Request.ClientID != client.ID:
+		// Cannot happen with the key bound to the client; kept as a guard.
 		return nil, invalidGrant("code_other_client")
 	case form.Get("redirect_uri") != g.Request.RedirectURI:
 		return nil, invalidGrant("redirect_uri_mismatch")
@@ -144,7 +155,7 @@ func (p *Provider) redeem(ctx context.Context, client *Client, form url.Values) 
 	if err != nil {
 		return nil, &failure{status: http.StatusInternalServerError, code: CodeServerError, description: "internal error", reason: "sign_id_token"}
 	}
-	rec, err := json.Marshal(accessRecord{ClientID: client.ID, Sub: g.Sub, Claims: g.Claims, ExpiresAt: now.Add(ttl)})
+	rec, err := json.Marshal(accessRecord{ClientID: client.ID, GrantID: gid, Sub: g.Sub, Claims: g.Claims, ExpiresAt: now.Add(ttl)})
 	if err != nil {
 		return nil, &failure{status: http.StatusInternalServerError, code: CodeServerError, description: "internal error", reason: "record_encode"}
 	}
@@ -152,11 +163,22 @@ func (p *Provider) redeem(ctx context.Context, client *Client, form url.Values) 
 	if err := p.Store.Put(ctx, tokenKey, rec, ttl); err != nil {
 		return nil, unavailable("store_put_token")
 	}
-	// The marker names the token (by its store key) so that a second
+	// The marker names the token (by its store key) so that a later
 	// presentation of the code can revoke it; it lives as long as the token.
-	if err := p.Store.Put(ctx, usedKey, []byte(tokenKey), ttl); err != nil {
+	if err := p.Store.Put(ctx, prefixUsed+gid, []byte(tokenKey), ttl); err != nil {
 		_ = p.Store.Delete(ctx, tokenKey)
 		return nil, unavailable("store_put_used")
+	}
+	// A presentation of the code that came after the Take above but before
+	// the used marker was stored found no token to revoke: it left the
+	// revocation marker, which is looked for only now.
+	switch _, err := p.Store.Get(ctx, prefixRevoked+gid); {
+	case err == nil:
+		_ = p.Store.Delete(ctx, tokenKey)
+		return nil, invalidGrant("code_reused_during_redemption")
+	case !errors.Is(err, store.ErrNotFound):
+		_ = p.Store.Delete(ctx, tokenKey)
+		return nil, unavailable("store_get_revoked")
 	}
 	return &tokenResponse{
 		AccessToken: accessToken,
@@ -167,19 +189,36 @@ func (p *Provider) redeem(ctx context.Context, client *Client, form url.Values) 
 	}, nil
 }
 
-// revokeReused revokes the access token issued for a code that is
-// presented again (RFC 6749 4.1.2: the code may have been stolen).
-func (p *Provider) revokeReused(ctx context.Context, usedKey string) *failure {
-	v, err := p.Store.Get(ctx, usedKey)
+// codeNotFound answers a code the client has no grant under: issued to
+// another client (refused, counted, and left for its own client), or
+// unknown, expired or already taken. In the last case the code may have
+// been stolen (RFC 6749 4.1.2): whatever it issued is revoked.
+func (p *Provider) codeNotFound(ctx context.Context, client *Client, code, gid string) *failure {
+	owner, err := p.Store.Get(ctx, hashKey(prefixOwner, code))
+	switch {
+	case err == nil && string(owner) != client.ID:
+		// Nothing of the owner's is touched: a registered client that
+		// learnt another's code must not be able to burn it.
+		return invalidGrant("code_other_client")
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return unavailable("store_get_owner")
+	}
+	// The marker first, then the token: a redemption still between its
+	// Take and its used marker sees the marker when it checks (see redeem).
+	// It lives as long as any token the code can have issued.
+	if err := p.Store.Put(ctx, prefixRevoked+gid, []byte{1}, p.tokenTTL()); err != nil {
+		return unavailable("store_put_revoked")
+	}
+	v, err := p.Store.Get(ctx, prefixUsed+gid)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return nil
+		return invalidGrant("unknown_or_used_code")
 	case err != nil:
 		return unavailable("store_get_used")
 	}
 	tokenKey := string(v)
 	if !strings.HasPrefix(tokenKey, prefixToken) {
-		return nil
+		return invalidGrant("unknown_or_used_code")
 	}
 	if err := p.Store.Delete(ctx, tokenKey); err != nil {
 		return unavailable("store_revoke")

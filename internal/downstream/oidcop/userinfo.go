@@ -46,6 +46,23 @@ func (p *Provider) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		p.refuseUserinfo(w, r, invalid, "client_removed")
 		return
 	}
+	// The code the token came from was presented again: whatever the
+	// order in which the two redemptions reached the store, the token is
+	// dead from the moment the reuse was seen (case 28). A record without
+	// a grant id predates the check and is refused with it.
+	if rec.GrantID == "" {
+		p.refuseUserinfo(w, r, invalid, "no_grant_id")
+		return
+	}
+	switch _, err := p.Store.Get(r.Context(), prefixRevoked+rec.GrantID); {
+	case err == nil:
+		p.refuseUserinfo(w, r, invalid, "grant_revoked")
+		return
+	case !errors.Is(err, store.ErrNotFound):
+		zerolog.Ctx(r.Context()).Warn().Str("reason", "store_get_revoked").Msg("oidc userinfo request failed")
+		writeJSON(w, http.StatusServiceUnavailable, tokenError{Error: CodeTemporarilyUnavailable, Description: "try again later"})
+		return
+	}
 	claims := make(map[string]any, len(rec.Claims)+1)
 	for k, v := range rec.Claims {
 		if !protocolClaims[k] {
@@ -57,6 +74,7 @@ func (p *Provider) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Provider) refuseUserinfo(w http.ResponseWriter, r *http.Request, challenge, reason string) {
+	p.refused("userinfo_" + reason)
 	zerolog.Ctx(r.Context()).Info().Str("reason", reason).Msg("oidc userinfo request refused")
 	w.Header().Set("WWW-Authenticate", challenge)
 	writeJSON(w, http.StatusUnauthorized, tokenError{Error: CodeInvalidToken})

@@ -124,7 +124,8 @@ type ResponseOptions struct {
 	// SignatureMethod selects an alternative signer; "" uses the default.
 	SignatureMethod string
 	// Encrypt: "auto" (when the vendor has an encryption key), "never",
-	// or "required".
+	// "required", or "cbc" (required, and AES-CBC when the vendor's
+	// metadata lists AES-CBC but no AES-GCM). See Encryption.
 	Encrypt string
 	// PersistentNameID uses rel.NameID as a persistent NameID; otherwise a
 	// fresh transient NameID is made.
@@ -134,6 +135,32 @@ type ResponseOptions struct {
 // ErrNoEncryptionKey is returned when encryption is required but the
 // vendor's metadata has no encryption key.
 var ErrNoEncryptionKey = errors.New("samlidp: vendor has no encryption key")
+
+// Encryption decides whether a response to v is encrypted under the encrypt
+// mode of its policy (see ResponseOptions.Encrypt), and with which methods:
+// those v's md:EncryptionMethod lists, as xmlenc.ChooseFromMetadata picks
+// them. A vendor that lists only AES-CBC is refused (xmlenc.ErrOnlyCBC)
+// unless the mode is "cbc", rather than sent AES-GCM it cannot decrypt or
+// CBC nobody chose. check calls it too, so that it refuses what serve would.
+func Encryption(v *Vendor, mode string) (bool, xmlenc.Options, error) {
+	switch mode {
+	case "never":
+		return false, xmlenc.Options{}, nil
+	case "required", "cbc":
+		if v.EncryptionCert == nil {
+			return false, xmlenc.Options{}, ErrNoEncryptionKey
+		}
+	default:
+		if v.EncryptionCert == nil {
+			return false, xmlenc.Options{}, nil
+		}
+	}
+	eo, err := xmlenc.ChooseFromMetadata(v.EncryptionMethods, mode == "cbc")
+	if err != nil {
+		return false, xmlenc.Options{}, fmt.Errorf("samlidp: vendor encryption: %w", err)
+	}
+	return true, eo, nil
+}
 
 // BuildResponse makes the base64 SAMLResponse answering req with what the
 // release step produced. The vendor receives exactly rel.Attributes.
@@ -153,6 +180,11 @@ func (idp *IdP) BuildResponse(req *Request, rel *release.Released, opts Response
 			return "", fmt.Errorf("samlidp: no key for signature method %s", opts.SignatureMethod)
 		}
 	}
+	// Decided first: a vendor that cannot be answered costs no signature.
+	encrypt, eo, err := Encryption(vendor, opts.Encrypt)
+	if err != nil {
+		return "", err
+	}
 	now := idp.now().UTC()
 	assertion, err := idp.buildAssertion(req, rel, opts, now)
 	if err != nil {
@@ -163,19 +195,7 @@ func (idp *IdP) BuildResponse(req *Request, rel *release.Released, opts Response
 			return "", fmt.Errorf("samlidp: sign assertion: %w", err)
 		}
 	}
-	encrypt := false
-	switch opts.Encrypt {
-	case "never":
-	case "required":
-		if vendor.EncryptionCert == nil {
-			return "", ErrNoEncryptionKey
-		}
-		encrypt = true
-	default:
-		encrypt = vendor.EncryptionCert != nil
-	}
 	if encrypt {
-		eo := xmlenc.ChooseFromMetadata(vendor.EncryptionMethods)
 		if assertion, err = xmlenc.EncryptAssertion(assertion, vendor.EncryptionCert, eo, idp.rand()); err != nil {
 			return "", fmt.Errorf("samlidp: encrypt assertion: %w", err)
 		}

@@ -142,7 +142,6 @@ func (idp *IdP) parseRedirect(r *http.Request) (*Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	_ = root
 	encSigAlg, hasSigAlg := rawQueryParam(raw, "SigAlg")
 	encSig, hasSig := rawQueryParam(raw, "Signature")
 	if hasSig != hasSigAlg {
@@ -153,6 +152,9 @@ func (idp *IdP) parseRedirect(r *http.Request) (*Request, error) {
 			return nil, refuse("unsigned", nil)
 		}
 		return req, nil
+	}
+	if err := requireDestination(root); err != nil {
+		return nil, err
 	}
 	sigAlg, err1 := url.QueryUnescape(encSigAlg)
 	sigB64, err2 := url.QueryUnescape(encSig)
@@ -199,6 +201,9 @@ func (idp *IdP) parsePOST(r *http.Request) (*Request, error) {
 		}
 		return req, nil
 	}
+	if err := requireDestination(root); err != nil {
+		return nil, err
+	}
 	if _, err := xmlsig.VerifyEnveloped(root, vendor.SigningCerts, idp.now); err != nil {
 		if errors.Is(err, xmlsig.ErrWeakAlgorithm) {
 			return nil, refuse("weak_algorithm", err)
@@ -206,6 +211,28 @@ func (idp *IdP) parsePOST(r *http.Request) (*Request, error) {
 		return nil, refuse("bad_signature", err)
 	}
 	return req, nil
+}
+
+// requireDestination refuses a signed request without Destination, as the
+// SAML bindings (3.4.5.2, 3.5.5.2) require: without it, a request a vendor
+// signed for another IdP would be accepted here until it is stale. A
+// Destination that is present was already compared with the SSO URL.
+func requireDestination(root *etree.Element) error {
+	if _, ok := destination(root); !ok {
+		return refuse("no_destination", nil)
+	}
+	return nil
+}
+
+// destination returns the request's unprefixed Destination attribute and
+// whether it is present; a prefixed one (another namespace) is not it.
+func destination(root *etree.Element) (string, bool) {
+	for _, a := range root.Attr {
+		if a.Space == "" && a.Key == "Destination" {
+			return a.Value, true
+		}
+	}
+	return "", false
 }
 
 func xmlError(err error) *Error {
@@ -252,7 +279,9 @@ func (idp *IdP) parseRequestXML(b []byte, relay string) (*Request, *etree.Elemen
 	if !ok {
 		return nil, nil, nil, refuse("unknown_vendor", nil)
 	}
-	if d := root.SelectAttrValue("Destination", ""); d != "" && d != idp.SSOURL {
+	// A Destination, when present (even empty), must be this IdP's SSO
+	// URL; a signed request must have one (requireDestination).
+	if d, ok := destination(root); ok && d != idp.SSOURL {
 		return nil, nil, nil, refuse("destination", nil)
 	}
 	instant, err := time.Parse(time.RFC3339Nano, root.SelectAttrValue("IssueInstant", ""))

@@ -484,3 +484,96 @@ func lowerEscapes(s string) string {
 	}
 	return b.String()
 }
+
+// TestCase24_SignedRequestWithoutDestinationRefused: the SAML bindings
+// require Destination in a signed AuthnRequest. Without it, a request a
+// vendor signed for another IdP would be accepted here; so a signed request
+// without one is refused on both bindings, whether or not the vendor
+// requires signatures, and a Destination that is not this IdP's SSO URL is
+// refused too. An unsigned request may leave Destination out.
+func TestCase24_SignedRequestWithoutDestinationRefused(t *testing.T) {
+	t.Parallel()
+	fx := newFixture(t)
+	vendorSigner := newSigner(t, fx.vendorSign)
+	state := "state/1"
+	noDest := func(a *authn) { a.Destination = "" }
+	reqs := map[string]authn{
+		"required": newAuthn(signedVendor).with(func(a *authn) { a.ACSURL = signedACS0 }),
+		"optional": newAuthn(optVendor),
+	}
+	acs := map[string]string{"required": signedACS0, "optional": optACS}
+	entity := map[string]string{"required": signedVendor, "optional": optVendor}
+
+	redirect := func(t testing.TB, x string) *http.Request {
+		return getRequest(signedQuery(t, fx.vendorSign, xmlsig.RSASHA256, crypto.SHA256, deflate(t, x), &state))
+	}
+	post := func(t testing.TB, x string) *http.Request {
+		return postRequest(b64(signXML(t, vendorSigner, x)), &state)
+	}
+	tests := []struct {
+		name   string
+		edit   func(*authn)
+		reason string // "" means accepted
+	}{
+		{"Destination is the SSO URL", func(*authn) {}, ""},
+		{"no Destination", noDest, "no_destination"},
+		{"Destination in another namespace only", func(a *authn) {
+			a.Destination = ""
+			a.Extra = [][2]string{{"xmlns:x", "urn:example:x"}, {"x:Destination", ssoURL}}
+		}, "no_destination"},
+		{"empty Destination", func(a *authn) { a.Extra = [][2]string{{"Destination", ""}}; a.Destination = "" }, "destination"},
+		{"Destination another IdP", func(a *authn) { a.Destination = "https://other-idp.example.se/sso" }, "destination"},
+		{"Destination differs in case", func(a *authn) { a.Destination = strings.ToUpper(ssoURL) }, "destination"},
+	}
+	for _, who := range []string{"required", "optional"} {
+		for _, b := range []struct {
+			name string
+			send func(testing.TB, string) *http.Request
+		}{{"redirect", redirect}, {"post", post}} {
+			for _, tc := range tests {
+				t.Run(who+"/"+b.name+"/"+tc.name, func(t *testing.T) {
+					t.Parallel()
+					got, err := fx.idp.ParseRequest(b.send(t, reqs[who].with(tc.edit).xml()))
+					if tc.reason != "" {
+						if got != nil {
+							t.Errorf("refused request returned %+v", got)
+						}
+						checkRefused(t, err, tc.reason, http.StatusBadRequest)
+						return
+					}
+					if err != nil {
+						t.Fatalf("ParseRequest: %v", err)
+					}
+					want := &samlidp.Request{ID: newAuthn("").ID, VendorEntityID: entity[who], ACSURL: acs[who], RelayState: state}
+					if diff := cmp.Diff(want, got); diff != "" {
+						t.Errorf("request (-want +got):\n%s", diff)
+					}
+				})
+			}
+		}
+	}
+
+	// Unsigned requests may leave Destination out (the bindings require it
+	// only of signed ones); an empty or foreign one is still refused.
+	for _, b := range bindings() {
+		t.Run("unsigned/"+b.name+"/no Destination accepted", func(t *testing.T) {
+			t.Parallel()
+			got, err := fx.idp.ParseRequest(b.send(t, newAuthn(optVendor).with(noDest).xml(), nil))
+			if err != nil {
+				t.Fatalf("ParseRequest: %v", err)
+			}
+			if got.ACSURL != optACS {
+				t.Errorf("ACS %q, want %q", got.ACSURL, optACS)
+			}
+		})
+		t.Run("unsigned/"+b.name+"/empty Destination refused", func(t *testing.T) {
+			t.Parallel()
+			x := newAuthn(optVendor).with(func(a *authn) { a.Destination = ""; a.Extra = [][2]string{{"Destination", ""}} }).xml()
+			got, err := fx.idp.ParseRequest(b.send(t, x, nil))
+			if got != nil {
+				t.Errorf("refused request returned %+v", got)
+			}
+			checkRefused(t, err, "destination", http.StatusBadRequest)
+		})
+	}
+}
