@@ -16,6 +16,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -684,36 +685,27 @@ Grannkommun has two school IdPs, so its logins ask where you log in (the discove
 </main></body></html>`))
 
 // inProcess is an http.RoundTripper that serves requests below each of
-// its URL prefixes with that prefix's handler, in this process.
+// its URL prefixes (an issuer, e.g. http://127.0.0.1:8080/demo/oidc-idp)
+// with that prefix's handler, in this process, the prefix's path
+// stripped.
 type inProcess map[string]http.Handler
 
 func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
-	u := req.URL.String()
 	for prefix, h := range t {
-		if !strings.HasPrefix(u, prefix+"/") {
+		if !strings.HasPrefix(req.URL.String(), prefix+"/") {
 			continue
 		}
-		r := req.Clone(req.Context())
-		r.URL.Path = strings.TrimPrefix(r.URL.Path, pathOf(prefix))
-		r.URL.RawPath = ""
+		p, err := url.Parse(prefix)
+		if err != nil {
+			return nil, err
+		}
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, r)
+		http.StripPrefix(p.Path, h).ServeHTTP(rec, req)
 		resp := rec.Result()
 		resp.Request = req
 		return resp, nil
 	}
 	return nil, fmt.Errorf("demo: in-process client cannot reach %s", req.URL.Host)
-}
-
-func pathOf(u string) string {
-	i := strings.Index(u, "://")
-	if i < 0 {
-		return u
-	}
-	if j := strings.Index(u[i+3:], "/"); j >= 0 {
-		return u[i+3+j:]
-	}
-	return ""
 }
 
 // previewIdentities maps the organiser's SAML test users into identities
