@@ -46,6 +46,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	return listenAndServe(*addr, h, log, func(net.Addr) {
 		fmt.Fprintf(stdout, "\nskolbro demo is running. Open %s/demo/ in your browser.\n", base)
+		fmt.Fprintf(stdout, "Two organisers: Demo kommun at the root URLs, Grannkommun under %s/o/grannkommun/ (two school IdPs: its logins show the discovery page).\n", base)
 		fmt.Fprintf(stdout, "Admin interface: %s/admin/ (log in as the test identity \"Lärare och administratör\").\n", base)
 		fmt.Fprintf(stdout, "Test keys and configuration (TEST ONLY, deleted on exit): %s\n\n", dir)
 	}, nil)

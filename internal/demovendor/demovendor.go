@@ -7,9 +7,12 @@ package demovendor
 
 import (
 	"bytes"
+	"compress/flate"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -18,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
 
 	"github.com/skolbro/skolbro/internal/keys"
@@ -97,9 +101,16 @@ func (v *Vendor) SetIdPMetadata(b []byte) error {
 	return nil
 }
 
+// errNoIdP is returned for a login before the vendor has the bridge's
+// metadata (its organiser is disabled in the demo).
+var errNoIdP = errors.New("demo vendor: the bridge's IdP metadata is not known")
+
 // LoginURL makes an AuthnRequest and returns the bridge URL to send the
 // browser to (HTTP-Redirect binding).
 func (v *Vendor) LoginURL(relayState string) (string, error) {
+	if v.SP.IDPMetadata == nil {
+		return "", errNoIdP
+	}
 	req, err := v.SP.MakeAuthenticationRequest(v.SP.GetSSOBindingLocation(saml.HTTPRedirectBinding), saml.HTTPRedirectBinding, saml.HTTPPostBinding)
 	if err != nil {
 		return "", err
@@ -112,6 +123,55 @@ func (v *Vendor) LoginURL(relayState string) (string, error) {
 	v.requests[req.ID] = time.Now()
 	v.mu.Unlock()
 	return u.String(), nil
+}
+
+// LoginURLWithIDPList is LoginURL with a Scoping/IDPList naming the
+// school IdPs the person belongs to, as a vendor that knows sends it to
+// skip the bridge's discovery page. crewjam/saml cannot write Scoping, so
+// the request is encoded and signed here as its Redirect would.
+func (v *Vendor) LoginURLWithIDPList(relayState string, providerIDs []string) (string, error) {
+	if v.SP.IDPMetadata == nil {
+		return "", errNoIdP
+	}
+	req, err := v.SP.MakeAuthenticationRequest(v.SP.GetSSOBindingLocation(saml.HTTPRedirectBinding), saml.HTTPRedirectBinding, saml.HTTPPostBinding)
+	if err != nil {
+		return "", err
+	}
+	el := req.Element()
+	list := el.CreateElement("samlp:Scoping").CreateElement("samlp:IDPList")
+	for _, id := range providerIDs {
+		list.CreateElement("samlp:IDPEntry").CreateAttr("ProviderID", id)
+	}
+	doc := etree.NewDocument()
+	doc.SetRoot(el)
+	var buf bytes.Buffer
+	fw, _ := flate.NewWriter(&buf, flate.BestCompression)
+	if _, err := doc.WriteTo(fw); err != nil {
+		return "", err
+	}
+	if err := fw.Close(); err != nil {
+		return "", err
+	}
+	// The signed query keeps its parameters in this order (SAML bindings
+	// 3.4.4.1).
+	query := "SAMLRequest=" + url.QueryEscape(base64.StdEncoding.EncodeToString(buf.Bytes()))
+	if relayState != "" {
+		query += "&RelayState=" + url.QueryEscape(relayState)
+	}
+	query += "&SigAlg=" + url.QueryEscape(v.SP.SignatureMethod)
+	ctx, err := saml.GetSigningContext(v.SP)
+	if err != nil {
+		return "", err
+	}
+	sig, err := ctx.SignString(query)
+	if err != nil {
+		return "", err
+	}
+	query += "&Signature=" + url.QueryEscape(base64.StdEncoding.EncodeToString(sig))
+	v.mu.Lock()
+	v.requests[req.ID] = time.Now()
+	v.mu.Unlock()
+	return req.Destination + "?" + query, nil
 }
 
 // Consume validates a SAMLResponse POSTed to the ACS with crewjam/saml and

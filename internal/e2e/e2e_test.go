@@ -98,13 +98,21 @@ func startEnvOpts(t *testing.T, instances int, newStore func(t *testing.T) store
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	d.OIDCVendor.HTTPClient = srv.Client()
+	if g := d.Grannkommun; g != nil {
+		g.OIDCVendor.HTTPClient = srv.Client()
+	}
 	return &env{t: t, demo: d, srv: srv, logs: logs}
 }
 
 func memoryStore(t *testing.T) store.Store { return store.NewMemory(nil) }
 
+// vendor returns the demo SAML vendor with name, of either organiser.
 func (e *env) vendor(name string) *demovendor.Vendor {
-	for _, v := range e.demo.Vendors {
+	vs := e.demo.Vendors
+	if g := e.demo.Grannkommun; g != nil {
+		vs = append(append([]*demovendor.Vendor(nil), vs...), g.Vendors...)
+	}
+	for _, v := range vs {
 		if v.Name == name {
 			return v
 		}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/skolbro/skolbro/internal/demo"
 	"github.com/skolbro/skolbro/internal/testidp"
 )
 
@@ -73,6 +74,28 @@ func TestCase37_LogsHoldNoPersonalData(t *testing.T) {
 		e.login(newBrowser(t, e.srv.Client()), "learning-app", u.Login)
 		e.login(newBrowser(t, e.srv.Client()), "national-tests", u.Login)
 	}
+
+	// The second organiser's people, through the discovery page, at its
+	// SAML and OIDC vendors, and the hub's refusals.
+	t.Run("second organiser through discovery", func(t *testing.T) {
+		g := e.grann()
+		for _, up := range []struct {
+			id    string
+			users []testidp.User
+		}{{demo.GrannkommunPupils, g.PupilIdP.Users}, {demo.GrannkommunStaff, g.StaffUsers}} {
+			for _, u := range up.users {
+				for _, vendor := range []string{"grannkommun-app", "grannkommun-oidc-app"} {
+					b := newBrowser(t, e.srv.Client())
+					href := discoveryChoice(t, b.get(e.startURL(vendor, nil)), up.id)
+					e.complete(b, b.get(e.srv.URL+href), vendor, u.Login)
+				}
+			}
+		}
+		b := newBrowser(t, e.srv.Client())
+		assertErrorPage(t, b.get(e.srv.URL+grannPrefix+"/discovery?d=unknown&upstream=pupils"), http.StatusBadRequest)
+		req := pickerRequest(t, b.get(e.startURL("learning-app", nil)))
+		assertErrorPage(t, b.post(req.ACSURL, url.Values{"SAMLResponse": {respond(t, g.PupilIdP, req, "ingrid.i")}}), http.StatusBadRequest)
+	})
 
 	t.Run("replayed upstream response", func(t *testing.T) {
 		b := newBrowser(t, e.srv.Client())
@@ -209,7 +232,13 @@ func checkLogs(t *testing.T, e *env, logs string) {
 		os.WriteFile(os.Getenv("SKOLBRO_DUMP_LOGS"), []byte(logs), 0o600)
 	}
 	var secrets []string
-	for _, u := range e.demo.IdP.Users {
+	users := e.demo.IdP.Users
+	if g := e.demo.Grannkommun; g != nil {
+		// The second organiser's people, whose logins take the hub's
+		// other paths (discovery, a second upstream of each protocol).
+		users = append(append(append([]testidp.User(nil), users...), g.PupilIdP.Users...), g.StaffUsers...)
+	}
+	for _, u := range users {
 		secrets = append(secrets, u.NameID)
 		for _, n := range []string{testidp.AttrGivenName, testidp.AttrSurname, testidp.AttrDisplayName, testidp.AttrMail, testidp.AttrEPPN} {
 			secrets = append(secrets, u.Attributes[n]...)
