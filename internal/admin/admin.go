@@ -173,6 +173,10 @@ type ProtectionDeps struct {
 // Deps is everything the admin interface uses. Fields marked optional may
 // be left zero; New refuses a Deps without the others.
 type Deps struct {
+	// Prefix is the path the organiser is served under ("" at the root,
+	// /o/<id> in a hub): the admin interface is at <Prefix>/admin/, and
+	// its links, redirects and session cookie stay under it.
+	Prefix string
 	// Organiser is the organiser's display name.
 	Organiser string
 	// Policies returns the loaded release policies.
@@ -276,7 +280,7 @@ func New(d Deps) (*Admin, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("admin: missing %s", strings.Join(missing, ", "))
 	}
-	pages, err := parsePages(admintmpl.FS)
+	pages, err := parsePages(admintmpl.FS, d.Prefix)
 	if err != nil {
 		return nil, fmt.Errorf("admin: templates: %w", err)
 	}
@@ -296,9 +300,12 @@ func New(d Deps) (*Admin, error) {
 // pageNames are the page templates; each fills in base.html.
 var pageNames = []string{"message", "overview", "vendors", "preview", "subject", "register", "protection"}
 
-func parsePages(fsys fs.FS) (map[string]*template.Template, error) {
+func parsePages(fsys fs.FS, prefix string) (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
-		"join": strings.Join,
+		// admin is where this admin interface is served: /admin, or
+		// /o/<id>/admin for an organiser of a hub.
+		"admin": func() string { return prefix + "/admin" },
+		"join":  strings.Join,
 		"date": func(t time.Time) string {
 			if t.IsZero() {
 				return ""
@@ -321,10 +328,14 @@ func parsePages(fsys fs.FS) (map[string]*template.Template, error) {
 	return pages, nil
 }
 
-// Routes adds every admin route, all under /admin/.
-func (a *Admin) Routes(r *mux.Router) {
+// path is p (an /admin/... path) under the organiser's prefix.
+func (a *Admin) path(p string) string { return a.d.Prefix + p }
+
+// Routes adds every admin route, all under <prefix>/admin/.
+func (a *Admin) Routes(root *mux.Router) {
+	r := prefixed{root, a.d.Prefix}
 	r.Handle("/admin", a.headers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, "/admin/", http.StatusSeeOther)
+		http.Redirect(w, r, a.path("/admin/"), http.StatusSeeOther)
 	})))
 	r.Handle("/admin/login", a.headers(http.HandlerFunc(a.handleLogin)))
 	r.Handle("/admin/", a.authed("overview", []string{http.MethodGet}, a.handleOverview))
@@ -456,8 +467,14 @@ func (a *Admin) render(w http.ResponseWriter, r *http.Request, status int, name,
 	if s != nil {
 		pd.LoggedIn, pd.CSRF = true, s.CSRF
 	}
-	if m, ok := data.(message); ok && m.Refresh {
-		pd.Refresh = m.Link
+	if m, ok := data.(message); ok {
+		if strings.HasPrefix(m.Link, "/admin") {
+			m.Link = a.path(m.Link)
+			pd.Data = m
+		}
+		if m.Refresh {
+			pd.Refresh = m.Link
+		}
 	}
 	var buf strings.Builder
 	if err := a.pages[name].ExecuteTemplate(&buf, "base.html", pd); err != nil {
@@ -506,3 +523,13 @@ func (a *Admin) recordAction(w http.ResponseWriter, r *http.Request, s *session,
 func (a *Admin) fail(w http.ResponseWriter, r *http.Request, status int, m message) {
 	a.render(w, r, status, "message", m.TitleSV+" / "+m.TitleEN, sessionFrom(r.Context()), m)
 }
+
+// prefixed registers routes under a path prefix.
+type prefixed struct {
+	r      *mux.Router
+	prefix string
+}
+
+func (p prefixed) Handle(path string, h http.Handler) *mux.Route { return p.r.Handle(p.prefix+path, h) }
+
+func (p prefixed) PathPrefix(path string) *mux.Route { return p.r.PathPrefix(p.prefix + path) }

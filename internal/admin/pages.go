@@ -136,7 +136,7 @@ type overviewData struct {
 }
 
 func (a *Admin) handleOverview(w http.ResponseWriter, r *http.Request, s *session) {
-	if r.URL.Path != "/admin/" {
+	if r.URL.Path != a.path("/admin/") {
 		a.fail(w, r, http.StatusNotFound, msgNotFound)
 		return
 	}

@@ -49,6 +49,7 @@ func (s *Server) newAdmin(org *Organiser) (*admin.Admin, error) {
 	}
 	d := admin.Deps{
 		Organiser: org.ID,
+		Prefix:    org.Prefix,
 		Policies:  org.Policies.All,
 		Release: func(p *policy.Policy, id *identity.Identity) *release.Released {
 			return release.Release(p, id, org.Deriver)

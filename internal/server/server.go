@@ -341,16 +341,7 @@ func (s *Server) organiserRoutes(r *mux.Router, org *Organiser) {
 		org.OP.Routes(r)
 	}
 	if org.admin != nil {
-		if p == "" {
-			org.admin.Routes(r)
-		} else {
-			// TODO(hub): the admin pages link and scope their cookie to
-			// /admin/; until they learn the prefix, a prefixed organiser's
-			// admin is served with the prefix stripped.
-			sub := mux.NewRouter()
-			org.admin.Routes(sub)
-			r.PathPrefix(p + "/admin").Handler(http.StripPrefix(p, sub))
-		}
+		org.admin.Routes(r)
 	}
 }
 
