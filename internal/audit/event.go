@@ -60,6 +60,11 @@ type Event struct {
 	PolicyVersion string `json:"policy_version"`
 	// Masked is true when the person was treated as protected.
 	Masked bool `json:"masked"`
+	// Generation is the identity generation the released pseudonyms
+	// derive from: 0 (left out) for the person's original identity, n
+	// after the n-th new identity (package generation). The subject key
+	// does not change with it, so subject access finds every generation.
+	Generation int `json:"generation,omitempty"`
 	// Outcome is OutcomeReleased or OutcomeRefused.
 	Outcome string `json:"outcome"`
 	// Reason is a refusal label such as agreement_ended; empty for a
@@ -88,6 +93,9 @@ var (
 	txnPattern    = regexp.MustCompile(`^[A-Za-z0-9._:-]{0,128}$`)
 	hexPattern    = regexp.MustCompile(`^[0-9a-f]*$`)
 )
+
+// maxGeneration bounds Generation; package generation issues far fewer.
+const maxGeneration = 1000
 
 // maxLabel bounds the free-text identifiers (upstream and vendor ids,
 // entityIDs) so that one event stays one reasonable line.
@@ -136,6 +144,9 @@ func (e *Event) Validate() error {
 	if e.SubjectKey != "" && (len(e.SubjectKey) != subjectKeyHexLen || !hexPattern.MatchString(e.SubjectKey)) {
 		return bad("subject_key")
 	}
+	if e.Generation < 0 || e.Generation > maxGeneration {
+		return bad("generation")
+	}
 	return nil
 }
 
@@ -165,6 +176,7 @@ func ReleaseEvent(now time.Time, txnID, upstream, protocol string, p *policy.Pol
 		Attributes:    r.Names(),
 		PolicyVersion: p.Hash,
 		Masked:        r.Masked,
+		Generation:    r.Generation,
 		Outcome:       OutcomeReleased,
 		SubjectKey:    subjectKey,
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/skolbro/skolbro/internal/downstream/oidcop"
 	"github.com/skolbro/skolbro/internal/downstream/samlidp"
 	"github.com/skolbro/skolbro/internal/fedmeta"
+	"github.com/skolbro/skolbro/internal/generation"
 	"github.com/skolbro/skolbro/internal/mapping"
 	"github.com/skolbro/skolbro/internal/metrics"
 	"github.com/skolbro/skolbro/internal/ownmeta"
@@ -56,6 +57,10 @@ type Organiser struct {
 	IdP       *samlidp.IdP
 	Policies  *policy.Set
 	Deriver   *pseudonym.Deriver
+	// Generations keeps which identity generation each person's
+	// pseudonyms derive from, in Store; New makes it from Store and
+	// Deriver when it is nil.
+	Generations *generation.Keeper
 	// Audit records every release and refusal; AuditKeys makes the
 	// subject keys. A release that cannot be recorded is not made.
 	Audit     audit.Sink
@@ -125,6 +130,9 @@ type Server struct {
 	clientIP    *ratelimit.ClientIP
 	vendorLimit *ratelimit.Limiter
 	maxInFlight int
+	// refusalEvents caps, per client, the refusal events that answers
+	// refused at the upstream write to the release log.
+	refusalEvents *ratelimit.Limiter
 }
 
 func (s *Server) refusal(reason string) {
@@ -157,7 +165,16 @@ type Options struct {
 	ClientIP    *ratelimit.ClientIP
 	VendorLimit *ratelimit.Limiter
 	MaxInFlight int
+	// RefusalEvents caps, per ClientIP key, the release log events of
+	// logins refused at the upstream: every bad answer posted for one
+	// pending login would otherwise write (and fsync) one event. nil uses
+	// DefaultRefusalEventsPerMinute.
+	RefusalEvents *ratelimit.Limiter
 }
+
+// DefaultRefusalEventsPerMinute is the per-client cap on refusal events
+// of answers refused at the upstream when Options.RefusalEvents is nil.
+const DefaultRefusalEventsPerMinute = 30
 
 // New builds a Server.
 func New(o Options) (*Server, error) {
@@ -168,9 +185,29 @@ func New(o Options) (*Server, error) {
 	s := &Server{orgs: o.Organisers, hub: o.Hub, store: o.Store, log: o.Logger, tmpl: t,
 		secureCookies: o.SecureCookies, now: o.Now, rand: o.Rand, mounts: o.Mounts,
 		metrics: o.Metrics, clientLimit: o.ClientLimit, clientIP: o.ClientIP, vendorLimit: o.VendorLimit,
-		maxInFlight: o.MaxInFlight}
+		maxInFlight: o.MaxInFlight, refusalEvents: o.RefusalEvents}
 	if s.clientIP == nil {
 		s.clientIP = &ratelimit.ClientIP{}
+	}
+	if s.refusalEvents == nil {
+		// Never uncapped: the cap is what keeps refused answers from
+		// being a cheap way to fill the release log's disk.
+		if s.refusalEvents, err = ratelimit.New(DefaultRefusalEventsPerMinute/60.0, DefaultRefusalEventsPerMinute,
+			ratelimit.WithMaxKeys(ratelimit.DefaultMaxKeys)); err != nil {
+			return nil, err
+		}
+	}
+	for _, org := range s.orgs {
+		if org.Generations == nil {
+			org.Generations = generation.New(org.Store, org.Deriver)
+		}
+		for _, up := range org.Upstreams {
+			if up.SP != nil {
+				// A replayed assertion is then recorded against the
+				// vendor of the login it was first used for.
+				up.SP.SetReplayNote(replayNote)
+			}
+		}
 	}
 	for _, org := range s.orgs {
 		if s.metrics == nil || org.OP == nil || org.OP.OnRefusal != nil {
