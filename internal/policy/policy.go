@@ -129,8 +129,12 @@ func (p *Policy) SharedEPPNProblem() *Problem {
 	if shared == "" || pairwise == "" {
 		return nil
 	}
+	fix := "set eppn: pairwise unless the vendor needs the organisation-wide EPPN"
+	if p.Preset == PresetDNP {
+		fix = "the dnp preset needs the shared EPPN, so drop the pairwise identifier (saml.name_id: transient)"
+	}
 	pr := p.problem(shared, true, "the vendor gets the shared EPPN (the same at every vendor) and %s: the pairwise identifier then protects nothing, "+
-		"since the EPPN joins this vendor's users with any other vendor's; set eppn: pairwise unless the vendor needs the organisation-wide EPPN", pairwise)
+		"since the EPPN joins this vendor's users with any other vendor's; %s", pairwise, fix)
 	return &pr
 }
 
