@@ -142,11 +142,32 @@ func TestCase37_LogsHoldNoPersonalData(t *testing.T) {
 		assertErrorPage(t, b.post(f.action, f.fields), http.StatusBadRequest)
 	})
 
+	t.Run("new identity on request", func(t *testing.T) {
+		admin := e.adminBrowser()
+		for _, action := range []string{"request", "status"} {
+			if p := e.adminForm(admin, "/admin/identity", action, url.Values{"pnr": {personalNumberOf(e, "anna.a")}}); p.status != http.StatusOK {
+				t.Errorf("admin identity %s: %s", action, p)
+			}
+		}
+		e.login(newBrowser(t, e.srv.Client()), "learning-app", "anna.a") // issues it
+	})
+
 	logs := e.logs.String()
 	if !strings.Contains(logs, `"reason":"upstream_replay"`) || !strings.Contains(logs, `"reason":"upstream_binding"`) {
 		t.Errorf("the refusals were not logged with their reasons")
 	}
+	if !strings.Contains(logs, `"cause":"protected"`) || !strings.Contains(logs, `"cause":"requested"`) {
+		t.Errorf("the new identities were not logged")
+	}
 	checkLogs(t, e, logs)
+	// The upstream refusals are in the release log as well, held to the
+	// same rule.
+	for _, reason := range []string{"upstream_replay", "upstream_bad_signature", "upstream_status"} {
+		if len(refusalsWith(t, e, reason)) == 0 {
+			t.Errorf("no refusal event %s in the release log", reason)
+		}
+	}
+	assertReleaseLogClean(t, e)
 }
 
 var (
