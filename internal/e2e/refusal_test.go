@@ -107,12 +107,12 @@ func tamper(t *testing.T, e *env, user, resp string) string {
 	return base64.StdEncoding.EncodeToString([]byte(changed))
 }
 
-// TestCase9_UpstreamRefusalsRecorded: an answer refused at the upstream
+// TestCase09_UpstreamRefusalsRecorded: an answer refused at the upstream
 // (changed after signing, another audience, expired, the IdP's own error,
 // a replay) writes one refusal event against the vendor the login was
 // for, SAML and OIDC vendors alike, with the reason and no personal data;
 // the person sees the usual error page.
-func TestCase9_UpstreamRefusalsRecorded(t *testing.T) {
+func TestCase09_UpstreamRefusalsRecorded(t *testing.T) {
 	e := startEnv(t, 1, memoryStore)
 	otherAudience := testidp.BeforeSigning(func(doc *etree.Document) {
 		for _, a := range doc.FindElements("//Audience") {

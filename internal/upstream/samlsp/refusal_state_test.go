@@ -13,7 +13,7 @@ import (
 	"github.com/skolbro/skolbro/internal/testidp"
 )
 
-// TestCase9_RefusedAnswerNamesItsLogin: a response refused at the
+// TestCase09_RefusedAnswerNamesItsLogin: a response refused at the
 // upstream side carries, as Error.State, the state of the pending login it
 // answered, so that the bridge can record the refusal against the vendor:
 // only when the browser posting it is the one that started that login,
@@ -21,7 +21,7 @@ import (
 // with the IdP's genuine answer). Cases 2 (changed after signing), 9
 // (signed by another key), 11 (audience), 14 (expired) and 20 (an error
 // status, which ends the login) are each one row.
-func TestCase9_RefusedAnswerNamesItsLogin(t *testing.T) {
+func TestCase09_RefusedAnswerNamesItsLogin(t *testing.T) {
 	tamper := func(resp string) string {
 		return encode(strings.Replace(decode(t, resp), ">anna.a@", ">mallory@", 1))
 	}
