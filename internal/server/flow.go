@@ -525,15 +525,15 @@ func (s *Server) recordUpstreamRefusal(r *http.Request, org *Organiser, up *Upst
 		return // an admin's login, or nothing the bridge wrote
 	}
 	l := zerolog.Ctx(r.Context())
+	if s.metrics != nil {
+		s.metrics.Login(p.Vendor, p.Protocol, metrics.OutcomeRefused)
+	}
 	if ok, _ := s.refusalEvents.Allow(org.ID + "|" + s.clientIP.Key(r)); !ok {
 		s.refusal("refusal_event_capped")
 		l.Warn().Str("vendor", p.Vendor).Str("reason", reason).Msg("refusal event not recorded: this client's cap is reached")
 		return
 	}
 	pol, _ := org.Policies.ByID(p.Vendor)
-	if s.metrics != nil {
-		s.metrics.Login(p.Vendor, p.Protocol, metrics.OutcomeRefused)
-	}
 	if err := s.record(r, org, audit.RefusalEvent(s.now(), RequestID(r.Context()), up.ID, p.Protocol, p.Vendor, pol, reason, "")); err != nil {
 		l.Error().Err(err).Msg("release log unavailable")
 	}
