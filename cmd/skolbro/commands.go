@@ -14,6 +14,7 @@ import (
 	"github.com/skolbro/skolbro/internal/app"
 	"github.com/skolbro/skolbro/internal/audit"
 	"github.com/skolbro/skolbro/internal/config"
+	"github.com/skolbro/skolbro/internal/generation"
 	"github.com/skolbro/skolbro/internal/protection"
 	"github.com/skolbro/skolbro/internal/server"
 	"github.com/skolbro/skolbro/internal/store"
@@ -295,6 +296,9 @@ func cmdProtect(op string, args []string, stdin io.Reader, stdout, stderr io.Wri
 		fmt.Fprintf(stderr, "skolbro protect: %v\n", err)
 		return 2
 	}
+	if op == "new-identity" {
+		return cmdNewIdentity(cfg, o, stdin, stdout, stderr)
+	}
 	if o.Protection.Register == nil {
 		fmt.Fprintf(stderr, "skolbro protect: %s: %s is not configured\n", cfg.File(), o.Key("protection.register"))
 		return 2
@@ -317,12 +321,45 @@ func cmdProtect(op string, args []string, stdin io.Reader, stdout, stderr io.Wri
 	return 0
 }
 
+// cmdNewIdentity asks for a new identity for one person (personal number
+// on stdin), in the store the running bridges share.
+func cmdNewIdentity(cfg *config.Config, o *config.Organiser, stdin io.Reader, stdout, stderr io.Writer) int {
+	if cfg.Store.Type == "memory" {
+		fmt.Fprintf(stderr, "skolbro protect new-identity: %s: store.type is memory, so the running bridge's records are out of reach: use the admin interface (/admin/identity)\n", cfg.File())
+		return 2
+	}
+	st, err := app.OpenStore(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro protect: %v\n", err)
+		return 1
+	}
+	orgs, rep := app.Build(cfg, st, time.Now)
+	org := findOrganiser(orgs, o.ID)
+	if org == nil {
+		fmt.Fprintf(stderr, "skolbro: configuration has errors (run skolbro check):\n%v\n", rep.Err())
+		return 2
+	}
+	k := generation.New(org.Store, org.Deriver)
+	if k == nil {
+		fmt.Fprintf(stderr, "skolbro protect new-identity: %s: %s is not configured: there are no pseudonyms to renew\n", cfg.File(), o.Key("pseudonym.key_file"))
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := protection.NewIdentityCommand(ctx, k, stdin, stdout, time.Now()); err != nil {
+		fmt.Fprintf(stderr, "skolbro protect new-identity: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
 func configFromArgs(name string, args []string, stderr io.Writer) (*config.Config, error) {
 	return configFromArgsWith(name, args, stderr, nil)
 }
 
 // configFromArgsWith is configFromArgs with extra flags.
 func configFromArgsWith(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*config.Config, error) {
+
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file")

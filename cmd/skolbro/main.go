@@ -30,8 +30,9 @@ Usage:
                                 write the bridge's signed metadata (idp.xml, sp.xml) for a federation
   skolbro bench [--concurrency 8,32,128] [--duration 10s] [--store memory|redis] [--protocol saml|oidc]
                                 load benchmark of whole logins (see README, Performance)
-  skolbro protect add|remove|list|init --config FILE
-                                the manual protection register (personal number on stdin)
+  skolbro protect add|remove|list|init|new-identity --config FILE
+                                the manual protection register, and a new identity on request
+                                (personal number on stdin)
 `
 
 func main() {
@@ -58,7 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return bench.Command(args[1:], stdout, stderr)
 	case "protect":
 		if len(args) < 2 {
-			fmt.Fprint(stderr, "usage: skolbro protect add|remove|list|init --config FILE\n")
+			fmt.Fprint(stderr, "usage: skolbro protect add|remove|list|init|new-identity --config FILE\n")
 			return 2
 		}
 		return cmdProtect(args[1], args[2:], os.Stdin, stdout, stderr)

@@ -75,6 +75,11 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "skolbro: %s: limits: %v\n", cfg.File(), err)
 		return 1
 	}
+	refusalEvents, err := ratelimit.New(float64(lim.RefusalEventsPerMinute)/60, lim.RefusalEventsPerMinute, ratelimit.WithMaxKeys(lim.MaxTrackedClients))
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro: %s: limits.refusal_events_per_minute: %v\n", cfg.File(), err)
+		return 1
+	}
 	orgs, hub, rep := app.BuildHub(cfg, st, app.Options{Now: time.Now})
 	if err := rep.Fatal(len(orgs)); err != nil {
 		fmt.Fprintf(stderr, "skolbro: configuration has errors (run skolbro check):\n%v\n", err)
@@ -116,7 +121,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	srv, err := server.New(server.Options{Organisers: orgs, Hub: hub, Store: st, Logger: log,
 		SecureCookies: strings.HasPrefix(cfg.ExternalURL, "https://"),
 		Metrics:       m, ClientLimit: clientLimit, ClientIP: clientIP, VendorLimit: vendorLimit,
-		MaxInFlight: lim.MaxInFlight})
+		MaxInFlight: lim.MaxInFlight, RefusalEvents: refusalEvents})
 	if err != nil {
 		fmt.Fprintf(stderr, "skolbro: %v\n", err)
 		return 1

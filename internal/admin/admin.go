@@ -91,6 +91,8 @@ type SubjectRecord struct {
 	Masked     bool
 	Outcome    string
 	Reason     string
+	// Generation is the identity generation of a release (0: original).
+	Generation int
 }
 
 // OutcomeReleased is the SubjectRecord.Outcome of a release; any other
@@ -170,6 +172,27 @@ type ProtectionDeps struct {
 	List   func(ctx context.Context) ([]ProtectionEntry, error)
 }
 
+// IdentityStatus is what the new identity page shows about a personal
+// number: dates and a cause, nothing else. Its fields match
+// generation.Status.
+type IdentityStatus struct {
+	// Requested is when an admin last asked for a new identity (zero:
+	// never); Pending is true until it is issued at a login.
+	Requested time.Time
+	Pending   bool
+	// Issued is when a new identity was last issued at a login that
+	// carried the number, and why ("protected" or "requested").
+	Issued      time.Time
+	IssuedCause string
+}
+
+// NewIdentityDeps issue a new identity on request and look up when one
+// was issued.
+type NewIdentityDeps struct {
+	Request func(ctx context.Context, pnr identity.PersonalNumber) (IdentityStatus, error)
+	Status  func(ctx context.Context, pnr identity.PersonalNumber) (IdentityStatus, error)
+}
+
 // Deps is everything the admin interface uses. Fields marked optional may
 // be left zero; New refuses a Deps without the others.
 type Deps struct {
@@ -197,6 +220,9 @@ type Deps struct {
 	SubjectAccess func(ctx context.Context, subjectKeys []string) (SubjectResult, error)
 	// Protection is the manual protection register (optional).
 	Protection *ProtectionDeps
+	// NewIdentity issues new identities on request (optional: without a
+	// pseudonym key there are no identities to renew).
+	NewIdentity *NewIdentityDeps
 	// Units are the admin's choices of school units per vendor (optional:
 	// without them the vendors page shows the policy files' lists only).
 	// Changes need AdminSubject too, to record who made them.
@@ -277,6 +303,9 @@ func New(d Deps) (*Admin, error) {
 		// Lookups that reveal who is protected are never unrecorded.
 		missing = append(missing, "SubjectKeys/RecordAction/AdminSubject (for SubjectAccess and Protection)")
 	}
+	if n := d.NewIdentity; n != nil && (n.Request == nil || n.Status == nil) {
+		missing = append(missing, "NewIdentity.Request/Status")
+	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("admin: missing %s", strings.Join(missing, ", "))
 	}
@@ -298,7 +327,7 @@ func New(d Deps) (*Admin, error) {
 }
 
 // pageNames are the page templates; each fills in base.html.
-var pageNames = []string{"message", "overview", "vendors", "preview", "subject", "register", "protection"}
+var pageNames = []string{"message", "overview", "vendors", "preview", "subject", "register", "protection", "identity"}
 
 func parsePages(fsys fs.FS, prefix string) (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
@@ -347,6 +376,7 @@ func (a *Admin) Routes(root *mux.Router) {
 	r.Handle("/admin/register.json", a.authed("register_json", []string{http.MethodGet}, a.handleRegisterExport("json")))
 	r.Handle("/admin/units", a.authed("units", []string{http.MethodPost}, a.handleUnits))
 	r.Handle("/admin/protection", a.authed("protection", []string{http.MethodGet, http.MethodPost}, a.handleProtection))
+	r.Handle("/admin/identity", a.authed("identity", []string{http.MethodGet, http.MethodPost}, a.handleIdentity))
 	r.Handle("/admin/logout", a.authed("logout", []string{http.MethodPost}, a.handleLogout))
 	r.PathPrefix("/admin/").Handler(a.authed("not_found", nil, func(w http.ResponseWriter, r *http.Request, _ *session) {
 		a.fail(w, r, http.StatusNotFound, msgNotFound)
@@ -446,6 +476,7 @@ type pageData struct {
 	CSRF          string
 	HasSubject    bool
 	HasProtection bool
+	HasIdentity   bool
 	RequestID     string
 	// Refresh is the URL a message page moves on to by itself, or "".
 	Refresh string
@@ -461,6 +492,7 @@ func (a *Admin) render(w http.ResponseWriter, r *http.Request, status int, name,
 		Active:        name,
 		HasSubject:    a.d.SubjectAccess != nil && a.privacyAdmin(s),
 		HasProtection: a.d.Protection != nil && a.privacyAdmin(s),
+		HasIdentity:   a.d.NewIdentity != nil && a.privacyAdmin(s),
 		RequestID:     w.Header().Get("X-Request-Id"),
 		Data:          data,
 	}

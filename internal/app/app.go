@@ -257,6 +257,12 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 			rep.Errors = append(rep.Errors, p.String())
 		}
 	}
+	for _, p := range pols {
+		if pr := p.SharedEPPNProblem(); pr != nil {
+			pr.Warning = false // the report says it is a warning
+			rep.Warnings = append(rep.Warnings, pr.String())
+		}
+	}
 	fed := buildFederation(rep, cfg, o, reg)
 	served := map[string]*samlidp.Vendor{}
 	fromFederation := map[string]bool{}

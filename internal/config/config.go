@@ -387,6 +387,11 @@ type Limits struct {
 	ClientIPHeader string   `yaml:"client_ip_header"`
 	// MaxTrackedClients caps the client addresses remembered (memory).
 	MaxTrackedClients int `yaml:"max_tracked_clients"`
+	// RefusalEventsPerMinute caps, per client address, the release log
+	// events of logins refused at the upstream (bad signature, replay,
+	// expiry...): one pending login can be answered badly any number of
+	// times, and each event is written and synced to disk.
+	RefusalEventsPerMinute int `yaml:"refusal_events_per_minute"`
 }
 
 // Duration is a time.Duration written as "2m" in YAML.
@@ -500,6 +505,9 @@ func (c *Config) applyDefaults() {
 	}
 	if l.MaxTrackedClients == 0 {
 		l.MaxTrackedClients = 50000
+	}
+	if l.RefusalEventsPerMinute == 0 {
+		l.RefusalEventsPerMinute = 30
 	}
 	if c.Store.Type == "" {
 		c.Store.Type = "memory"
@@ -674,7 +682,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("log_level", "must be debug, info, warn or error")
 	}
-	if l := c.Limits; l.PerClientRPS < 0 || l.PerVendorRPS < 0 || l.Burst < 0 || l.MaxInFlight < 0 || l.MaxTrackedClients < 0 {
+	if l := c.Limits; l.PerClientRPS < 0 || l.PerVendorRPS < 0 || l.Burst < 0 || l.MaxInFlight < 0 || l.MaxTrackedClients < 0 || l.RefusalEventsPerMinute < 0 {
 		bad("limits", "values must be positive")
 	}
 	for i, p := range c.Limits.TrustedProxies {

@@ -190,6 +190,15 @@ func TestCase37_LogsHoldNoPersonalData(t *testing.T) {
 			t.Errorf("bad input: %s", p)
 		}
 	})
+	t.Run("new identity on request", func(t *testing.T) {
+		admin := e.adminBrowser()
+		for _, action := range []string{"request", "status"} {
+			if p := e.adminForm(admin, "/admin/identity", action, url.Values{"pnr": {personalNumberOf(e, "anna.a")}}); p.status != http.StatusOK {
+				t.Errorf("admin identity %s: %s", action, p)
+			}
+		}
+		e.login(newBrowser(t, e.srv.Client()), "learning-app", "anna.a") // issues it
+	})
 
 	logs := e.logs.String()
 	for _, reason := range []string{"upstream_replay", "upstream_binding", "upstream_no_binding", "upstream_binding_unrecognised", "upstream_binding_duplicate", "binding_unrecognised"} {
@@ -197,7 +206,18 @@ func TestCase37_LogsHoldNoPersonalData(t *testing.T) {
 			t.Errorf("the refusal %s was not logged with its reason", reason)
 		}
 	}
+	if !strings.Contains(logs, `"cause":"protected"`) || !strings.Contains(logs, `"cause":"requested"`) {
+		t.Errorf("the new identities were not logged")
+	}
 	checkLogs(t, e, logs)
+	// The upstream refusals are in the release log as well, held to the
+	// same rule.
+	for _, reason := range []string{"upstream_replay", "upstream_bad_signature", "upstream_status"} {
+		if len(refusalsWith(t, e, reason)) == 0 {
+			t.Errorf("no refusal event %s in the release log", reason)
+		}
+	}
+	assertReleaseLogClean(t, e)
 }
 
 var (

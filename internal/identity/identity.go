@@ -189,6 +189,11 @@ type Identity struct {
 	AuthnContext string
 	// Protection is the person's protected-identity status for this login.
 	Protection Protection
+	// Generation is the identity generation the person's pseudonyms
+	// derive from: 0 for the original identity, higher after the bridge
+	// issued a new one (protection began, or an admin asked). Like
+	// Protection it is the bridge's decision, set before release.
+	Generation int
 }
 
 // MarshalZerologObject logs what is safe: the upstream, attribute names and

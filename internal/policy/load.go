@@ -54,6 +54,7 @@ type rawPolicy struct {
 	ID             string        `yaml:"id"`
 	DisplayName    string        `yaml:"display_name"`
 	Preset         string        `yaml:"preset"`
+	EPPN           string        `yaml:"eppn"`
 	SAML           *rawSAML      `yaml:"saml"`
 	OIDC           *rawOIDC      `yaml:"oidc"`
 	Purpose        string        `yaml:"purpose"`
@@ -584,6 +585,7 @@ func (l *loader) validate(raw *rawPolicy, p *Policy, o options) {
 	}
 	l.validateMasks(raw.Protected, p)
 	l.validateEnabledFor(raw.EnabledFor, p)
+	p.EPPN = EPPNKind(enum(l, "eppn", raw.EPPN, EPPNShared, EPPNPairwise))
 	if p.Preset == PresetDNP {
 		l.checkDNP(p)
 	}

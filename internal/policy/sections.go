@@ -269,6 +269,9 @@ func (l *loader) checkDNP(p *Policy) {
 	if !hasEPPN {
 		l.errorf("attributes", "the dnp preset needs eduPersonPrincipalName: Skolverket identifies pupils by the EPPN provisioned in advance")
 	}
+	if p.EPPN == EPPNPairwise {
+		l.errorf("eppn", "the dnp preset needs the shared EPPN: Skolverket identifies pupils by the organisation-wide EPPN provisioned in advance")
+	}
 	if p.PersonalNumber != nil {
 		l.errorf("personal_number", "the dnp preset never releases personal numbers")
 	}

@@ -39,6 +39,10 @@ type Released struct {
 	// Masked is true when the person was treated as protected. It is for
 	// the bridge's own audit log; downstream code must not send it.
 	Masked bool
+	// Generation is the identity generation the pseudonyms were derived
+	// from (identity.Identity.Generation). Like Masked it is for the
+	// audit log only.
+	Generation int
 }
 
 // Names returns the released attribute names in order. They are safe to log.
@@ -51,8 +55,9 @@ func (r *Released) Names() []string {
 }
 
 // Release computes what the vendor of p receives about id. The pseudonyms
-// are derived by d from id.StableID; without a stable id (or without d) no
-// derived attribute and no pairwise NameID is released. Inputs are not
+// are derived by d from id.StableID in identity generation id.Generation
+// (see pseudonym.Deriver.Generation); without a stable id (or without d)
+// no derived attribute and no pairwise NameID is released. Inputs are not
 // modified and the result shares no slices with them.
 func Release(p *policy.Policy, id *identity.Identity, d *pseudonym.Deriver) *Released {
 	r := &Released{
@@ -60,7 +65,8 @@ func Release(p *policy.Policy, id *identity.Identity, d *pseudonym.Deriver) *Rel
 		AuthnInstant: id.AuthnInstant,
 		AuthnContext: id.AuthnContext,
 		// Unknown counts as protected: the bridge fails closed.
-		Masked: id.Protection.Protected(),
+		Masked:     id.Protection.Protected(),
+		Generation: id.Generation,
 	}
 	if p.SAML != nil {
 		r.EntityID = p.SAML.EntityID
@@ -70,12 +76,18 @@ func Release(p *policy.Policy, id *identity.Identity, d *pseudonym.Deriver) *Rel
 		sector = p.OIDC.Sector
 	}
 	canDerive := d != nil && !id.StableID.IsZero()
+	var stable identity.Secret
+	if canDerive {
+		// Every identifier comes from the person's current generation:
+		// after a new identity, none of the earlier ones is issued again.
+		stable = d.Generation(id.StableID, id.Generation)
+	}
 
 	if p.SAML != nil && p.SAML.NameID == policy.NameIDPairwise && canDerive {
-		r.NameID = d.PairwiseID(id.StableID, sector)
+		r.NameID = d.PairwiseID(stable, sector)
 	}
 	if p.OIDC != nil && canDerive && p.OIDC.Sector != "" {
-		r.Sub = d.PairwiseSub(id.StableID, p.OIDC.Sector)
+		r.Sub = d.PairwiseSub(stable, p.OIDC.Sector)
 	}
 
 	for _, rule := range p.Attributes {
@@ -91,7 +103,7 @@ func Release(p *policy.Policy, id *identity.Identity, d *pseudonym.Deriver) *Rel
 		switch rule.Def.Kind {
 		case attr.Derived:
 			if canDerive {
-				values = derive(rule.Def.Name, id.StableID, sector, d)
+				values = derive(rule.Def.Name, stable, sector, p.EPPN, d)
 			}
 		case attr.Scoped:
 			if d != nil {
@@ -174,9 +186,19 @@ func protectedDefault(d attr.Def) bool {
 	return false
 }
 
-func derive(name string, stable identity.Secret, sector string, d *pseudonym.Deriver) []string {
+func derive(name string, stable identity.Secret, sector string, eppn policy.EPPNKind, d *pseudonym.Deriver) []string {
 	switch name {
-	case attr.EPPN:
+	case attr.EPPN, attr.UniqueID:
+		// eduPersonUniqueID has the EPPN's form and, as the bridge never
+		// reassigns an EPPN, the same value, shared or pairwise.
+		if eppn == policy.EPPNPairwise {
+			if sector == "" {
+				// Without a sector every such vendor would share one
+				// value: release none rather than the shared EPPN.
+				return nil
+			}
+			return []string{d.PairwiseEPPN(stable, sector)}
+		}
 		return []string{d.EPPN(stable)}
 	case attr.PairwiseID, attr.TargetedID:
 		if sector == "" {
@@ -186,10 +208,6 @@ func derive(name string, stable identity.Secret, sector string, d *pseudonym.Der
 		return []string{d.PairwiseID(stable, sector)}
 	case attr.SubjectID:
 		return []string{d.SubjectID(stable)}
-	case attr.UniqueID:
-		// eduPersonUniqueID has the EPPN's form and, as the bridge never
-		// reassigns an EPPN, the same value.
-		return []string{d.EPPN(stable)}
 	}
 	// A derived attribute the bridge cannot compute is left out.
 	return nil

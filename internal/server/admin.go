@@ -116,6 +116,18 @@ func (s *Server) newAdmin(org *Organiser) (*admin.Admin, error) {
 		}
 		return out, nil
 	}
+	if gens := org.Generations; gens != nil {
+		d.NewIdentity = &admin.NewIdentityDeps{
+			Request: func(ctx context.Context, pnr identity.PersonalNumber) (admin.IdentityStatus, error) {
+				st, err := gens.Request(ctx, pnr, s.now())
+				return admin.IdentityStatus(st), err
+			},
+			Status: func(ctx context.Context, pnr identity.PersonalNumber) (admin.IdentityStatus, error) {
+				st, err := gens.Status(ctx, pnr)
+				return admin.IdentityStatus(st), err
+			},
+		}
+	}
 	if reg := org.Register; reg != nil {
 		d.Protection = &admin.ProtectionDeps{
 			Add: func(ctx context.Context, pnr identity.PersonalNumber, note string) (string, error) {

@@ -256,6 +256,25 @@ func (s *Server) decideProtection(r *http.Request, up *Upstream, id *identity.Id
 	}
 }
 
+// decideGeneration sets id.Generation, starting a new identity when the
+// person is newly protected or an admin asked for one (package
+// generation). Without the organiser's store the bridge cannot know which
+// identifiers the person may still be given, so the login fails closed.
+func (s *Server) decideGeneration(w http.ResponseWriter, r *http.Request, org *Organiser, id *identity.Identity) bool {
+	gl, err := org.Generations.ForLogin(r.Context(), id, s.now())
+	if err != nil {
+		s.fail(w, r, failUnavailable, "generation_unavailable", err)
+		return false
+	}
+	id.Generation = gl.Generation
+	if gl.Started != "" {
+		// The cause and the number only: which person is for the
+		// release log's subject key, not for this log.
+		zerolog.Ctx(r.Context()).Info().Str("cause", gl.Started).Int("generation", gl.Generation).Msg("new identity issued")
+	}
+	return true
+}
+
 // finishAdmin completes an admin's login: the admin interface checks the
 // entitlement and makes a fresh session. Nothing is released.
 func (s *Server) finishAdmin(w http.ResponseWriter, r *http.Request, org *Organiser, up *Upstream, in mapping.Input) {
@@ -289,7 +308,7 @@ func (s *Server) handleRPCallback(w http.ResponseWriter, r *http.Request, org *O
 	}
 	res, state, err := up.RP.HandleCallback(r.Context(), r, binding)
 	if err != nil {
-		s.upstreamFailed(w, r, err)
+		s.upstreamFailed(w, r, org, up, err)
 		return
 	}
 	if !s.rotateBinding(w, r, org.binding) {
@@ -312,7 +331,7 @@ func (s *Server) handleACS(w http.ResponseWriter, r *http.Request, org *Organise
 	}
 	a, state, err := up.SP.HandleResponse(r.Context(), r.PostForm.Get("SAMLResponse"), binding)
 	if err != nil {
-		s.upstreamFailed(w, r, err)
+		s.upstreamFailed(w, r, org, up, err)
 		return
 	}
 	if !s.rotateBinding(w, r, org.binding) {
@@ -363,6 +382,9 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, org *Organiser, 
 	}
 	s.notePersonalNumbersInValues(r, org, warnings)
 	s.decideProtection(r, up, id)
+	if !s.decideGeneration(w, r, org, id) {
+		return
+	}
 	if pol, ok = s.enabledFor(w, r, org, up.ID, pol, p.Protocol, id); !ok {
 		return
 	}
@@ -426,18 +448,23 @@ func (s *Server) recordRelease(w http.ResponseWriter, r *http.Request, org *Orga
 	return true
 }
 
-func (s *Server) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) {
+// upstreamFailed shows the page for an answer the upstream side refused
+// and, when the bridge can tell which vendor's login it answered, records
+// a refusal event for that vendor (see recordUpstreamRefusal).
+func (s *Server) upstreamFailed(w http.ResponseWriter, r *http.Request, org *Organiser, up *Upstream, err error) {
 	var reason string
 	var status int
+	var state []byte
 	if e := (*samlsp.Error)(nil); errors.As(err, &e) {
-		reason, status = e.Reason, e.Status
+		reason, status, state = e.Reason, e.Status, e.State
 	} else if e := (*oidcrp.Error)(nil); errors.As(err, &e) {
-		reason, status = e.Reason, e.Status
+		reason, status, state = e.Reason, e.Status, e.State
 	} else {
 		s.fail(w, r, failUpstream, "upstream_malformed", err)
 		return
 	}
 	label := "upstream_" + reason
+	s.recordUpstreamRefusal(r, org, up, state, label)
 	switch {
 	case status == http.StatusServiceUnavailable:
 		s.fail(w, r, failUnavailable, label, err)
@@ -450,6 +477,58 @@ func (s *Server) upstreamFailed(w http.ResponseWriter, r *http.Request, err erro
 	default:
 		s.failStatus(w, r, failUpstream, status, label, err)
 	}
+}
+
+// recordUpstreamRefusal writes a refusal event for an answer refused at
+// the upstream (bad signature, replay, audience, expiry, the IdP's own
+// error...), against the vendor of the login it answered. state is that
+// login's pending state as the upstream package returned it with the
+// refusal: it comes from the bridge's own store, found through this
+// browser's binding (or, for a replay, through the verified assertion),
+// never from what the answer claims. Without it nothing is recorded: the
+// vendor is unknown, and an event for an answer anyone can post would be
+// free write amplification. The event carries the vendor, the protocol,
+// the upstream and the fixed reason: no subject key and nothing from the
+// refused answer. At most DefaultRefusalEventsPerMinute (or the
+// configured cap) per client are written; the rest are counted as
+// refusals_total{reason="refusal_event_capped"} and logged.
+func (s *Server) recordUpstreamRefusal(r *http.Request, org *Organiser, up *Upstream, state []byte, reason string) {
+	if len(state) == 0 || org.Audit == nil {
+		return
+	}
+	var p pendingLogin
+	if err := json.Unmarshal(state, &p); err != nil || p.Vendor == "" ||
+		(p.Protocol != audit.ProtocolSAML && p.Protocol != audit.ProtocolOIDC) {
+		return // an admin's login, or nothing the bridge wrote
+	}
+	l := zerolog.Ctx(r.Context())
+	if s.metrics != nil {
+		s.metrics.Login(p.Vendor, p.Protocol, metrics.OutcomeRefused)
+	}
+	if ok, _ := s.refusalEvents.Allow(org.ID + "|" + s.clientIP.Key(r)); !ok {
+		s.refusal("refusal_event_capped")
+		l.Warn().Str("vendor", p.Vendor).Str("reason", reason).Msg("refusal event not recorded: this client's cap is reached")
+		return
+	}
+	pol, _ := org.Policies.ByID(p.Vendor)
+	if err := s.record(r, org, audit.RefusalEvent(s.now(), RequestID(r.Context()), up.ID, p.Protocol, p.Vendor, pol, reason, "")); err != nil {
+		l.Error().Err(err).Msg("release log unavailable")
+	}
+}
+
+// replayNote is what the SAML replay cache keeps of an accepted login's
+// pending state: the protocol, vendor and entity, so that a replay can be
+// recorded against the vendor without keeping the vendor's whole request.
+func replayNote(state []byte) []byte {
+	var p pendingLogin
+	if err := json.Unmarshal(state, &p); err != nil || p.Vendor == "" {
+		return nil
+	}
+	b, err := json.Marshal(pendingLogin{Protocol: p.Protocol, Vendor: p.Vendor, Via: p.Via})
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 func responseOptions(p *policy.Policy) samlidp.ResponseOptions {

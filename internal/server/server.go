@@ -25,6 +25,7 @@ import (
 	"github.com/skolbro/skolbro/internal/downstream/oidcop"
 	"github.com/skolbro/skolbro/internal/downstream/samlidp"
 	"github.com/skolbro/skolbro/internal/fedmeta"
+	"github.com/skolbro/skolbro/internal/generation"
 	"github.com/skolbro/skolbro/internal/mapping"
 	"github.com/skolbro/skolbro/internal/metrics"
 	"github.com/skolbro/skolbro/internal/ownmeta"
@@ -61,6 +62,10 @@ type Organiser struct {
 	// least 32 bytes). Every instance behind a load balancer must have the
 	// same key: app derives it from the pseudonym key.
 	BindingKey []byte
+	// Generations keeps which identity generation each person's
+	// pseudonyms derive from, in Store; New makes it from Store and
+	// Deriver when it is nil.
+	Generations *generation.Keeper
 	// Audit records every release and refusal; AuditKeys makes the
 	// subject keys. Both are required (New refuses an organiser without
 	// them): a release that cannot be recorded is not made.
@@ -132,6 +137,9 @@ type Server struct {
 	clientIP    *ratelimit.ClientIP
 	vendorLimit *ratelimit.Limiter
 	maxInFlight int
+	// refusalEvents caps, per client, the refusal events that answers
+	// refused at the upstream write to the release log.
+	refusalEvents *ratelimit.Limiter
 }
 
 func (s *Server) refusal(reason string) {
@@ -164,7 +172,16 @@ type Options struct {
 	ClientIP    *ratelimit.ClientIP
 	VendorLimit *ratelimit.Limiter
 	MaxInFlight int
+	// RefusalEvents caps, per ClientIP key, the release log events of
+	// logins refused at the upstream: every bad answer posted for one
+	// pending login would otherwise write (and fsync) one event. nil uses
+	// DefaultRefusalEventsPerMinute.
+	RefusalEvents *ratelimit.Limiter
 }
+
+// DefaultRefusalEventsPerMinute is the per-client cap on refusal events
+// of answers refused at the upstream when Options.RefusalEvents is nil.
+const DefaultRefusalEventsPerMinute = 30
 
 // New builds a Server.
 func New(o Options) (*Server, error) {
@@ -181,9 +198,29 @@ func New(o Options) (*Server, error) {
 	s := &Server{orgs: o.Organisers, hub: o.Hub, store: o.Store, log: o.Logger, tmpl: t,
 		secureCookies: o.SecureCookies, now: o.Now, rand: o.Rand, mounts: o.Mounts,
 		metrics: o.Metrics, clientLimit: o.ClientLimit, clientIP: o.ClientIP, vendorLimit: o.VendorLimit,
-		maxInFlight: o.MaxInFlight}
+		maxInFlight: o.MaxInFlight, refusalEvents: o.RefusalEvents}
 	if s.clientIP == nil {
 		s.clientIP = &ratelimit.ClientIP{}
+	}
+	if s.refusalEvents == nil {
+		// Never uncapped: the cap is what keeps refused answers from
+		// being a cheap way to fill the release log's disk.
+		if s.refusalEvents, err = ratelimit.New(DefaultRefusalEventsPerMinute/60.0, DefaultRefusalEventsPerMinute,
+			ratelimit.WithMaxKeys(ratelimit.DefaultMaxKeys)); err != nil {
+			return nil, err
+		}
+	}
+	for _, org := range s.orgs {
+		if org.Generations == nil {
+			org.Generations = generation.New(org.Store, org.Deriver)
+		}
+		for _, up := range org.Upstreams {
+			if up.SP != nil {
+				// A replayed assertion is then recorded against the
+				// vendor of the login it was first used for.
+				up.SP.SetReplayNote(replayNote)
+			}
+		}
 	}
 	for _, org := range s.orgs {
 		if len(org.BindingKey) < minBindingKey {

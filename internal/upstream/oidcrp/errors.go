@@ -47,7 +47,13 @@ type Error struct {
 	// the registered OAuth 2.0 and OIDC codes, or "other" (so that it is
 	// safe to log).
 	UpstreamError string
-	err           error
+	// State is the state given to StartLogin of the login the refused
+	// callback answered, once that pending login was redeemed for this
+	// browser (the state parameter named it and the binding matched);
+	// nil for refusals before that. It is for recording the refusal
+	// against the vendor, never for going on with the login.
+	State []byte
+	err   error
 }
 
 // Error returns the reason and the cause; neither carries input text.

@@ -25,6 +25,7 @@ import (
 	"io"
 	"net/url"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/beevik/etree"
@@ -105,6 +106,24 @@ type SP struct {
 	// deflate step never waits, so no more run at once) and a writer keeps
 	// nothing of one request once Reset for the next.
 	deflaters chan *flate.Writer
+	// replayNote, when set, says what the replay cache keeps of an
+	// accepted login's state (see SetReplayNote).
+	replayNote atomic.Pointer[func([]byte) []byte]
+}
+
+// SetReplayNote makes the replay cache keep note(state) of every accepted
+// login, where state is what StartLogin was given, so that a replay of
+// the assertion is refused with that note as Error.State: the caller can
+// then tell which vendor's login was replayed. note must return no
+// personal data and should return little (it lives as long as the
+// assertion could be accepted); nil or an empty result keeps nothing.
+// It costs one more store read per accepted login.
+func (sp *SP) SetReplayNote(note func(state []byte) []byte) {
+	if note == nil {
+		sp.replayNote.Store(nil)
+		return
+	}
+	sp.replayNote.Store(&note)
 }
 
 // deflater returns a DEFLATE writer onto w, reused when one is free. The
