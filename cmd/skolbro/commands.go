@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,11 +20,11 @@ import (
 )
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("check", stdout, stderr, "skolbro check --config FILE",
+		"Loads the configuration, every metadata file, release policy and key, and prints every problem at once with its file and key; exits 1 on errors.")
 	path := fs.String("config", "", "configuration file")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if *path == "" {
 		fmt.Fprintln(stderr, "skolbro check: --config is required")
@@ -33,7 +32,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
-		fmt.Fprintf(stdout, "error: %v\n", err)
+		fmt.Fprintf(stderr, "error: %v\n", err)
 		return 1
 	}
 	// Build gets a memory store, so that the same Build that serve runs
@@ -67,38 +66,39 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 // loadForCommand loads and builds the configuration for a one-shot
 // command about one organiser (--organiser, needed when the bridge serves
 // several), printing problems to stderr.
-func loadForCommand(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*config.Config, *server.Organiser, bool) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// On failure code is the exit status: 0 after -h, 2 for bad flags or a
+// configuration that does not build.
+func loadForCommand(name string, args []string, stdout, stderr io.Writer, synopsis, about string, extra func(*flag.FlagSet)) (cfg *config.Config, org *server.Organiser, code int, ok bool) {
+	fs := newFlagSet(name, stdout, stderr, synopsis, about)
 	path := fs.String("config", "", "configuration file")
 	orgID := fs.String("organiser", "", "the organiser's id (when the configuration lists several)")
 	if extra != nil {
-		extra(fs)
+		extra(fs.FlagSet)
 	}
-	if err := fs.Parse(args); err != nil {
-		return nil, nil, false
+	if code, ok := parseFlags(fs, args); !ok {
+		return nil, nil, code, false
 	}
 	if *path == "" {
 		fmt.Fprintf(stderr, "skolbro %s: --config is required\n", name)
-		return nil, nil, false
+		return nil, nil, 2, false
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
 		fmt.Fprintf(stderr, "skolbro: %v\n", err)
-		return nil, nil, false
+		return nil, nil, 2, false
 	}
 	o, err := pickOrganiser(cfg, *orgID)
 	if err != nil {
 		fmt.Fprintf(stderr, "skolbro %s: %v\n", name, err)
-		return nil, nil, false
+		return nil, nil, 2, false
 	}
 	orgs, rep := app.Build(cfg, store.NewMemory(nil), time.Now)
-	org := findOrganiser(orgs, o.ID)
+	org = findOrganiser(orgs, o.ID)
 	if org == nil {
 		fmt.Fprintf(stderr, "skolbro: configuration has errors (run skolbro check):\n%v\n", rep.Err())
-		return nil, nil, false
+		return nil, nil, 2, false
 	}
-	return cfg, org, true
+	return cfg, org, 0, true
 }
 
 // pickOrganiser returns the organiser id names, or the only one.
@@ -126,11 +126,13 @@ func findOrganiser(orgs []*server.Organiser, id string) *server.Organiser {
 
 func cmdRegister(args []string, stdout, stderr io.Writer) int {
 	format := "csv"
-	cfg, org, ok := loadForCommand("register", args, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&format, "format", "csv", "csv or json")
-	})
+	cfg, org, code, ok := loadForCommand("register", args, stdout, stderr,
+		"skolbro register --config FILE [--organiser ID] [--format csv|json]",
+		"The release register: what each vendor receives, and why.", func(fs *flag.FlagSet) {
+			fs.StringVar(&format, "format", "csv", "csv or json")
+		})
 	if !ok {
-		return 2
+		return code
 	}
 	requested := map[string][]string{}
 	for id, v := range org.IdP.Vendors {
@@ -171,11 +173,13 @@ func cmdRegister(args []string, stdout, stderr io.Writer) int {
 
 func cmdAuditSubject(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	format := "csv"
-	cfg, org, ok := loadForCommand("audit subject", args, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&format, "format", "csv", "csv or json")
-	})
+	cfg, org, code, ok := loadForCommand("audit subject", args, stdout, stderr,
+		"skolbro audit subject --config FILE [--organiser ID] [--format csv|json] < personal-number",
+		"Subject access: which vendors received which attribute names about one person, and when. The personal number is read from standard input.", func(fs *flag.FlagSet) {
+			fs.StringVar(&format, "format", "csv", "csv or json")
+		})
 	if !ok {
-		return 2
+		return code
 	}
 	if org.AuditKeys == nil {
 		fmt.Fprintf(stderr, "skolbro audit subject: %s: the organiser's audit is not configured\n", cfg.File())
@@ -191,11 +195,13 @@ func cmdAuditSubject(args []string, stdin io.Reader, stdout, stderr io.Writer) i
 
 func cmdMetadata(args []string, stdout, stderr io.Writer) int {
 	out := ""
-	_, org, ok := loadForCommand("metadata", args, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&out, "out", "", "directory to write idp.xml and sp.xml to")
-	})
+	_, org, code, ok := loadForCommand("metadata", args, stdout, stderr,
+		"skolbro metadata --config FILE [--organiser ID] --out DIR",
+		"Writes the bridge's signed metadata (idp.xml, sp.xml) for a federation.", func(fs *flag.FlagSet) {
+			fs.StringVar(&out, "out", "", "directory to write idp.xml and sp.xml to")
+		})
 	if !ok {
-		return 2
+		return code
 	}
 	if out == "" {
 		fmt.Fprintln(stderr, "skolbro metadata: --out is required")
@@ -236,11 +242,13 @@ func cmdMetadata(args []string, stdout, stderr io.Writer) int {
 // would end up in shell history and process listings.
 func cmdProtect(op string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	orgID := ""
-	cfg, err := configFromArgs("protect "+op, args, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&orgID, "organiser", "", "the organiser's id (when the configuration lists several)")
-	})
-	if err != nil {
-		return 2
+	cfg, code, ok := configFromArgs("protect "+op, args, stdout, stderr,
+		"skolbro protect add|remove|list|init --config FILE [--organiser ID] < personal-number",
+		"The manual protection register; add and remove read the personal number from standard input.", func(fs *flag.FlagSet) {
+			fs.StringVar(&orgID, "organiser", "", "the organiser's id (when the configuration lists several)")
+		})
+	if !ok {
+		return code
 	}
 	o, err := pickOrganiser(cfg, orgID)
 	if err != nil {
@@ -269,24 +277,25 @@ func cmdProtect(op string, args []string, stdin io.Reader, stdout, stderr io.Wri
 	return 0
 }
 
-func configFromArgs(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*config.Config, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// configFromArgs parses a command's flags and loads --config. On failure
+// code is the exit status: 0 after -h, 2 otherwise.
+func configFromArgs(name string, args []string, stdout, stderr io.Writer, synopsis, about string, extra func(*flag.FlagSet)) (cfg *config.Config, code int, ok bool) {
+	fs := newFlagSet(name, stdout, stderr, synopsis, about)
 	path := fs.String("config", "", "configuration file")
 	if extra != nil {
-		extra(fs)
+		extra(fs.FlagSet)
 	}
-	if err := fs.Parse(args); err != nil {
-		return nil, err
+	if code, ok := parseFlags(fs, args); !ok {
+		return nil, code, false
 	}
 	if *path == "" {
 		fmt.Fprintf(stderr, "skolbro %s: --config is required\n", name)
-		return nil, errors.New("no config")
+		return nil, 2, false
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
 		fmt.Fprintf(stderr, "skolbro: %v\n", err)
-		return nil, err
+		return nil, 2, false
 	}
-	return cfg, nil
+	return cfg, 0, true
 }

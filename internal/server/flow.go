@@ -43,9 +43,12 @@ type pendingLogin struct {
 	Vendor   string `json:"v"`
 	// Via is "hub" when the vendor came through the hub's entity, which
 	// then answers; "" when the organiser's own entity does.
-	Via  string              `json:"h,omitempty"`
-	SAML *samlidp.Request    `json:"s,omitempty"`
-	OIDC *oidcop.AuthRequest `json:"o,omitempty"`
+	Via string `json:"h,omitempty"`
+	// Login is the login's id, logged on every line of the login (random,
+	// no personal data).
+	Login string              `json:"l,omitempty"`
+	SAML  *samlidp.Request    `json:"s,omitempty"`
+	OIDC  *oidcop.AuthRequest `json:"o,omitempty"`
 }
 
 // handleSSO receives a vendor's AuthnRequest and sends the browser upstream.
@@ -180,6 +183,10 @@ func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, org *Organis
 			return
 		}
 	}
+	if p.Login == "" {
+		p.Login = s.newLoginID()
+	}
+	r = withLogin(r, p.Login)
 	state, err := json.Marshal(p)
 	if err != nil {
 		s.fail(w, r, failInternal, "state", err)
@@ -355,12 +362,13 @@ func (s *Server) handleACS(w http.ResponseWriter, r *http.Request, org *Organise
 // vendor's policy allows, record the release, and answer the vendor in its
 // own protocol.
 func (s *Server) finish(w http.ResponseWriter, r *http.Request, org *Organiser, up *Upstream, state []byte, in mapping.Input) {
-	l := zerolog.Ctx(r.Context())
 	var p pendingLogin
 	if err := json.Unmarshal(state, &p); err != nil || (p.Protocol != protocolAdmin && (p.SAML == nil) == (p.OIDC == nil)) {
 		s.fail(w, r, failInternal, "state", errors.New("bad pending login state"))
 		return
 	}
+	r = withLogin(r, p.Login)
+	l := zerolog.Ctx(r.Context())
 	if p.Protocol == protocolAdmin {
 		s.finishAdmin(w, r, org, up, in)
 		return
@@ -398,7 +406,12 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, org *Organiser, 
 	if p.SAML.NameIDFormat == samlidp.NameIDTransient {
 		opts.PersistentNameID = false // the vendor asked for less
 	}
-	resp, err := s.answeringIdP(org, p).BuildResponse(p.SAML, rel, opts)
+	idp := s.answeringIdP(org, p)
+	if idp == nil {
+		s.fail(w, r, failVendorRequest, "vendor_no_policy", nil)
+		return
+	}
+	resp, err := idp.BuildResponse(p.SAML, rel, opts)
 	if err != nil {
 		s.fail(w, r, failInternal, "build_response", err)
 		return
@@ -497,10 +510,16 @@ func responseOptions(p *policy.Policy) samlidp.ResponseOptions {
 }
 
 // answeringIdP is the entity that answers a SAML login: the organiser's
-// own, or the hub's when the vendor came through it.
+// own, or the hub's when the vendor came through it. It is nil when the
+// vendor came through the hub but a reload since took the organiser out
+// of the hub: an answer from the organiser's own entity would reach the
+// vendor from an issuer it never asked.
 func (s *Server) answeringIdP(org *Organiser, p pendingLogin) *samlidp.IdP {
-	if p.Via == viaHub && s.hub != nil {
-		return s.hub.IdP
+	if p.Via == viaHub {
+		if org.hub == nil {
+			return nil
+		}
+		return org.hub.IdP
 	}
 	return org.IdP
 }
