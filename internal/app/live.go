@@ -196,6 +196,9 @@ func (l *Live) Organisers() []*server.Organiser { return l.gen.Load().orgs }
 // Hub returns the hub entity being served, or nil.
 func (l *Live) Hub() *server.Hub { return l.gen.Load().hub }
 
+// Store is the store the bridge runs on, where reloads are recorded.
+func (l *Live) Store() store.Store { return l.st }
+
 // Config returns the configuration being served.
 func (l *Live) Config() *config.Config { return l.gen.Load().cfg }
 

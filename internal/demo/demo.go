@@ -389,3 +389,61 @@ func (d *Demo) previewIdentities(org *server.Organiser) []admin.PreviewIdentity 
 	}
 	return out
 }
+
+// LiveHandler is HandlerWithStore built as `skolbro serve` builds it,
+// through app.Live: the returned Live reloads the demo's files (tests edit
+// them, then call Reload, as an admin edits a deployment and sends
+// SIGHUP). Reloads count on reloads when it is set.
+func (d *Demo) LiveHandler(log zerolog.Logger, st store.Store, reloads *metrics.Reloads) (http.Handler, *app.Live, error) {
+	cfg, err := config.Load(d.Config.File())
+	if err != nil {
+		return nil, nil, err
+	}
+	d.Config = cfg
+	opts := app.Options{Now: time.Now}
+	if d.UpstreamOIDC {
+		opts.HTTPClient = &http.Client{Transport: inProcess{prefix: d.Base + "/demo/oidc-idp", h: http.StripPrefix("/demo/oidc-idp", d.OIDCIdP.Handler())}}
+	}
+	live, rep, err := app.StartLive(cfg, st, app.LiveOptions{Build: opts, Logger: log, Reloads: reloads,
+		Prepare: func(_ *config.Config, orgs []*server.Organiser) error {
+			for _, org := range orgs {
+				org.Admin.Identities = d.previewIdentities(org)
+			}
+			return nil
+		}})
+	if err == nil {
+		err = rep.Err()
+	}
+	if err != nil {
+		if live != nil {
+			live.Close()
+		}
+		return nil, nil, err
+	}
+	// The vendors fetch the bridge's metadata once, like vendors that
+	// registered it; a reload that changes the bridge's keys needs the
+	// rollover in README.
+	idpMD, err := live.Organisers()[0].Metadata.IdPMetadata()
+	if err != nil {
+		live.Close()
+		return nil, nil, err
+	}
+	for _, v := range d.Vendors {
+		if err := v.SetIdPMetadata(idpMD); err != nil {
+			live.Close()
+			return nil, nil, err
+		}
+	}
+	srv, err := server.New(server.Options{
+		Organisers: live.Organisers(), Hub: live.Hub(), Store: st, Logger: log,
+		SecureCookies: strings.HasPrefix(d.Base, "https://"),
+		Mounts:        []func(*mux.Router){d.mount},
+		Metrics:       d.Metrics,
+	})
+	if err != nil {
+		live.Close()
+		return nil, nil, err
+	}
+	live.Attach(srv)
+	return srv.Handler(), live, nil
+}

@@ -54,3 +54,6 @@ func (r *Reloads) Count(result string) {
 // of the keys it serves: a key no longer configured must not keep firing
 // its alert.
 func (m *Metrics) ResetKeyExpiry() { m.keyExpiry.Reset() }
+
+// Total is the counter of reloads with result, for tests.
+func (r *Reloads) Total(result string) prometheus.Counter { return r.total.WithLabelValues(result) }
