@@ -32,6 +32,8 @@ Usage:
                                 load benchmark of whole logins (see README, Performance)
   skolbro protect add|remove|list|init --config FILE
                                 the manual protection register (personal number on stdin)
+  skolbro keys init|rotate signing|show --config FILE
+                                make the missing key files, start a signing key rollover, show fingerprints and expiry
   skolbro version               the version this binary was built from
 
 Every command prints its own flags with -h (exit status 0). Errors go to
@@ -68,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdMetadata(args[1:], stdout, stderr)
 	case "bench":
 		return bench.Command(args[1:], stdout, stderr)
+	case "keys":
+		return cmdKeys(args[1:], stdout, stderr)
 	case "protect":
 		if len(args) >= 2 && isHelp(args[1]) {
 			fmt.Fprint(stdout, usageProtect)
