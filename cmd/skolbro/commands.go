@@ -38,10 +38,11 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	// Build gets a memory store, so that the same Build that serve runs
 	// checks everything else; the configured store is opened only to read
 	// what the running bridges recorded.
-	_, rep := app.Build(cfg, store.NewMemory(nil), time.Now)
+	orgs, rep := app.Build(cfg, store.NewMemory(nil), time.Now)
 	// What the running bridges recorded in the configured store.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	app.ReportPersonalNumbersInValues(ctx, cfg, time.Now(), rep)
+	app.ReportRunning(ctx, cfg, orgs, time.Now(), rep)
 	cancel()
 	for _, n := range rep.Notes {
 		fmt.Fprintf(stdout, "note: %s\n", n)

@@ -34,6 +34,7 @@ Usage:
                                 the manual protection register (personal number on stdin)
   skolbro keys init|rotate signing|show --config FILE
                                 make the missing key files, start a signing key rollover, show fingerprints and expiry
+  skolbro inspect --config FILE which attribute names (never values) each school IdP sent recently, and how each is read
   skolbro version               the version this binary was built from
 
 Every command prints its own flags with -h (exit status 0). Errors go to
@@ -72,6 +73,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return bench.Command(args[1:], stdout, stderr)
 	case "keys":
 		return cmdKeys(args[1:], stdout, stderr)
+	case "inspect":
+		return cmdInspect(args[1:], stdout, stderr)
 	case "protect":
 		if len(args) >= 2 && isHelp(args[1]) {
 			fmt.Fprint(stdout, usageProtect)

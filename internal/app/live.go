@@ -445,26 +445,35 @@ func ReadReloadRecord(ctx context.Context, st store.Store) (*ReloadRecord, error
 	return &rec, nil
 }
 
-// ReportLastReload adds, for check, what the running bridges recorded
-// about their last reload: a refused one is a warning (they still serve
-// the configuration they had), an applied one a note. With the memory
-// store the record is inside the running bridge: a note says where to
-// look instead.
-func ReportLastReload(ctx context.Context, cfg *config.Config, rep *Report) {
+// ReportRunning adds, for check, what the running bridges recorded in the
+// configured store: their last reload (a refused one is a warning: they
+// still serve the configuration they had) and which attribute names the
+// school IdPs sent in recent logins (a security_marking that never
+// arrives is a warning: it masks everyone). orgs are the organisers
+// check built. With the memory store the records are inside the running
+// bridge: a note says where to look instead.
+func ReportRunning(ctx context.Context, cfg *config.Config, orgs []*server.Organiser, now time.Time, rep *Report) {
 	file := cfg.File()
 	if cfg.Store.Type != "redis" {
 		rep.Notes = append(rep.Notes, location(file, "store.type")+
-			"memory: check cannot read whether the running bridge refused a reload; its log (\"reload refused\") and skolbro_reload_total{result=\"refused\"} show it")
+			"memory: check cannot read what the running bridge recorded; its log and skolbro_reload_total show refused reloads, "+
+			"and its admin release preview the attribute names the school IdP sends")
 		return
 	}
 	st, err := OpenStore(cfg)
 	if err != nil {
-		rep.warnf(file, "store", "cannot read the running bridge's last reload: %v", err)
+		rep.warnf(file, "store", "cannot read what the running bridges recorded: %v", err)
 		return
 	}
 	if c, ok := st.(io.Closer); ok {
 		defer c.Close()
 	}
+	reportLastReload(ctx, cfg, st, rep)
+	reportUpstreamNames(ctx, cfg, orgs, st, now, rep)
+}
+
+func reportLastReload(ctx context.Context, cfg *config.Config, st store.Store, rep *Report) {
+	file := cfg.File()
 	rec, err := ReadReloadRecord(ctx, st)
 	switch {
 	case err != nil:

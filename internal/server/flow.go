@@ -22,6 +22,7 @@ import (
 	"github.com/skolbro/skolbro/internal/mapping"
 	"github.com/skolbro/skolbro/internal/metrics"
 	"github.com/skolbro/skolbro/internal/policy"
+	"github.com/skolbro/skolbro/internal/protection"
 	"github.com/skolbro/skolbro/internal/release"
 	"github.com/skolbro/skolbro/internal/upstream/oidcrp"
 	"github.com/skolbro/skolbro/internal/upstream/samlsp"
@@ -251,7 +252,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, org *Organiser, 
 // decideProtection sets id.Protection from every configured source. A
 // source that fails makes the person protected for this login (fail
 // closed); the login still completes, masked.
-func (s *Server) decideProtection(r *http.Request, up *Upstream, id *identity.Identity) {
+func (s *Server) decideProtection(r *http.Request, up *Upstream, id *identity.Identity, in mapping.Input) {
 	res := up.Protection
 	if res == nil || len(res.Sources) == 0 {
 		if up.AssumeUnprotected {
@@ -264,8 +265,14 @@ func (s *Server) decideProtection(r *http.Request, up *Upstream, id *identity.Id
 	level, failures := res.Resolve(r.Context(), id)
 	id.Protection = level
 	for _, f := range failures {
-		zerolog.Ctx(r.Context()).Warn().Str("source", f.Source).Str("reason", f.Reason).
-			Msg("protection source failed: treated as protected")
+		ev := zerolog.Ctx(r.Context()).Warn().Str("source", f.Source).Str("reason", f.Reason)
+		if f.Source == protection.SourceUpstreamAttribute && up.Mapping != nil {
+			// Which attribute was expected, and whether the IdP sent it
+			// at all (a wrong security_marking name masks everyone):
+			// names only, never the value.
+			ev = ev.Str("attribute", up.Mapping.SecurityMarking).Bool("attribute_sent", mapping.SecurityMarkingSent(up.Mapping, in))
+		}
+		ev.Msg("protection source failed: treated as protected")
 	}
 }
 
@@ -382,6 +389,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, org *Organiser, 
 		s.refuse(w, r, org, up.ID, pol, p.Protocol, nil, failAgreement, audit.ReasonAgreementEnded)
 		return
 	}
+	s.noteUpstreamNames(r, org, up, in)
 	id, warnings, err := mapping.MapWithWarnings(up.Mapping, in, s.now())
 	if err != nil {
 		l.Warn().Err(err).Msg("upstream answer could not be mapped")
@@ -393,7 +401,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, org *Organiser, 
 		l.Warn().Str("attribute", w.Attribute).Str("reason", w.Reason).Msg("upstream attribute dropped")
 	}
 	s.notePersonalNumbersInValues(r, org, warnings)
-	s.decideProtection(r, up, id)
+	s.decideProtection(r, up, id, in)
 	if pol, ok = s.enabledFor(w, r, org, up.ID, pol, p.Protocol, id); !ok {
 		return
 	}

@@ -124,6 +124,8 @@ type Server struct {
 	rand          io.Reader
 	// Mount adds extra routes (the demo's test IdP and vendors).
 	mounts []func(*mux.Router)
+	// names throttles the record of upstream attribute names.
+	names namesThrottle
 	// draining is set on SIGTERM: readiness fails first so that the load
 	// balancer stops sending new logins, while in-flight ones finish.
 	draining atomic.Bool
