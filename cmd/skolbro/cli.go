@@ -59,7 +59,9 @@ func parseFlags(fs *flags, args []string) (code int, ok bool) {
 }
 
 // isHelp reports whether arg asks for help.
-func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help" }
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help"
+}
 
 // version is the module version and VCS revision the binary was built
 // from, as the Go toolchain recorded them.

@@ -65,9 +65,9 @@ func cmdKeys(args []string, stdout, stderr io.Writer) int {
 type keyKind int
 
 const (
-	kindPair   keyKind = iota // a certificate and its private key
-	kindPrivate               // a private key alone (OIDC)
-	kindSecret                // a random HMAC key
+	kindPair    keyKind = iota // a certificate and its private key
+	kindPrivate                // a private key alone (OIDC)
+	kindSecret                 // a random HMAC key
 )
 
 // keyFile is one key the configuration names.

@@ -51,7 +51,7 @@ func TestCase36_WrongSecurityMarkingNamedAndShown(t *testing.T) {
 	for _, line := range strings.Split(strings.TrimSpace(e.logs.String()), "\n") {
 		var l struct {
 			Message, Source, Reason, Attribute string
-			Sent                               *bool `json:"attribute_sent"`
+			Sent                               *bool  `json:"attribute_sent"`
 			LoginID                            string `json:"login_id"`
 		}
 		if json.Unmarshal([]byte(line), &l) == nil && l.Message == "protection source failed: treated as protected" {

@@ -303,9 +303,9 @@ func TestCase51_BrokenConfigurationNotApplied(t *testing.T) {
 	}
 	dropGivenName := func(s string) string { return strings.Replace(s, "  - name: givenName\n", "", 1) }
 	for _, tc := range []struct {
-		name  string
+		name   string
 		break_ func()
-		want  string // in the logged problem
+		want   string // in the logged problem
 	}{
 		{"policy_with_unknown_key", func() {
 			e.editFile("attribute-release/learning-app.yaml", func(s string) string { return dropGivenName(s) + "no_such_key: 1\n" })
