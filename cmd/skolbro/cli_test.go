@@ -13,7 +13,7 @@ func TestCLI_HelpExitsZeroOnEveryCommand(t *testing.T) {
 	commands := [][]string{
 		{}, {"serve"}, {"reload"}, {"check"}, {"demo"}, {"register"}, {"metadata"}, {"bench"},
 		{"protect"}, {"protect", "add"}, {"protect", "list"}, {"audit"}, {"audit", "subject"}, {"version"},
-		{"keys"}, {"keys", "init"}, {"keys", "rotate"}, {"keys", "rotate", "signing"}, {"keys", "show"}, {"inspect"},
+		{"keys"}, {"keys", "init"}, {"keys", "rotate"}, {"keys", "rotate", "signing"}, {"keys", "show"}, {"inspect"}, {"diff"},
 	}
 	for _, cmd := range commands {
 		for _, h := range []string{"-h", "--help", "-help"} {

@@ -35,6 +35,8 @@ Usage:
   skolbro keys init|rotate signing|show --config FILE
                                 make the missing key files, start a signing key rollover, show fingerprints and expiry
   skolbro inspect --config FILE which attribute names (never values) each school IdP sent recently, and how each is read
+  skolbro diff --config NEW --against OLD [--format text|json]
+                                what a configuration change does to each vendor (exit 0 none, 1 changes, 2 error)
   skolbro version               the version this binary was built from
 
 Every command prints its own flags with -h (exit status 0). Errors go to
@@ -75,6 +77,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdKeys(args[1:], stdout, stderr)
 	case "inspect":
 		return cmdInspect(args[1:], stdout, stderr)
+	case "diff":
+		return cmdDiff(args[1:], stdout, stderr)
 	case "protect":
 		if len(args) >= 2 && isHelp(args[1]) {
 			fmt.Fprint(stdout, usageProtect)
