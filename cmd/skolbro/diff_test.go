@@ -146,3 +146,20 @@ func TestDiff_PseudonymKeyChangeFlagged(t *testing.T) {
 		t.Errorf("exit %d, want the key change flagged:\n%s", code, out)
 	}
 }
+
+// A typo in a policy's attribute is an error naming the file and key; the
+// vendor's metadata then has no loaded policy, and check says that the
+// error is why, instead of only that the vendor has no policy (issue 17).
+func TestCheck_PolicyTypoNotReportedAsMissingPolicy(t *testing.T) {
+	dir := deployDir(t)
+	pol := filepath.Join(dir, "attribute-release", "example-learning-app.yaml")
+	b, _ := os.ReadFile(pol)
+	write(t, pol, strings.Replace(string(b), "  - name: givenName", "  - name: givneName", 1))
+	code, out := runCmd("check", "--config", filepath.Join(dir, "skolbro.yaml"))
+	if code != 1 || !strings.Contains(out, "givneName") {
+		t.Fatalf("exit %d, want the typo as an error:\n%s", code, out)
+	}
+	if strings.Contains(out, "no release policy names entityID") || !strings.Contains(out, "if its policy file has an error above, fix that") {
+		t.Errorf("the vendor is reported as having no policy:\n%s", out)
+	}
+}
