@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -12,11 +11,11 @@ import (
 )
 
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("demo", stdout, stderr, "skolbro demo [--addr ADDR]",
+		"Runs a self-contained demo: a test school IdP, the bridge and demo vendors, with TEST ONLY keys deleted on exit.")
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	host, port, err := net.SplitHostPort(*addr)
 	if err != nil {

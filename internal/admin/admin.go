@@ -154,6 +154,29 @@ type DroppedAttribute struct {
 	LastSeen  time.Time
 }
 
+// UpstreamNames is what one school IdP sent in recent logins, by
+// attribute name only (never a value), and how the bridge read each.
+type UpstreamNames struct {
+	Upstream  string
+	LastLogin time.Time
+	// SecurityMarking is the configured attribute ("" for none), and
+	// whether it arrived; one that never does masks everyone.
+	SecurityMarking     string
+	SecurityMarkingSeen bool
+	Attributes          []UpstreamName
+	// NotSeen are configured names that arrived in none of the logins.
+	NotSeen []string
+}
+
+// UpstreamName is one attribute name an upstream sent.
+type UpstreamName struct {
+	Attribute, FriendlyName string
+	// Use is how the bridge read it: stable_id, personal_number,
+	// security_marking, a bridge attribute, or not used.
+	Use      string
+	LastSeen time.Time
+}
+
 // Errors the protection functions return (wrapped or joined) so that the
 // page can tell the admin what happened. Any other error is shown as the
 // register being unavailable.
@@ -243,6 +266,9 @@ type Deps struct {
 	// once it is durable. A lookup or change whose action cannot be
 	// recorded is not made. Required with SubjectAccess or Protection.
 	RecordAction func(ctx context.Context, a Action) error
+	// UpstreamNames returns which attribute names each school IdP sent in
+	// recent logins; the release preview lists them (optional).
+	UpstreamNames func(ctx context.Context) ([]UpstreamNames, error)
 	// Store holds sessions (only hashes of session ids as keys).
 	Store store.Store
 	// StartLogin starts an upstream login for an admin; the upstream side

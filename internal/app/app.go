@@ -249,6 +249,7 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 	// Vendors: metadata and policies.
 	vendors := loadVendors(rep, cfg, o)
 	pols, probs := policy.LoadDir(cfg.Path(o.PolicyDir), policy.At(now()))
+	policyErrors := policy.HasErrors(probs)
 	for _, p := range probs {
 		if p.Warning {
 			p.Warning = false // the report says it is a warning
@@ -301,6 +302,13 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 	}
 	for id, v := range vendors {
 		if served[id] == nil {
+			if policyErrors {
+				// A policy with an error is not loaded: its vendor's
+				// metadata then has no policy, and saying only that
+				// would send the admin looking for a missing file.
+				rep.warnf(v.File, "", "no release policy that loaded names entityID %q: this vendor is not served (if its policy file has an error above, fix that)", id)
+				continue
+			}
 			rep.warnf(v.File, "", "no release policy names entityID %q: this vendor is not served", id)
 		}
 	}

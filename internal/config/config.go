@@ -647,6 +647,10 @@ func (c *Config) OrganiserURL(o *Organiser, path string) string {
 // File returns the path the configuration was read from.
 func (c *Config) File() string { return c.file }
 
+// Line returns the line of the file key is written on (e.g.
+// "organiser.keys.signing"), or 0 when the file does not write it.
+func (c *Config) Line(key string) int { return c.lines[key] }
+
 // Path resolves p relative to the configuration file's directory.
 func (c *Config) Path(p string) string {
 	if p == "" || filepath.IsAbs(p) {

@@ -472,11 +472,7 @@ func (d *Demo) HandlerWithStore(log zerolog.Logger, st store.Store) (http.Handle
 	// The bridge discovers its OIDC upstreams while it is being built,
 	// before this process listens: route those calls (and the later
 	// token and key requests) to the test providers in-process.
-	providers := inProcess{d.Base + "/demo/oidc-idp": d.OIDCIdP.Handler()}
-	if g := d.Grannkommun; g != nil {
-		providers[d.Base+"/demo/oidc-idp2"] = g.StaffOP.Handler()
-	}
-	orgs, rep := app.BuildWith(d.Config, st, app.Options{Now: time.Now, HTTPClient: &http.Client{Transport: providers}})
+	orgs, rep := app.BuildWith(d.Config, st, app.Options{Now: time.Now, HTTPClient: d.providers()})
 	d.Report, d.Built = rep, orgs
 	if err := rep.Fatal(len(orgs)); err != nil {
 		return nil, err
@@ -512,6 +508,17 @@ func (d *Demo) HandlerWithStore(log zerolog.Logger, st store.Store) (http.Handle
 		return nil, err
 	}
 	return srv.Handler(), nil
+}
+
+// providers routes the bridge's calls to the test OIDC providers (its
+// discovery while it is built, before this process listens; then tokens
+// and keys) in-process.
+func (d *Demo) providers() *http.Client {
+	p := inProcess{d.Base + "/demo/oidc-idp": d.OIDCIdP.Handler()}
+	if g := d.Grannkommun; g != nil {
+		p[d.Base+"/demo/oidc-idp2"] = g.StaffOP.Handler()
+	}
+	return &http.Client{Transport: p}
 }
 
 func (d *Demo) samlVendors(organiser string) []*demovendor.Vendor {
@@ -728,4 +735,62 @@ func (d *Demo) previewIdentities(org *server.Organiser) []admin.PreviewIdentity 
 		}
 	}
 	return out
+}
+
+// LiveHandler is HandlerWithStore built as `skolbro serve` builds it,
+// through app.Live: the returned Live reloads the demo's files (tests edit
+// them, then call Reload, as an admin edits a deployment and sends
+// SIGHUP). Reloads count on reloads when it is set.
+func (d *Demo) LiveHandler(log zerolog.Logger, st store.Store, reloads *metrics.Reloads) (http.Handler, *app.Live, error) {
+	cfg, err := config.Load(d.Config.File())
+	if err != nil {
+		return nil, nil, err
+	}
+	d.Config = cfg
+	live, rep, err := app.StartLive(cfg, st, app.LiveOptions{Build: app.Options{Now: time.Now, HTTPClient: d.providers()}, Logger: log, Reloads: reloads,
+		Prepare: func(_ *config.Config, orgs []*server.Organiser) error {
+			for _, org := range orgs {
+				org.Admin.Identities = d.previewIdentities(org)
+			}
+			return nil
+		}})
+	if err == nil {
+		err = rep.Fatal(len(live.Organisers()))
+	}
+	if err != nil {
+		if live != nil {
+			live.Close()
+		}
+		return nil, nil, err
+	}
+	d.Report, d.Built = rep, live.Organisers()
+	// The vendors fetch the bridge's metadata once, like vendors that
+	// registered it; a reload that changes the bridge's keys needs the
+	// rollover in README.
+	for _, org := range live.Organisers() {
+		idpMD, err := org.Metadata.IdPMetadata()
+		if err != nil {
+			live.Close()
+			return nil, nil, err
+		}
+		for _, v := range d.samlVendors(org.ID) {
+			if err := v.SetIdPMetadata(idpMD); err != nil {
+				live.Close()
+				return nil, nil, err
+			}
+		}
+	}
+	ov := d.overviewData(live.Organisers())
+	srv, err := server.New(server.Options{
+		Organisers: live.Organisers(), Hub: live.Hub(), Store: st, Logger: log,
+		SecureCookies: strings.HasPrefix(d.Base, "https://"),
+		Mounts:        []func(*mux.Router){func(r *mux.Router) { d.mount(r, ov) }},
+		Metrics:       d.Metrics,
+	})
+	if err != nil {
+		live.Close()
+		return nil, nil, err
+	}
+	live.Attach(srv)
+	return srv.Handler(), live, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/skolbro/skolbro/internal/protection"
 	"github.com/skolbro/skolbro/internal/release"
 	"github.com/skolbro/skolbro/internal/units"
+	"github.com/skolbro/skolbro/internal/upstreamnames"
 )
 
 // AdminOptions enable the admin web interface.
@@ -84,6 +85,25 @@ func (s *Server) newAdmin(org *Organiser) (*admin.Admin, error) {
 				out = append(out, admin.DroppedAttribute(e))
 			}
 			return out, err
+		}
+	}
+	if org.Store != nil {
+		d.UpstreamNames = func(ctx context.Context) ([]admin.UpstreamNames, error) {
+			var out []admin.UpstreamNames
+			for _, up := range org.Upstreams {
+				rec, err := upstreamnames.Recent(ctx, org.Store, org.ID, up.ID, s.now())
+				if err != nil {
+					return nil, err
+				}
+				v := upstreamnames.NewView(rec, up.Mapping)
+				un := admin.UpstreamNames{Upstream: up.ID, LastLogin: rec.LastLogin, SecurityMarking: v.SecurityMarking,
+					SecurityMarkingSeen: v.SecurityMarkingSeen, NotSeen: v.NotSeen}
+				for _, e := range rec.Attributes {
+					un.Attributes = append(un.Attributes, admin.UpstreamName{Attribute: e.Attribute, FriendlyName: e.FriendlyName, Use: e.Use, LastSeen: e.LastSeen})
+				}
+				out = append(out, un)
+			}
+			return out, nil
 		}
 	}
 	if org.AuditKeys == nil || o.AuditDir == "" || o.Actions == nil {

@@ -218,9 +218,10 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request, org *Or
 		}
 		return
 	}
-	s.rememberChoice(w, rememberCookie+org.ID, up.ID, org.Prefix)
 	var p pendingLogin
-	_ = json.Unmarshal(state, &p) // for the log line only
+	_ = json.Unmarshal(state, &p) // only for the log: finish checks the state
+	r = withLogin(r, p.Login)
+	s.rememberChoice(w, rememberCookie+org.ID, up.ID, org.Prefix)
 	s.goUpstream(w, r, org, up, binding, state, p.Vendor, p.Protocol)
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/skolbro/skolbro/internal/mapping"
 	"github.com/skolbro/skolbro/internal/metrics"
 	"github.com/skolbro/skolbro/internal/policy"
+	"github.com/skolbro/skolbro/internal/protection"
 	"github.com/skolbro/skolbro/internal/release"
 	"github.com/skolbro/skolbro/internal/upstream/oidcrp"
 	"github.com/skolbro/skolbro/internal/upstream/samlsp"
@@ -35,9 +36,12 @@ type pendingLogin struct {
 	Vendor   string `json:"v"`
 	// Via is "hub" when the vendor came through the hub's entity, which
 	// then answers; "" when the organiser's own entity does.
-	Via  string              `json:"h,omitempty"`
-	SAML *samlidp.Request    `json:"s,omitempty"`
-	OIDC *oidcop.AuthRequest `json:"o,omitempty"`
+	Via string `json:"h,omitempty"`
+	// Login is the login's id, logged on every line of the login (random,
+	// no personal data).
+	Login string              `json:"l,omitempty"`
+	SAML  *samlidp.Request    `json:"s,omitempty"`
+	OIDC  *oidcop.AuthRequest `json:"o,omitempty"`
 }
 
 // handleSSO receives a vendor's AuthnRequest and sends the browser upstream.
@@ -172,6 +176,10 @@ func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, org *Organis
 			return
 		}
 	}
+	if p.Login == "" {
+		p.Login = s.newLoginID()
+	}
+	r = withLogin(r, p.Login)
 	state, err := json.Marshal(p)
 	if err != nil {
 		s.fail(w, r, failInternal, "state", err)
@@ -238,7 +246,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, org *Organiser, 
 // decideProtection sets id.Protection from every configured source. A
 // source that fails makes the person protected for this login (fail
 // closed); the login still completes, masked.
-func (s *Server) decideProtection(r *http.Request, up *Upstream, id *identity.Identity) {
+func (s *Server) decideProtection(r *http.Request, up *Upstream, id *identity.Identity, in mapping.Input) {
 	res := up.Protection
 	if res == nil || len(res.Sources) == 0 {
 		if up.AssumeUnprotected {
@@ -251,8 +259,14 @@ func (s *Server) decideProtection(r *http.Request, up *Upstream, id *identity.Id
 	level, failures := res.Resolve(r.Context(), id)
 	id.Protection = level
 	for _, f := range failures {
-		zerolog.Ctx(r.Context()).Warn().Str("source", f.Source).Str("reason", f.Reason).
-			Msg("protection source failed: treated as protected")
+		ev := zerolog.Ctx(r.Context()).Warn().Str("source", f.Source).Str("reason", f.Reason)
+		if f.Source == protection.SourceUpstreamAttribute && up.Mapping != nil {
+			// Which attribute was expected, and whether the IdP sent it
+			// at all (a wrong security_marking name masks everyone):
+			// names only, never the value.
+			ev = ev.Str("attribute", up.Mapping.SecurityMarking).Bool("attribute_sent", mapping.SecurityMarkingSent(up.Mapping, in))
+		}
+		ev.Msg("protection source failed: treated as protected")
 	}
 }
 
@@ -351,12 +365,13 @@ func (s *Server) handleACS(w http.ResponseWriter, r *http.Request, org *Organise
 // vendor's policy allows, record the release, and answer the vendor in its
 // own protocol.
 func (s *Server) finish(w http.ResponseWriter, r *http.Request, org *Organiser, up *Upstream, state []byte, in mapping.Input) {
-	l := zerolog.Ctx(r.Context())
 	var p pendingLogin
 	if err := json.Unmarshal(state, &p); err != nil || (p.Protocol != protocolAdmin && (p.SAML == nil) == (p.OIDC == nil)) {
 		s.fail(w, r, failInternal, "state", errors.New("bad pending login state"))
 		return
 	}
+	r = withLogin(r, p.Login)
+	l := zerolog.Ctx(r.Context())
 	if p.Protocol == protocolAdmin {
 		s.finishAdmin(w, r, org, up, in)
 		return
@@ -370,6 +385,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, org *Organiser, 
 		s.refuse(w, r, org, up.ID, pol, p.Protocol, nil, failAgreement, audit.ReasonAgreementEnded)
 		return
 	}
+	s.noteUpstreamNames(r, org, up, in)
 	id, warnings, err := mapping.MapWithWarnings(up.Mapping, in, s.now())
 	if err != nil {
 		l.Warn().Err(err).Msg("upstream answer could not be mapped")
@@ -381,7 +397,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, org *Organiser, 
 		l.Warn().Str("attribute", w.Attribute).Str("reason", w.Reason).Msg("upstream attribute dropped")
 	}
 	s.notePersonalNumbersInValues(r, org, warnings)
-	s.decideProtection(r, up, id)
+	s.decideProtection(r, up, id, in)
 	if !s.decideGeneration(w, r, org, id) {
 		return
 	}
@@ -397,7 +413,12 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, org *Organiser, 
 	if p.SAML.NameIDFormat == samlidp.NameIDTransient {
 		opts.PersistentNameID = false // the vendor asked for less
 	}
-	resp, err := s.answeringIdP(org, p).BuildResponse(p.SAML, rel, opts)
+	idp := s.answeringIdP(org, p)
+	if idp == nil {
+		s.fail(w, r, failVendorRequest, "vendor_no_policy", nil)
+		return
+	}
+	resp, err := idp.BuildResponse(p.SAML, rel, opts)
 	if err != nil {
 		s.fail(w, r, failInternal, "build_response", err)
 		return
@@ -553,10 +574,16 @@ func responseOptions(p *policy.Policy) samlidp.ResponseOptions {
 }
 
 // answeringIdP is the entity that answers a SAML login: the organiser's
-// own, or the hub's when the vendor came through it.
+// own, or the hub's when the vendor came through it. It is nil when the
+// vendor came through the hub but a reload since took the organiser out
+// of the hub: an answer from the organiser's own entity would reach the
+// vendor from an issuer it never asked.
 func (s *Server) answeringIdP(org *Organiser, p pendingLogin) *samlidp.IdP {
-	if p.Via == viaHub && s.hub != nil {
-		return s.hub.IdP
+	if p.Via == viaHub {
+		if org.hub == nil {
+			return nil
+		}
+		return org.hub.IdP
 	}
 	return org.IdP
 }
