@@ -35,10 +35,8 @@ func keylessDir(t *testing.T) (dir, cfgPath string) {
       - key: keys/oidc.key
         kid: k1
 `, 1)
-	s = strings.Replace(s, "  metadata_dir: metadata\n", `  audit:
-    dir: audit
-    key_file: keys/audit.key
-  protection:
+	// (The example already names the release log and its key.)
+	s = strings.Replace(s, "  metadata_dir: metadata\n", `  protection:
     register:
       key_file: keys/register.key
       file: register.json

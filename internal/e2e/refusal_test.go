@@ -239,6 +239,9 @@ func assertReleaseLogClean(t *testing.T, e *env) {
 			if str, ok := v.(string); ok && hexValue.MatchString(str) {
 				continue
 			}
+			if list, ok := v.([]any); ok && allHex(list) {
+				continue // subject_keys: HMACs, whose hex may hold digit runs
+			}
 			if personalNumberPattern.Match(s) {
 				t.Errorf("release log field %q holds something shaped like a personal number", k)
 			}
@@ -261,4 +264,14 @@ func assertReleaseLogClean(t *testing.T, e *env) {
 			t.Errorf("the release log holds %q", s)
 		}
 	}
+}
+
+// allHex reports whether every element of list is a hex MAC.
+func allHex(list []any) bool {
+	for _, x := range list {
+		if str, ok := x.(string); !ok || !hexValue.MatchString(str) {
+			return false
+		}
+	}
+	return len(list) > 0
 }
