@@ -100,7 +100,9 @@ func TestCase36_WrongSecurityMarkingNamedAndShown(t *testing.T) {
 	// The admin sees it on the release preview.
 	b := newBrowser(t, e.srv.Client())
 	p := b.get(e.srv.URL + "/admin/")
-	p = b.submit(b.submit(p, url.Values{"user": {"fredrik.f"}}), nil)
+	if p = b.submit(b.submit(p, url.Values{"user": {"fredrik.f"}}), nil); p.url.Path != "/admin/" {
+		t.Fatalf("the admin login ended at %s", p)
+	}
 	prev := b.get(e.srv.URL + "/admin/preview")
 	for _, want := range []string{`id="upstream-school-idp"`, "<code>" + wrong + "</code> never arrived: everyone is masked", "<code>" + testidp.AttrSecurityMarking + "</code>"} {
 		if !strings.Contains(prev.body, want) {
