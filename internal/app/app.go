@@ -294,9 +294,15 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 		}
 	}
 	op := buildOP(rep, cfg, o, pols, st, now)
+	// The SP signs its logout messages to the school IdP with the
+	// organiser's signing key.
+	var spSigner *xmlsig.Signer
+	if signing != nil {
+		spSigner, _ = xmlsig.NewSigner(signing) // an error is reported below
+	}
 	ups := make([]*server.Upstream, 0, len(o.Upstreams))
 	for _, u := range o.Upstreams {
-		if up := buildUpstream(rep, cfg, o, u, st, opts, orgSources, pm); up != nil {
+		if up := buildUpstream(rep, cfg, o, u, st, opts, orgSources, pm, spSigner); up != nil {
 			ups = append(ups, up)
 		}
 	}
@@ -323,6 +329,7 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 		IdP: &samlidp.IdP{
 			EntityID:    cfg.OrganiserURL(o, "/saml/idp/metadata"),
 			SSOURL:      cfg.OrganiserURL(o, "/saml/idp/sso"),
+			SLOURL:      cfg.OrganiserURL(o, "/saml/idp/slo"),
 			Scope:       o.Scope,
 			ExtraScopes: scopes[1:],
 			Signer:      signer,
@@ -338,6 +345,10 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 		Register:   register,
 		OP:         op,
 		Admin:      server.AdminOptions{Entitlement: o.Admin.Entitlement},
+		Logout: server.LogoutOptions{
+			SessionTTL: time.Duration(o.Logout.SessionTTL),
+			VendorWait: time.Duration(o.Logout.VendorWait),
+		},
 	}
 	if o.Audit.Dir != "" {
 		org.Admin.AuditDir = cfg.Path(o.Audit.Dir)
@@ -381,7 +392,7 @@ func Namespace(o *config.Organiser) string {
 
 // buildUpstream builds one of the organiser's school IdPs: its SAML SP or
 // OIDC RP, its attribute mapping and its protection sources.
-func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *config.Upstream, st store.Store, opts Options, orgSources []protection.Source, pm *protection.Metrics) *server.Upstream {
+func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *config.Upstream, st store.Store, opts Options, orgSources []protection.Source, pm *protection.Metrics, spSigner *xmlsig.Signer) *server.Upstream {
 	file := cfg.File()
 	prefix := o.UpstreamPrefix(u)
 	up := &server.Upstream{
@@ -419,6 +430,8 @@ func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *conf
 			Store:        st,
 			HTTPClient:   opts.HTTPClient,
 			Now:          opts.Now,
+
+			PostLogoutRedirectURL: cfg.URL(prefix + "/logout"),
 		})
 		if err != nil {
 			rep.errorf(file, u.Key("issuer"), "%v", err)
@@ -439,6 +452,9 @@ func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *conf
 			Store:       st,
 			ClockSkew:   time.Duration(u.ClockSkew),
 			Now:         opts.Now,
+			Signer:      spSigner,
+			SLOURL:      cfg.URL(prefix + "/slo"),
+			IdPSLO:      md.slo,
 		})
 		if err != nil {
 			rep.errorf(file, u.Key(""), "%v", err)
