@@ -116,6 +116,10 @@ func SetupWith(base, dir string, now time.Time, opts Options) (*Demo, error) {
 	}
 	d.IdP = testidp.New(base+"/demo/idp/metadata", base+"/demo/idp/sso", UpstreamScope, idpSigner)
 	d.IdP.ACSURL = base + "/saml/sp/acs"
+	// Single Logout between the test IdP and the bridge's SP, which signs
+	// with the bridge's key.
+	d.IdP.SLOURL = base + "/demo/idp/slo"
+	d.IdP.SP = testidp.SP{EntityID: base + "/saml/sp/metadata", Cert: bridgeKey.Cert, SLOURL: base + "/saml/sp/slo"}
 	md, err := d.IdP.Metadata()
 	if err != nil {
 		return nil, err
@@ -188,6 +192,7 @@ func SetupWith(base, dir string, now time.Time, opts Options) (*Demo, error) {
 		return nil, err
 	}
 	d.OIDCIdP = testop.New(base+"/demo/oidc-idp", testidp.DemoUsers(UpstreamScope), "skolbro", rpSecretText, base+"/oidc/rp/callback")
+	d.OIDCIdP.SetPostLogoutRedirectURI(base + "/oidc/rp/logout")
 
 	upstream := fmt.Sprintf(`    id: school-idp
     type: saml
@@ -288,6 +293,12 @@ func (d *Demo) HandlerWithStore(log zerolog.Logger, st store.Store) (http.Handle
 		return nil, err
 	}
 	org := orgs[0]
+	if org.OP != nil {
+		// Back-channel logout tokens reach the OIDC vendor in-process, as
+		// the bridge's own upstream calls do.
+		vp := "/demo/vendor/" + d.OIDCVendor.Name
+		org.OP.HTTPClient = &http.Client{Transport: inProcess{prefix: d.Base + vp, h: http.StripPrefix(vp, d.OIDCVendor)}}
+	}
 	idpMD, err := org.Metadata.IdPMetadata()
 	if err != nil {
 		return nil, err
@@ -312,6 +323,7 @@ func (d *Demo) HandlerWithStore(log zerolog.Logger, st store.Store) (http.Handle
 
 func (d *Demo) mount(r *mux.Router) {
 	r.Handle("/demo/idp/sso", d.IdP).Methods(http.MethodGet, http.MethodPost)
+	r.HandleFunc("/demo/idp/slo", d.IdP.ServeSLO).Methods(http.MethodGet)
 	r.HandleFunc("/demo/idp/metadata", func(w http.ResponseWriter, _ *http.Request) {
 		b, err := d.IdP.Metadata()
 		if err != nil {
