@@ -155,8 +155,11 @@ func (s *Server) rememberLogin(w http.ResponseWriter, r *http.Request, org *Orga
 		}
 	}
 	if sess.Upstream == nil {
-		sess = slo.Session{Upstream: up, Started: s.now()}
+		sess = slo.Session{Started: s.now()}
 	}
+	// The school IdP's latest session is the one to end: it may have
+	// asked the person again (ForceAuthn, an expired session).
+	sess.Upstream = up
 	sess.Add(p)
 	tok, err := slo.NewToken(s.rand)
 	if err != nil {

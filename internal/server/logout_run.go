@@ -295,6 +295,7 @@ func (s *Server) backchannel(r *http.Request, org *Organiser, op *logoutOp) bool
 				return
 			}
 			t.Result = resultDone
+			l.Info().Str("vendor", t.Vendor).Msg("vendor confirmed back-channel logout")
 		}()
 	}
 	wg.Wait()

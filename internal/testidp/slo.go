@@ -158,7 +158,11 @@ func (idp *IdP) ServeSLO(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		st.mu.Lock()
-		st.answers[resp.InResponseTo] = resp.Status + " " + resp.SubStatus
+		a := resp.Status
+		if resp.SubStatus != "" {
+			a += " " + resp.SubStatus
+		}
+		st.answers[resp.InResponseTo] = a
 		st.mu.Unlock()
 		WritePage(w, "<!DOCTYPE html><title>Test-IdP</title><p>Utloggad / Logged out</p>")
 		return
