@@ -379,6 +379,9 @@ func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	rec := httptest.NewRecorder()
 	t.h.ServeHTTP(rec, req)
+	if err := req.Context().Err(); err != nil {
+		return nil, err // as a real client gives up when the context ends
+	}
 	resp := rec.Result()
 	resp.Request = req
 	return resp, nil

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/skolbro/skolbro/internal/demo"
+	"github.com/skolbro/skolbro/internal/demovendor"
 	"github.com/skolbro/skolbro/internal/store"
 	"github.com/skolbro/skolbro/internal/testidp"
 )
@@ -27,13 +28,21 @@ type session struct {
 	// nameIDs by SAML vendor; sid at the OIDC vendor.
 	nameIDs map[string]string
 	sid     string
+	// claims are what the OIDC vendor received (its ID token included).
+	claims *demovendor.Claims
 }
 
 // loginEverywhere logs user in to both SAML vendors and the OIDC vendor
-// in one browser.
+// in a fresh browser.
 func (e *env) loginEverywhere(user string) *session {
 	e.t.Helper()
-	s := &session{b: newBrowser(e.t, e.srv.Client()), nameIDs: map[string]string{}}
+	return e.loginEverywhereIn(newBrowser(e.t, e.srv.Client()), user)
+}
+
+// loginEverywhereIn is loginEverywhere in browser b.
+func (e *env) loginEverywhereIn(b *browser, user string) *session {
+	e.t.Helper()
+	s := &session{b: b, nameIDs: map[string]string{}}
 	for _, v := range []string{"learning-app", "national-tests"} {
 		g := e.loginAny(s.b, v, user)
 		s.nameIDs[v] = g.subject
@@ -46,7 +55,7 @@ func (e *env) loginEverywhere(user string) *session {
 	if c.SID == "" {
 		e.t.Fatal("the OIDC vendor's ID token carries no sid")
 	}
-	s.sid = c.SID
+	s.sid, s.claims = c.SID, c
 	if !e.demo.OIDCVendor.LoggedIn(s.sid) {
 		e.t.Fatal("the OIDC vendor holds no session after login")
 	}

@@ -121,7 +121,6 @@ func (s *Server) vendorLogoutRequest(w http.ResponseWriter, r *http.Request, org
 			s.failLogout(w, r, failLogoutRequest, reason, err)
 			return
 		}
-		s.setLogoutCookie(w, s.cookieName(org, sessionCookieBase), "", -1)
 		s.sendLogoutMessage(w, r, out)
 	}
 	tok, ok := token(r, s.cookieName(org, sessionCookieBase))
