@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -327,17 +329,56 @@ func TestCase50_OIDCUpstreamLoggedOutThroughEndSession(t *testing.T) {
 	checkLogs(t, e, e.logs.String())
 }
 
-// assertLogoutRefused checks a refused logout step: the status, a request
-// id, nothing posted onwards.
+// assertLogoutRefused checks a refused logout step as every refusal is
+// checked: the status, a request id, nothing posted onwards, no internals.
 func assertLogoutRefused(t *testing.T, p page, status int) {
 	t.Helper()
-	if p.status != status {
-		t.Errorf("status %d, want %d: %.300s", p.status, status, p.body)
+	assertErrorPage(t, p, status)
+}
+
+// TestCase50_MetadataListsSingleLogout: the bridge's IdP metadata (towards
+// vendors) and SP metadata (towards the school IdP) list their
+// SingleLogoutService in both bindings, and the SP metadata the key its
+// logout messages are signed with.
+func TestCase50_MetadataListsSingleLogout(t *testing.T) {
+	e := startEnv(t, 1, memoryStore)
+	b := newBrowser(t, e.srv.Client())
+	for _, tc := range []struct{ path, slo string }{
+		{"/saml/idp/metadata", e.srv.URL + "/saml/idp/slo"},
+		{"/saml/sp/metadata", e.srv.URL + "/saml/sp/slo"},
+	} {
+		p := b.get(e.srv.URL + tc.path)
+		for _, binding := range []string{"HTTP-Redirect", "HTTP-POST"} {
+			want := `<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:` + binding + `" Location="` + tc.slo + `"`
+			if !strings.Contains(p.body, want) {
+				t.Errorf("%s lacks the %s SingleLogoutService", tc.path, binding)
+			}
+		}
 	}
-	if !requestIDOnPage.MatchString(p.body) {
-		t.Errorf("error page shows no request id")
+	if p := b.get(e.srv.URL + "/saml/sp/metadata"); !strings.Contains(p.body, `<md:KeyDescriptor use="signing">`) {
+		t.Errorf("the SP metadata lists no signing key")
 	}
-	if fs, _ := p.forms(); len(fs) != 0 {
-		t.Errorf("error page carries a form: something would be posted onwards")
+}
+
+// TestCase50_OIDCFrontChannelLogout: an OIDC vendor registered for
+// front-channel logout is logged out in a frame, with iss and its sid.
+func TestCase50_OIDCFrontChannelLogout(t *testing.T) {
+	e := startEnvWith(t, 1, memoryStore, func(d *demo.Demo) {
+		p := filepath.Join(d.Dir, "attribute-release", "oidc-app.yaml")
+		b, err := os.ReadFile(p)
+		must(t, err)
+		s := strings.Replace(string(b), "backchannel_logout_uri:", "frontchannel_logout_uri:", 1)
+		s = strings.Replace(s, "/backchannel", "/frontchannel", 1)
+		must(t, os.WriteFile(p, []byte(s), 0o600))
+	})
+	s := e.loginEverywhere("anna.a")
+	p := e.vendorLogout(s, "learning-app")
+	if got := e.vendor("learning-app").LastLogoutAnswer(); got != testidp.StatusSuccess {
+		t.Errorf("the vendor was answered %q at %s, want Success", got, p)
 	}
+	e.assertLoggedOut(s, "anna.a", true)
+	if ended, _ := e.demo.OIDCVendor.Logouts(); ended != 1 {
+		t.Errorf("the OIDC vendor's front-channel page ended %d sessions, want 1", ended)
+	}
+	checkLogs(t, e, e.logs.String())
 }
