@@ -265,8 +265,7 @@ func (v *Vendor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "cannot start logout", http.StatusInternalServerError)
 			return
 		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = w.Write(page)
+		v.writeCrewjamForm(w, page, false)
 	case "/metadata":
 		b, err := v.Metadata()
 		if err != nil {

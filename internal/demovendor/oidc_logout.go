@@ -133,7 +133,15 @@ func (v *OIDCVendor) serveFrontchannel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v.endSessions(q.Get("sid"))
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	// The bridge loads this page in a frame of its logout page.
+	ancestors := "'none'"
+	if u, err := url.Parse(v.Issuer); err == nil && u.Host != "" {
+		ancestors = u.Scheme + "://" + u.Host
+	}
+	h.Del("X-Frame-Options")
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors "+ancestors)
 	_, _ = w.Write([]byte("<!doctype html><title>logged out</title>"))
 }

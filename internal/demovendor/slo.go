@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/beevik/etree"
@@ -106,7 +107,27 @@ func (v *Vendor) serveSLO(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cannot answer", http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	// The bridge loads this page in a frame of its logout page.
+	v.writeCrewjamForm(w, page, true)
+}
+
+// writeCrewjamForm writes one of crewjam's auto-posting pages (an inline
+// script, no nonce) with a policy that lets it run and post to the bridge
+// only, framed by the bridge when framed is set. The demo mounts the
+// vendor inside the bridge's server, whose default policy would block it.
+func (v *Vendor) writeCrewjamForm(w http.ResponseWriter, page []byte, framed bool) {
+	origin := "'none'"
+	if u, err := url.Parse(v.SP.IDPMetadata.EntityID); err == nil && u.Host != "" {
+		origin = u.Scheme + "://" + u.Host
+	}
+	ancestors := "'none'"
+	h := w.Header()
+	if framed {
+		ancestors = origin
+		h.Del("X-Frame-Options") // frame-ancestors decides
+	}
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; form-action "+origin+"; frame-ancestors "+ancestors)
 	_, _ = w.Write(page)
 }
 
