@@ -357,6 +357,12 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 		org.IdP.Lookup = federationLookup(fed, org.Policies, cfg.DevMode)
 	}
 	noteRequested(rep, pols, served)
+	noteLogout(rep, o, pols, served)
+	for _, up := range ups {
+		if (up.SP != nil && !up.SP.CanLogout()) || (up.RP != nil && !up.RP.CanLogout()) {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%s: upstream %s has no single logout endpoint: the school IdP's session outlives a logout through the bridge (reported partial)", o.ID, up.ID))
+		}
+	}
 	org.Metadata = buildPublisher(rep, cfg, o, org, signer, keysCfg, keysAt, now)
 	if org.Metadata == nil {
 		return nil
