@@ -49,8 +49,8 @@ const dest = "https://bridge.example.se/saml/idp/slo"
 
 func testRequest() *LogoutRequest {
 	return &LogoutRequest{ID: "_req1", Issuer: "https://vendor.example/sp", Destination: dest, IssueInstant: t0,
-		NotOnOrAfter: t0.Add(5 * time.Minute),
-		NameID:       NameID{Value: "_nid", Format: "urn:oasis:names:tc:SAML:2.0:nameid-format:transient", NameQualifier: "https://bridge.example.se/saml/idp/metadata", SPNameQualifier: "https://vendor.example/sp"},
+		NotOnOrAfter:   t0.Add(5 * time.Minute),
+		NameID:         NameID{Value: "_nid", Format: "urn:oasis:names:tc:SAML:2.0:nameid-format:transient", NameQualifier: "https://bridge.example.se/saml/idp/metadata", SPNameQualifier: "https://vendor.example/sp"},
 		SessionIndexes: []string{"_si1"}, Reason: "urn:oasis:names:tc:SAML:2.0:logout:user"}
 }
 
