@@ -313,9 +313,15 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 		}
 	}
 	op := buildOP(rep, cfg, o, pols, st, now)
+	// The SP signs its logout messages to the school IdP with the
+	// organiser's signing key.
+	var spSigner *xmlsig.Signer
+	if signing != nil {
+		spSigner, _ = xmlsig.NewSigner(signing) // an error is reported below
+	}
 	ups := make([]*server.Upstream, 0, len(o.Upstreams))
 	for _, u := range o.Upstreams {
-		if up := buildUpstream(rep, cfg, o, u, st, opts, orgSources, pm); up != nil {
+		if up := buildUpstream(rep, cfg, o, u, st, opts, orgSources, pm, spSigner); up != nil {
 			ups = append(ups, up)
 		}
 	}
@@ -342,6 +348,7 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 		IdP: &samlidp.IdP{
 			EntityID:    cfg.OrganiserURL(o, "/saml/idp/metadata"),
 			SSOURL:      cfg.OrganiserURL(o, "/saml/idp/sso"),
+			SLOURL:      cfg.OrganiserURL(o, "/saml/idp/slo"),
 			Scope:       o.Scope,
 			ExtraScopes: scopes[1:],
 			Signer:      signer,
@@ -358,12 +365,22 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 		OP:         op,
 		Admin:      server.AdminOptions{Entitlement: o.Admin.Entitlement, PrivacyEntitlement: o.Admin.PrivacyEntitlement},
 		BindingKey: bindingKey,
+		Logout: server.LogoutOptions{
+			SessionTTL: time.Duration(o.Logout.SessionTTL),
+			VendorWait: time.Duration(o.Logout.VendorWait),
+		},
 	}
 	org.Admin.AuditDir = cfg.Path(o.Audit.Dir)
 	if fed != nil {
 		org.IdP.Lookup = federationLookup(fed, org.Policies, cfg.DevMode)
 	}
 	noteRequested(rep, pols, served)
+	noteLogout(rep, o, pols, served)
+	for _, up := range ups {
+		if (up.SP != nil && !up.SP.CanLogout()) || (up.RP != nil && !up.RP.CanLogout()) {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%s: upstream %s has no single logout endpoint: the school IdP's session outlives a logout through the bridge (reported partial)", o.ID, up.ID))
+		}
+	}
 	org.Metadata = buildPublisher(rep, cfg, o, org, signer, keysCfg, keysAt, now)
 	if org.Metadata == nil {
 		return nil
@@ -399,7 +416,7 @@ func Namespace(o *config.Organiser) string {
 
 // buildUpstream builds one of the organiser's school IdPs: its SAML SP or
 // OIDC RP, its attribute mapping and its protection sources.
-func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *config.Upstream, st store.Store, opts Options, orgSources []protection.Source, pm *protection.Metrics) *server.Upstream {
+func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *config.Upstream, st store.Store, opts Options, orgSources []protection.Source, pm *protection.Metrics, spSigner *xmlsig.Signer) *server.Upstream {
 	file := cfg.File()
 	prefix := o.UpstreamPrefix(u)
 	up := &server.Upstream{
@@ -437,6 +454,8 @@ func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *conf
 			Store:        st,
 			HTTPClient:   opts.HTTPClient,
 			Now:          opts.Now,
+
+			PostLogoutRedirectURL: cfg.URL(prefix + "/logout"),
 		})
 		if err != nil {
 			rep.errorf(file, u.Key("issuer"), "%v", err)
@@ -457,6 +476,9 @@ func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *conf
 			Store:       st,
 			ClockSkew:   time.Duration(u.ClockSkew),
 			Now:         opts.Now,
+			Signer:      spSigner,
+			SLOURL:      cfg.URL(prefix + "/slo"),
+			IdPSLO:      md.slo,
 		})
 		if err != nil {
 			rep.errorf(file, u.Key(""), "%v", err)

@@ -119,6 +119,8 @@ type Organiser struct {
 	MetadataDir string `yaml:"metadata_dir"`
 	// PolicyDir holds one release policy file per vendor.
 	PolicyDir string `yaml:"policy_dir"`
+	// Logout configures Single Logout.
+	Logout Logout `yaml:"logout"`
 
 	// key is where the organiser stands in the file ("organiser" or
 	// "organisers[2]"), for problems that name the key.
@@ -171,6 +173,18 @@ func contains(list []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// Logout configures Single Logout. Both keys have defaults.
+type Logout struct {
+	// SessionTTL is how long the bridge remembers a browser's logins so
+	// that it can log them out: the longest session a vendor or the
+	// school IdP keeps (default 12h, at most 30 days).
+	SessionTTL Duration `yaml:"session_ttl"`
+	// VendorWait bounds the wait for one vendor's logout answer (default
+	// 5s, at most 30s); a vendor that does not answer does not hold up the
+	// others, and the logout is reported partial.
+	VendorWait Duration `yaml:"vendor_wait"`
 }
 
 // Upstream is one of the organiser's school IdPs.
@@ -812,6 +826,12 @@ func (c *Config) validateOrganiser(o *Organiser, bad func(key, msg string, args 
 	}
 	if len(o.Upstreams) == 0 {
 		bad(o.Key("upstream"), "required: the organiser's school IdP (upstream, or upstreams for several)")
+	}
+	if d := time.Duration(o.Logout.SessionTTL); d != 0 && (d < time.Minute || d > 30*24*time.Hour) {
+		bad(o.Key("logout.session_ttl"), "must be between 1m and 720h")
+	}
+	if d := time.Duration(o.Logout.VendorWait); d != 0 && (d < time.Second || d > 30*time.Second) {
+		bad(o.Key("logout.vendor_wait"), "must be between 1s and 30s")
 	}
 	upIDs := map[string]bool{}
 	for _, u := range o.Upstreams {

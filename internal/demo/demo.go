@@ -142,7 +142,8 @@ func SetupWith(base, dir string, now time.Time, opts Options) (*Demo, error) {
 			return nil, err
 		}
 	}
-	if err := writeOrganiserKeys(filepath.Join(dir, "keys"), "skolbro demo bridge (TEST ONLY)", "skolbro demo OIDC key (TEST ONLY)", now); err != nil {
+	bridgeKey, err := writeOrganiserKeys(filepath.Join(dir, "keys"), "skolbro demo bridge (TEST ONLY)", "skolbro demo OIDC key (TEST ONLY)", now)
+	if err != nil {
 		return nil, err
 	}
 
@@ -152,6 +153,10 @@ func SetupWith(base, dir string, now time.Time, opts Options) (*Demo, error) {
 	}
 	d.IdP = testidp.New(base+"/demo/idp/metadata", base+"/demo/idp/sso", UpstreamScope, idpSigner)
 	d.IdP.ACSURL = base + "/saml/sp/acs"
+	// Single Logout between the test IdP and the bridge's SP, which signs
+	// with the bridge's key.
+	d.IdP.SLOURL = base + "/demo/idp/slo"
+	d.IdP.SP = testidp.SP{EntityID: base + "/saml/sp/metadata", Cert: bridgeKey.Cert, SLOURL: base + "/saml/sp/slo"}
 	if err := writeIdPMetadata(d.IdP, filepath.Join(dir, "upstream", "school-idp.xml")); err != nil {
 		return nil, err
 	}
@@ -174,6 +179,7 @@ func SetupWith(base, dir string, now time.Time, opts Options) (*Demo, error) {
 		return nil, err
 	}
 	d.OIDCIdP = testop.New(base+"/demo/oidc-idp", testidp.DemoUsers(UpstreamScope), "skolbro", rpSecret, base+"/oidc/rp/callback")
+	d.OIDCIdP.SetPostLogoutRedirectURI(base + "/oidc/rp/logout")
 
 	upstream := fmt.Sprintf(`    id: school-idp
     type: saml
@@ -261,7 +267,7 @@ func setupGrannkommun(base, dir string, now time.Time) (*Grannkommun, string, er
 			return nil, "", err
 		}
 	}
-	if err := writeOrganiserKeys(filepath.Join(gdir, "keys"), "skolbro demo Grannkommun (TEST ONLY)", "skolbro demo Grannkommun OIDC key (TEST ONLY)", now); err != nil {
+	if _, err := writeOrganiserKeys(filepath.Join(gdir, "keys"), "skolbro demo Grannkommun (TEST ONLY)", "skolbro demo Grannkommun OIDC key (TEST ONLY)", now); err != nil {
 		return nil, "", err
 	}
 	g := &Grannkommun{}
@@ -345,31 +351,31 @@ func setupGrannkommun(base, dir string, now time.Time) (*Grannkommun, string, er
 
 // writeOrganiserKeys writes one organiser's TEST ONLY keys into dir: its
 // signing pair, its OIDC token key, and its own pseudonym and audit keys.
-func writeOrganiserKeys(dir, signingName, oidcName string, now time.Time) error {
+func writeOrganiserKeys(dir, signingName, oidcName string, now time.Time) (*keys.Pair, error) {
 	signing, err := keys.Generate(signingName, keys.RSA2048, now)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := writePair(dir, "signing", signing); err != nil {
-		return err
+		return nil, err
 	}
 	oidcKey, err := keys.Generate(oidcName, keys.P256, now)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := writePair(dir, "oidc-es256", oidcKey); err != nil {
-		return err
+		return nil, err
 	}
 	for _, name := range []string{"pseudonym.key", "audit.key"} {
 		k := make([]byte, 32)
 		if _, err := rand.Read(k); err != nil {
-			return err
+			return nil, err
 		}
 		if err := os.WriteFile(filepath.Join(dir, name), k, 0o600); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return signing, nil
 }
 
 func newSigner(name string, now time.Time) (*xmlsig.Signer, error) {
@@ -485,6 +491,11 @@ func (d *Demo) HandlerWithStore(log zerolog.Logger, st store.Store) (http.Handle
 		return nil, err
 	}
 	for _, org := range orgs {
+		if org.OP != nil {
+			// Back-channel logout tokens reach the organiser's OIDC demo
+			// vendor in-process, as the bridge's own upstream calls do.
+			org.OP.HTTPClient = d.vendorClient(org.ID)
+		}
 		idpMD, err := org.Metadata.IdPMetadata()
 		if err != nil {
 			return nil, err
@@ -519,6 +530,16 @@ func (d *Demo) providers() *http.Client {
 		p[d.Base+"/demo/oidc-idp2"] = g.StaffOP.Handler()
 	}
 	return &http.Client{Transport: p}
+}
+
+// vendorClient reaches the organiser's OIDC demo vendor in-process (for
+// back-channel logout tokens).
+func (d *Demo) vendorClient(organiser string) *http.Client {
+	v := d.OIDCVendor
+	if organiser == GrannkommunID && d.Grannkommun != nil {
+		v = d.Grannkommun.OIDCVendor
+	}
+	return &http.Client{Transport: inProcess{d.Base + "/demo/vendor/" + v.Name: v}}
 }
 
 func (d *Demo) samlVendors(organiser string) []*demovendor.Vendor {
@@ -556,6 +577,7 @@ func (d *Demo) mount(r *mux.Router, ov []overviewOrganiser) {
 // mountIdP serves a test SAML IdP's SSO endpoint and metadata under at.
 func mountIdP(r *mux.Router, at string, idp *testidp.IdP) {
 	r.Handle(at+"/sso", idp).Methods(http.MethodGet, http.MethodPost)
+	r.HandleFunc(at+"/slo", idp.ServeSLO).Methods(http.MethodGet)
 	r.HandleFunc(at+"/metadata", func(w http.ResponseWriter, _ *http.Request) {
 		b, err := idp.Metadata()
 		if err != nil {
@@ -710,6 +732,9 @@ func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		rec := httptest.NewRecorder()
 		http.StripPrefix(p.Path, h).ServeHTTP(rec, req)
+		if err := req.Context().Err(); err != nil {
+			return nil, err // as a real client gives up when the context ends
+		}
 		resp := rec.Result()
 		resp.Request = req
 		return resp, nil

@@ -38,14 +38,20 @@ type Vendor struct {
 	sessions map[string]*Received // demo session cookie -> what arrived
 	last     *Received
 	history  []*Received // the most recent logins, newest first, for comparison
+
+	// Single Logout (slo.go).
+	bridgeLogouts int
+	logoutAnswer  string
+	hang          chan struct{}
 }
 
 // Received is what a login delivered to the vendor.
 type Received struct {
-	At         time.Time
-	NameID     string
-	NameFormat string
-	Attributes []Attribute
+	At           time.Time
+	NameID       string
+	NameFormat   string
+	SessionIndex string
+	Attributes   []Attribute
 }
 
 // Attribute is one received attribute.
@@ -64,6 +70,7 @@ func New(name, base string, now time.Time) (*Vendor, error) {
 	}
 	mdURL, _ := url.Parse(base + "/metadata")
 	acsURL, _ := url.Parse(base + "/acs")
+	sloURL, _ := url.Parse(base + "/slo")
 	sp := &saml.ServiceProvider{
 		EntityID:          base + "/metadata",
 		Key:               pair.Signer,
@@ -72,6 +79,8 @@ func New(name, base string, now time.Time) (*Vendor, error) {
 		AcsURL:            *acsURL,
 		AuthnNameIDFormat: saml.TransientNameIDFormat,
 		SignatureMethod:   "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+		SloURL:            *sloURL,
+		LogoutBindings:    []string{saml.HTTPPostBinding},
 	}
 	return &Vendor{Name: name, Base: base, SP: sp, requests: map[string]time.Time{}, sessions: map[string]*Received{}}, nil
 }
@@ -206,6 +215,9 @@ func (v *Vendor) Consume(r *http.Request) (*Received, error) {
 	if a.Subject != nil && a.Subject.NameID != nil {
 		rec.NameID, rec.NameFormat = a.Subject.NameID.Value, a.Subject.NameID.Format
 	}
+	for _, as := range a.AuthnStatements {
+		rec.SessionIndex = as.SessionIndex
+	}
 	for _, st := range a.AttributeStatements {
 		for _, at := range st.Attributes {
 			ra := Attribute{Name: at.Name, FriendlyName: at.FriendlyName}
@@ -241,6 +253,7 @@ grade are withheld, and nothing in the response says why.</p>
 {{range .Rows}}<tr><th>{{.Name}}</th>{{range .Cells}}<td>{{range .}}<code>{{.}}</code><br>{{else}}<span class="muted">–</span>{{end}}</td>{{end}}</tr>{{end}}
 </table></div>{{end}}{{end}}
 <form method="post" action="{{.Base}}/login"><button type="submit">Log in with the school account (via skolbro)</button></form>
+{{if .Received}}<form method="post" action="{{.Base}}/logout"><button type="submit">Log out everywhere (Single Logout via skolbro)</button></form>{{end}}
 <p><a href="/demo/">Back to the demo overview</a></p>
 </main></body></html>`))
 
@@ -290,6 +303,29 @@ func (v *Vendor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v.mu.Unlock()
 		http.SetCookie(w, &http.Cookie{Name: "demo_vendor_" + v.Name, Value: sid, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
 		http.Redirect(w, r, v.Base+"/", http.StatusSeeOther)
+	case "/slo":
+		v.serveSLO(w, r)
+	case "/logout":
+		if r.Method != http.MethodPost {
+			http.Error(w, "use the button", http.StatusMethodNotAllowed)
+			return
+		}
+		var rec *Received
+		if c, err := r.Cookie("demo_vendor_" + v.Name); err == nil {
+			v.mu.Lock()
+			rec = v.sessions[c.Value]
+			v.mu.Unlock()
+		}
+		if rec == nil {
+			http.Redirect(w, r, v.Base+"/", http.StatusSeeOther)
+			return
+		}
+		page, err := v.LogoutForm(rec, "")
+		if err != nil {
+			http.Error(w, "cannot start logout", http.StatusInternalServerError)
+			return
+		}
+		v.writeCrewjamForm(w, page, false)
 	case "/metadata":
 		b, err := v.Metadata()
 		if err != nil {

@@ -215,9 +215,8 @@ func TestCase44_AssertionFromAnotherOrganiserRefused(t *testing.T) {
 		assertErrorPage(t, b.post(acs, url.Values{"SAMLResponse": {respond(t, g.PupilIdP, req, "gustav.g")}}), http.StatusBadRequest)
 		// The same, claiming to be Demo kommun's IdP: its signature is
 		// still Grannkommun's IdP's key, which Demo kommun does not trust.
-		forged := *g.PupilIdP
-		forged.EntityID = e.demo.IdP.EntityID
-		assertErrorPage(t, b.post(acs, url.Values{"SAMLResponse": {respond(t, &forged, req, "gustav.g")}}), http.StatusBadRequest)
+		forged := impersonate(g.PupilIdP, e.demo.IdP.EntityID)
+		assertErrorPage(t, b.post(acs, url.Values{"SAMLResponse": {respond(t, forged, req, "gustav.g")}}), http.StatusBadRequest)
 	})
 
 	t.Run("Demo kommun's IdP answers a login started at Grannkommun", func(t *testing.T) {
@@ -229,9 +228,8 @@ func TestCase44_AssertionFromAnotherOrganiserRefused(t *testing.T) {
 		req := pickerRequest(t, p)
 		acs := e.srv.URL + grannPupilACS
 		assertErrorPage(t, b.post(acs, url.Values{"SAMLResponse": {respond(t, e.demo.IdP, req, "anna.a")}}), http.StatusBadRequest)
-		forged := *e.demo.IdP
-		forged.EntityID = g.PupilIdP.EntityID
-		assertErrorPage(t, b.post(acs, url.Values{"SAMLResponse": {respond(t, &forged, req, "anna.a")}}), http.StatusBadRequest)
+		forged := impersonate(e.demo.IdP, g.PupilIdP.EntityID)
+		assertErrorPage(t, b.post(acs, url.Values{"SAMLResponse": {respond(t, forged, req, "anna.a")}}), http.StatusBadRequest)
 	})
 
 	t.Run("a login started at Demo kommun is not finished at Grannkommun's ACS", func(t *testing.T) {
@@ -704,4 +702,12 @@ func TestCase45_BrokenOrganiserLeavesOthersServing(t *testing.T) {
 			checkLogs(t, e, e.logs.String())
 		})
 	}
+}
+
+// impersonate is idp's keys and people under another IdP's entityID: an
+// IdP claiming to be another.
+func impersonate(idp *testidp.IdP, entityID string) *testidp.IdP {
+	f := testidp.New(entityID, idp.SSOURL, idp.Scope, idp.Signer)
+	f.Users, f.Now, f.Rand, f.ACSURL, f.TrustACS = idp.Users, idp.Now, idp.Rand, idp.ACSURL, idp.TrustACS
+	return f
 }

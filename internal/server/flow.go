@@ -21,6 +21,8 @@ import (
 	"github.com/skolbro/skolbro/internal/policy"
 	"github.com/skolbro/skolbro/internal/protection"
 	"github.com/skolbro/skolbro/internal/release"
+	"github.com/skolbro/skolbro/internal/samlslo"
+	"github.com/skolbro/skolbro/internal/slo"
 	"github.com/skolbro/skolbro/internal/upstream/oidcrp"
 	"github.com/skolbro/skolbro/internal/upstream/samlsp"
 	"github.com/skolbro/skolbro/internal/xmlsig"
@@ -328,7 +330,11 @@ func (s *Server) handleRPCallback(w http.ResponseWriter, r *http.Request, org *O
 	if !s.rotateBinding(w, r, org.binding) {
 		return
 	}
-	s.finish(w, r, org, up, state, res.Input())
+	us := &slo.Upstream{ID: up.ID, Protocol: slo.ProtocolOIDC, Subject: res.Subject}
+	if sid := res.Claims["sid"]; len(sid) == 1 && len(sid[0]) <= 256 {
+		us.SID = sid[0]
+	}
+	s.finish(w, withUpstreamSession(r, us), org, up, state, res.Input())
 }
 
 // handleACS receives the school IdP's SAML response and finishes the login.
@@ -351,6 +357,9 @@ func (s *Server) handleACS(w http.ResponseWriter, r *http.Request, org *Organise
 	if !s.rotateBinding(w, r, org.binding) {
 		return
 	}
+	r = withUpstreamSession(r, &slo.Upstream{ID: up.ID, Protocol: slo.ProtocolSAML, Subject: a.NameID,
+		NameID:       &samlslo.NameID{Value: a.NameID, Format: a.NameIDFormat, NameQualifier: a.NameQualifier, SPNameQualifier: a.SPNameQualifier},
+		SessionIndex: a.SessionIndex})
 	s.finish(w, r, org, up, state, mapping.Input{
 		Subject:       a.NameID,
 		Attributes:    a.Attributes,
@@ -418,9 +427,13 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, org *Organiser, 
 		s.fail(w, r, failVendorRequest, "vendor_no_policy", nil)
 		return
 	}
-	resp, err := idp.BuildResponse(p.SAML, rel, opts)
+	resp, issued, err := idp.BuildResponseIssued(p.SAML, rel, opts)
 	if err != nil {
 		s.fail(w, r, failInternal, "build_response", err)
+		return
+	}
+	if !s.rememberLogin(w, r, org, slo.Participant{Vendor: pol.ID, Protocol: slo.ProtocolSAML, Hub: p.Via == viaHub,
+		EntityID: p.SAML.VendorEntityID, NameID: &issued.NameID, SessionIndex: issued.SessionIndex}) {
 		return
 	}
 	if !s.recordRelease(w, r, org, up.ID, audit.ProtocolSAML, pol, id, rel) {
@@ -438,11 +451,19 @@ func (s *Server) answerOIDC(w http.ResponseWriter, r *http.Request, org *Organis
 		s.fail(w, r, failInternal, "no_op", nil)
 		return
 	}
+	sid, err := org.OP.NewSID()
+	if err != nil {
+		s.fail(w, r, failInternal, "random", err)
+		return
+	}
+	if !s.rememberLogin(w, r, org, slo.Participant{Vendor: pol.ID, Protocol: slo.ProtocolOIDC, ClientID: req.ClientID, Sub: rel.Sub, SID: sid}) {
+		return
+	}
 	// Record first: a code, once issued, can be redeemed.
 	if !s.recordRelease(w, r, org, upstream, audit.ProtocolOIDC, pol, id, rel) {
 		return
 	}
-	to, err := org.OP.Complete(r.Context(), req, rel)
+	to, err := org.OP.CompleteSession(r.Context(), req, rel, sid)
 	if err != nil {
 		s.fail(w, r, failUnavailable, "code_unavailable", err)
 		return

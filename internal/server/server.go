@@ -83,6 +83,8 @@ type Organiser struct {
 	// Admin enables the organiser's admin interface when Entitlement is
 	// set; its admins see only this organiser.
 	Admin AdminOptions
+	// Logout configures Single Logout (see logout.go).
+	Logout LogoutOptions
 
 	admin   *admin.Admin
 	binding binder
@@ -513,6 +515,14 @@ func (s *Server) organiserRoutes(r *mux.Router, org *Organiser) {
 	r.HandleFunc(p+"/saml/idp/sso", on(s.handleSSO)).Methods(http.MethodGet, http.MethodPost)
 	r.HandleFunc(p+"/saml/idp/metadata", on(s.handleIdPMetadata)).Methods(http.MethodGet)
 	r.HandleFunc(p+pathDiscovery, on(s.handleDiscovery)).Methods(http.MethodGet)
+	if org.IdP.SLOURL != "" {
+		r.HandleFunc(p+"/saml/idp/slo", on(s.handleIdPSLO)).Methods(http.MethodGet, http.MethodPost)
+	}
+	r.HandleFunc(p+pathLogout, on(s.handleLogoutPage)).Methods(http.MethodGet)
+	r.HandleFunc(p+pathLogout, on(s.handleLogoutPagePost)).Methods(http.MethodPost)
+	r.HandleFunc(p+pathLogoutRun, on(s.handleLogoutRun)).Methods(http.MethodGet)
+	r.HandleFunc(p+pathLogoutFrame, on(s.handleLogoutFrame)).Methods(http.MethodGet)
+	r.HandleFunc(p+pathLogoutNext, on(s.handleLogoutNext)).Methods(http.MethodGet, http.MethodPost)
 	for _, up := range org.Upstreams {
 		up := up
 		at := func(h func(http.ResponseWriter, *http.Request, *Organiser, *Upstream)) http.HandlerFunc {
@@ -521,13 +531,16 @@ func (s *Server) organiserRoutes(r *mux.Router, org *Organiser) {
 		if up.SP != nil {
 			r.HandleFunc(up.Prefix+"/acs", at(s.handleACS)).Methods(http.MethodPost)
 			r.HandleFunc(up.Prefix+"/metadata", at(s.handleSPMetadata)).Methods(http.MethodGet)
+			r.HandleFunc(up.Prefix+"/slo", at(s.handleSPSLO)).Methods(http.MethodGet, http.MethodPost)
 		}
 		if up.RP != nil {
 			r.HandleFunc(up.Prefix+"/callback", at(s.handleRPCallback)).Methods(http.MethodGet)
+			r.HandleFunc(up.Prefix+"/logout", at(s.handleRPLogout)).Methods(http.MethodGet)
 		}
 	}
 	if org.OP != nil {
 		r.HandleFunc(p+oidcop.PathAuthorize, on(s.handleAuthorize)).Methods(http.MethodGet, http.MethodPost)
+		r.HandleFunc(p+oidcop.PathEndSession, on(s.handleEndSession)).Methods(http.MethodGet, http.MethodPost)
 		org.OP.Routes(r)
 	}
 	if org.admin != nil {

@@ -48,6 +48,11 @@ func (idp *IdP) Metadata() ([]byte, error) {
 	kd.CreateAttr("use", "signing")
 	kd.CreateElement("ds:KeyInfo").CreateElement("ds:X509Data").CreateElement("ds:X509Certificate").
 		SetText(base64.StdEncoding.EncodeToString(idp.Signer.Pair().Cert.Raw))
+	if idp.SLOURL != "" {
+		slo := d.CreateElement("md:SingleLogoutService")
+		slo.CreateAttr("Binding", HTTPRedirectBinding)
+		slo.CreateAttr("Location", idp.SLOURL)
+	}
 	d.CreateElement("md:NameIDFormat").SetText(NameIDPersistent)
 	sso := d.CreateElement("md:SingleSignOnService")
 	sso.CreateAttr("Binding", HTTPRedirectBinding)

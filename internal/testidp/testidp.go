@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/beevik/etree"
@@ -68,6 +69,13 @@ type IdP struct {
 	// TrustACS, when set, decides instead of ACSURL which ACS URLs a
 	// request may name.
 	TrustACS func(spEntityID, acsURL string) bool
+	// SLOURL is the IdP's SingleLogoutService (HTTP-Redirect, served by
+	// ServeSLO); SP is the one SP it logs out. Both are optional.
+	SLOURL string
+	SP     SP
+
+	sloOnce  sync.Once
+	sloState *sloState
 }
 
 // Request is what the IdP needs from an AuthnRequest.
@@ -242,6 +250,7 @@ func (idp *IdP) build(req Request, u User, o *options) (*etree.Document, error) 
 	if err != nil {
 		return nil, err
 	}
+	idp.noteSession(u.Login, sessionIndex)
 	until := Timestamp(o.at.Add(o.lifetime))
 	a := resp.CreateElement("saml:Assertion")
 	// The assertion declares its own namespaces, as most IdPs write it, so

@@ -44,6 +44,8 @@ func (op *OP) Handler() http.Handler {
 			op.serveAuthorize(w, r)
 		case "/token":
 			op.serveToken(w, r)
+		case "/logout":
+			op.serveEndSession(w, r)
 		default:
 			http.NotFound(w, r)
 		}

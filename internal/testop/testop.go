@@ -114,6 +114,10 @@ type OP struct {
 	codes  map[string]*grant
 	fault  Fault
 	editID func(claims map[string]any)
+	// postLogout is the registered post-logout redirect URI; logouts
+	// counts the end-session requests honoured.
+	postLogout string
+	logouts    int
 }
 
 // grant is what an authorization code stands for.
@@ -321,6 +325,7 @@ func (op *OP) discovery() map[string]any {
 		"authorization_endpoint":                base + "/authorize",
 		"token_endpoint":                        base + "/token",
 		"jwks_uri":                              base + "/jwks",
+		"end_session_endpoint":                  base + "/logout",
 		"response_types_supported":              []string{"code"},
 		"response_modes_supported":              []string{"query"},
 		"grant_types_supported":                 []string{"authorization_code"},

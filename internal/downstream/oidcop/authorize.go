@@ -276,6 +276,9 @@ type grant struct {
 	AuthTime  int64          `json:"auth_time,omitempty"`
 	ACR       string         `json:"acr,omitempty"`
 	ExpiresAt time.Time      `json:"expires_at"`
+
+	// SID names the session for logout (Front- and Back-Channel Logout).
+	SID string `json:"sid,omitempty"`
 }
 
 // Complete issues a code for req, carrying what the release step produced
@@ -283,6 +286,13 @@ type grant struct {
 // It refuses a release without a pairwise subject (ErrNoSubject) or made
 // for another vendor.
 func (p *Provider) Complete(ctx context.Context, req *AuthRequest, rel *release.Released) (string, error) {
+	return p.CompleteSession(ctx, req, rel, "")
+}
+
+// CompleteSession is Complete for a login the bridge can log out: sid
+// (from NewSID) goes into the ID token, and names the session in
+// front- and back-channel logout.
+func (p *Provider) CompleteSession(ctx context.Context, req *AuthRequest, rel *release.Released, sid string) (string, error) {
 	ttl := p.codeTTL()
 	if ttl < 0 || ttl > MaxCodeTTL {
 		return "", fmt.Errorf("oidcop: code lifetime %s: must be at most %s", ttl, MaxCodeTTL)
@@ -309,6 +319,7 @@ func (p *Provider) Complete(ctx context.Context, req *AuthRequest, rel *release.
 		Sub:       rel.Sub,
 		Claims:    attributeClaims(rel),
 		ACR:       rel.AuthnContext,
+		SID:       sid,
 		ExpiresAt: now.Add(ttl),
 	}
 	if !rel.AuthnInstant.IsZero() {

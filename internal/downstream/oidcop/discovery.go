@@ -28,6 +28,7 @@ type discovery struct {
 	ClaimsParameterSupported          bool     `json:"claims_parameter_supported"`
 	RequestParameterSupported         bool     `json:"request_parameter_supported"`
 	RequestURIParameterSupported      bool     `json:"request_uri_parameter_supported"`
+	logoutDiscovery
 }
 
 // discovery returns the provider metadata served at PathDiscovery.
@@ -54,6 +55,7 @@ func (p *Provider) discovery() discovery {
 		ClaimsSupported:                   supportedClaims(),
 		ClaimTypesSupported:               []string{"normal"},
 		IssParameterSupported:             true,
+		logoutDiscovery:                   p.logoutDiscovery(),
 	}
 }
 

@@ -28,7 +28,7 @@ func TestDiscovery(t *testing.T) {
 		return out
 	}
 	var claims []any
-	for _, c := range []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "azp", "at_hash"} {
+	for _, c := range []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "azp", "at_hash", "sid"} {
 		claims = append(claims, c)
 	}
 	for _, d := range attr.All() {
@@ -55,6 +55,13 @@ func TestDiscovery(t *testing.T) {
 		"claims_parameter_supported":                       false,
 		"request_parameter_supported":                      false,
 		"request_uri_parameter_supported":                  false,
+		// Logout (issue 14): RP-initiated, front- and back-channel, each
+		// with sid.
+		"end_session_endpoint":                  testIssuer + "/oidc/logout",
+		"frontchannel_logout_supported":         true,
+		"frontchannel_logout_session_supported": true,
+		"backchannel_logout_supported":          true,
+		"backchannel_logout_session_supported":  true,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("discovery (-want +got):\n%s", diff)

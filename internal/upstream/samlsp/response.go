@@ -29,6 +29,10 @@ type Assertion struct {
 	Attributes map[string][]string
 	// FriendlyNames maps Name to FriendlyName where one was given.
 	FriendlyNames map[string]string
+
+	// NameQualifier and SPNameQualifier are the NameID's, as written: a
+	// LogoutRequest to the IdP names the NameID exactly as issued.
+	NameQualifier, SPNameQualifier string
 }
 
 // Fixed causes. None carries input.

@@ -30,8 +30,10 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/skolbro/skolbro/internal/samlslo"
 	"github.com/skolbro/skolbro/internal/samlxml"
 	"github.com/skolbro/skolbro/internal/store"
+	"github.com/skolbro/skolbro/internal/xmlsig"
 )
 
 // SAML URIs used here.
@@ -85,6 +87,14 @@ type Config struct {
 	Now func() time.Time
 	// Rand is the source of request IDs; nil means crypto/rand.
 	Rand io.Reader
+	// Signer signs the SP's logout messages; its certificate is published
+	// in the SP metadata. Single Logout needs it.
+	Signer *xmlsig.Signer
+	// SLOURL is the SP's SingleLogoutService (both bindings); IdPSLO are
+	// the IdP's, from its metadata. Without both, the IdP is not sent
+	// logout requests and its own are refused.
+	SLOURL string
+	IdPSLO []samlslo.Endpoint
 }
 
 // SP is the bridge's SAML SP for one upstream IdP. It is safe for
@@ -98,6 +108,9 @@ type SP struct {
 	skew, requestTTL time.Duration
 	now              func() time.Time
 	rand             io.Reader
+	signer           *xmlsig.Signer
+	sloURL           string
+	idpSLO           []samlslo.Endpoint
 	// deflaters is a free list of DEFLATE writers: each holds about 1 MB
 	// of compressor state, whatever the level, and allocating one for every
 	// AuthnRequest made the garbage collector run several times as often.
@@ -177,6 +190,15 @@ func New(cfg Config) (*SP, error) {
 	if cfg.Store == nil {
 		errs = append(errs, errors.New("samlsp: Store is nil"))
 	}
+	if cfg.SLOURL != "" && !absoluteHTTP(cfg.SLOURL) {
+		errs = append(errs, errors.New("samlsp: SLOURL must be an absolute http(s) URL"))
+	}
+	for _, e := range cfg.IdPSLO {
+		if !absoluteHTTP(e.Location) || (e.ResponseLocation != "" && !absoluteHTTP(e.ResponseLocation)) {
+			errs = append(errs, errors.New("samlsp: an IdP SingleLogoutService is not an absolute http(s) URL"))
+			break
+		}
+	}
 	if cfg.ClockSkew == 0 {
 		cfg.ClockSkew = DefaultClockSkew
 	}
@@ -210,6 +232,9 @@ func New(cfg Config) (*SP, error) {
 		now:         cfg.Now,
 		rand:        cfg.Rand,
 		deflaters:   make(chan *flate.Writer, runtime.GOMAXPROCS(0)),
+		signer:      cfg.Signer,
+		sloURL:      cfg.SLOURL,
+		idpSLO:      append([]samlslo.Endpoint(nil), cfg.IdPSLO...),
 	}, nil
 }
 
@@ -295,7 +320,9 @@ func (sp *SP) StartLogin(ctx context.Context, binding string, state []byte, rela
 }
 
 // Metadata returns the SP's EntityDescriptor: an SPSSODescriptor that does
-// not sign its requests, wants signed assertions, and has one HTTP-POST ACS.
+// not sign its AuthnRequests, wants signed assertions, and has one
+// HTTP-POST ACS; with a Signer, its signing key (for logout messages), and
+// with an SLOURL, its SingleLogoutService in both bindings.
 func (sp *SP) Metadata() ([]byte, error) {
 	doc := etree.NewDocument()
 	doc.CreateProcInst("xml", `version="1.0" encoding="UTF-8"`)
@@ -306,6 +333,20 @@ func (sp *SP) Metadata() ([]byte, error) {
 	d.CreateAttr("protocolSupportEnumeration", samlxml.NSProtocol)
 	d.CreateAttr("AuthnRequestsSigned", "false")
 	d.CreateAttr("WantAssertionsSigned", "true")
+	if sp.signer != nil {
+		ed.CreateAttr("xmlns:ds", samlxml.NSDSig)
+		kd := d.CreateElement("md:KeyDescriptor")
+		kd.CreateAttr("use", "signing")
+		kd.CreateElement("ds:KeyInfo").CreateElement("ds:X509Data").CreateElement("ds:X509Certificate").
+			SetText(base64.StdEncoding.EncodeToString(sp.signer.Pair().Cert.Raw))
+	}
+	if sp.sloURL != "" {
+		for _, b := range []string{HTTPRedirectBinding, HTTPPostBinding} {
+			e := d.CreateElement("md:SingleLogoutService")
+			e.CreateAttr("Binding", b)
+			e.CreateAttr("Location", sp.sloURL)
+		}
+	}
 	acs := d.CreateElement("md:AssertionConsumerService")
 	acs.CreateAttr("Binding", HTTPPostBinding)
 	acs.CreateAttr("Location", sp.acsURL)
