@@ -244,7 +244,8 @@ type Map struct {
 
 // defaults are the upstream values every upstream is understood to say
 // in the common words: the vocabulary's own URIs, ADFS's multiple
-// authentication class and RFC 8176's amr "mfa".
+// authentication class, RFC 8176's amr "mfa", and the SAML password
+// classes (bas, so that they are not reported as unknown).
 func defaults() map[string][]string {
 	m := map[string][]string{
 		ADFSMultipleAuthn: {TwoFactor},
@@ -252,6 +253,9 @@ func defaults() map[string][]string {
 	}
 	for _, l := range order {
 		m[l] = []string{l}
+	}
+	for c := range basAliases {
+		m[c] = []string{Bas}
 	}
 	return m
 }
