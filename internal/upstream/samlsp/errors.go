@@ -54,7 +54,11 @@ type Error struct {
 	// UpstreamSubStatus is the second-level status code, if any, under the
 	// same rule.
 	UpstreamSubStatus string
-	err               error
+	// State is the state given to StartLogin, for Reason "status" only:
+	// the pending request was this browser's, so the caller may answer
+	// the login it belonged to (such as a vendor's passive login).
+	State []byte
+	err   error
 }
 
 // Error returns the reason and the cause; neither carries input text.

@@ -262,11 +262,13 @@ func (sp *SP) handle(ctx context.Context, samlResponse, binding string) (*Assert
 	if code != StatusSuccess {
 		// The user's login ends here: consume the pending request (only
 		// the browser that started it may), then report the IdP's status.
-		if _, e := sp.takePending(ctx, inResponseTo, binding); e != nil {
+		p, e := sp.takePending(ctx, inResponseTo, binding)
+		if e != nil {
 			return nil, nil, e
 		}
-		e := refuse(ReasonStatus, errUpstreamStatus)
+		e = refuse(ReasonStatus, errUpstreamStatus)
 		e.UpstreamStatus, e.UpstreamSubStatus = safeStatus(code), safeStatus(sub)
+		e.State = p.State
 		return nil, nil, e
 	}
 
