@@ -29,17 +29,13 @@ type Publisher struct {
 	IdP *samlidp.IdP
 	// SPMetadata are the unsigned SP EntityDescriptors towards the
 	// organiser's SAML school IdPs, by upstream id.
-	SPMetadata   map[string][]byte
-	Signer       *xmlsig.Signer
-	Organization Organization
-	Contacts     []Contact
-	// AssuranceCertifications are the levels the organiser's upstreams
-	// can prove (from configuration), published in the IdP metadata as
-	// the entity attribute assurance-certification.
-	AssuranceCertifications []string
-	ValidFor                time.Duration
-	CacheDuration           time.Duration
-	Now                     func() time.Time
+	SPMetadata    map[string][]byte
+	Signer        *xmlsig.Signer
+	Organization  Organization
+	Contacts      []Contact
+	ValidFor      time.Duration
+	CacheDuration time.Duration
+	Now           func() time.Time
 
 	mu    sync.Mutex
 	cache map[string]signed
