@@ -41,7 +41,11 @@ type Received struct {
 	At         time.Time
 	NameID     string
 	NameFormat string
-	Attributes []Attribute
+	// AuthnContext is the AuthnContextClassRef, AuthnInstant the
+	// AuthnStatement's instant.
+	AuthnContext string
+	AuthnInstant time.Time
+	Attributes   []Attribute
 }
 
 // Attribute is one received attribute.
@@ -146,6 +150,12 @@ func (v *Vendor) Consume(r *http.Request) (*Received, error) {
 	if a.Subject != nil && a.Subject.NameID != nil {
 		rec.NameID, rec.NameFormat = a.Subject.NameID.Value, a.Subject.NameID.Format
 	}
+	for _, as := range a.AuthnStatements {
+		rec.AuthnInstant = as.AuthnInstant
+		if as.AuthnContext.AuthnContextClassRef != nil {
+			rec.AuthnContext = as.AuthnContext.AuthnContextClassRef.Value
+		}
+	}
 	for _, st := range a.AttributeStatements {
 		for _, at := range st.Attributes {
 			ra := Attribute{Name: at.Name, FriendlyName: at.FriendlyName}
@@ -168,6 +178,7 @@ var page = template.Must(template.New("vendor").Parse(`<!doctype html>
 <p>The bridge's response was accepted (signature checked against the bridge's IdP metadata). This is <strong>everything</strong> this vendor received:</p>
 <div class="box"><table>
 <tr><th>NameID</th><td><code>{{.Received.NameID}}</code><br><span class="muted">{{.Received.NameFormat}}</span></td></tr>
+<tr><th>AuthnContextClassRef<br><span class="muted">how strongly the person logged in</span></th><td><code id="authn-context">{{.Received.AuthnContext}}</code><br><span class="muted">AuthnInstant {{.Received.AuthnInstant.Format "2006-01-02 15:04:05Z07:00"}}</span></td></tr>
 {{range .Received.Attributes}}<tr><th>{{.FriendlyName}}<br><span class="muted"><code>{{.Name}}</code></span></th><td>{{range .Values}}<code>{{.}}</code><br>{{end}}</td></tr>
 {{else}}<tr><td colspan="2">No attributes.</td></tr>{{end}}
 </table></div>

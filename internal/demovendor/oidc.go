@@ -42,7 +42,10 @@ type pendingAuth struct{ verifier, nonce string }
 type Claims struct {
 	At      time.Time
 	Subject string
-	Claims  []Claim
+	// ACR is the acr claim; AuthTime the auth_time claim (zero without).
+	ACR      string
+	AuthTime time.Time
+	Claims   []Claim
 }
 
 // Claim is one ID token claim the vendor received (protocol claims such as
@@ -151,6 +154,12 @@ func (v *OIDCVendor) Callback(r *http.Request) (*Claims, error) {
 		return nil, err
 	}
 	c := &Claims{At: time.Now(), Subject: idt.Subject}
+	if acr, ok := all["acr"].(string); ok {
+		c.ACR = acr
+	}
+	if at, ok := all["auth_time"].(float64); ok {
+		c.AuthTime = time.Unix(int64(at), 0).UTC()
+	}
 	for name, val := range all {
 		switch name {
 		case "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "sub", "acr":
@@ -194,6 +203,7 @@ var oidcPage = template.Must(template.New("oidc").Parse(`<!doctype html>
 <p>The ID token verified against the bridge's JWKS (signature, issuer, audience, nonce). This is <strong>everything</strong> it carried:</p>
 <div class="box"><table>
 <tr><th>sub (pairwise)</th><td><code>{{.Subject}}</code></td></tr>
+<tr><th>acr<br><span class="muted">how strongly the person logged in</span></th><td><code id="acr">{{.ACR}}</code></td></tr>
 {{range .Claims}}<tr><th>{{.Name}}</th><td>{{range .Values}}<code>{{.}}</code><br>{{end}}</td></tr>{{end}}
 </table></div>{{end}}
 <form method="post" action="{{.Base}}/login"><button type="submit">Log in with the school account (via skolbro, OIDC)</button></form>

@@ -37,6 +37,11 @@ type Publisher struct {
 	CacheDuration time.Duration
 	Now           func() time.Time
 
+	// AssuranceCertifications are the levels the organiser's upstreams
+	// can prove (from configuration), published in the IdP metadata as
+	// the entity attribute assurance-certification.
+	AssuranceCertifications []string
+
 	mu    sync.Mutex
 	cache map[string]signed
 }
