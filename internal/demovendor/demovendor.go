@@ -104,9 +104,18 @@ func (v *Vendor) SetIdPMetadata(b []byte) error {
 // LoginURL makes an AuthnRequest and returns the bridge URL to send the
 // browser to (HTTP-Redirect binding).
 func (v *Vendor) LoginURL(relayState string) (string, error) {
+	return v.LoginURLWith(relayState, nil)
+}
+
+// LoginURLWith is LoginURL with change applied to the AuthnRequest before
+// it is encoded (ForceAuthn, IsPassive, a RequestedAuthnContext).
+func (v *Vendor) LoginURLWith(relayState string, change func(*saml.AuthnRequest)) (string, error) {
 	req, err := v.SP.MakeAuthenticationRequest(v.SP.GetSSOBindingLocation(saml.HTTPRedirectBinding), saml.HTTPRedirectBinding, saml.HTTPPostBinding)
 	if err != nil {
 		return "", err
+	}
+	if change != nil {
+		change(req)
 	}
 	u, err := req.Redirect(relayState, v.SP)
 	if err != nil {

@@ -98,6 +98,12 @@ func (v *OIDCVendor) config(p *oidc.Provider) *oauth2.Config {
 
 // LoginURL starts an authorization code flow with PKCE and a nonce.
 func (v *OIDCVendor) LoginURL(ctx context.Context) (string, error) {
+	return v.LoginURLWith(ctx, nil)
+}
+
+// LoginURLWith is LoginURL with further authorization parameters (prompt,
+// max_age, acr_values, claims).
+func (v *OIDCVendor) LoginURLWith(ctx context.Context, extra map[string]string) (string, error) {
 	p, err := v.discover(ctx)
 	if err != nil {
 		return "", err
@@ -106,7 +112,11 @@ func (v *OIDCVendor) LoginURL(ctx context.Context) (string, error) {
 	v.mu.Lock()
 	v.pending[state] = pendingAuth{verifier: verifier, nonce: nonce}
 	v.mu.Unlock()
-	return v.config(p).AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), nil
+	opts := []oauth2.AuthCodeOption{oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)}
+	for k, val := range extra {
+		opts = append(opts, oauth2.SetAuthURLParam(k, val))
+	}
+	return v.config(p).AuthCodeURL(state, opts...), nil
 }
 
 func randHex() string {
