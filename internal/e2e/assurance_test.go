@@ -132,6 +132,20 @@ func TestCase49_AssuranceSAML(t *testing.T) {
 			t.Errorf("an unknown class: the vendor's answer is %s, want NoAuthnContext", got)
 		}
 	})
+	t.Run("a passive login too weak is answered without a page", func(t *testing.T) {
+		e.demo.IdP.SetSessions(true)
+		defer e.demo.IdP.SetSessions(false)
+		b := newBrowser(t, e.srv.Client())
+		e.toVendor(b, "national-tests", pick(b, e.samlStart(b, "national-tests", nil), "user", "bertil.b"))
+		p := e.samlStart(b, "learning-app", func(r *saml.AuthnRequest) { f := true; r.IsPassive = &f })
+		p = b.submit(p, nil) // the school IdP's single sign-on, with a password
+		if p.status != http.StatusOK || strings.Contains(p.body, "Tillbaka till tjänsten") {
+			t.Fatalf("a passive login showed a page: %s", p)
+		}
+		if got := e.samlStatusAt(p, "learning-app"); got != "NoAuthnContext" {
+			t.Errorf("the vendor's answer is %s, want NoAuthnContext", got)
+		}
+	})
 	checkLogs(t, e, e.logs.String())
 }
 

@@ -132,7 +132,7 @@ func backLink(t *testing.T, p page, e *env) url.Values {
 
 func TestCase48_FreshLoginSAML(t *testing.T) {
 	e := startEnv(t, 1, memoryStore)
-	e.demo.IdP.Sessions = true
+	e.demo.IdP.SetSessions(true)
 	forceAuthn := func(r *saml.AuthnRequest) { t := true; r.ForceAuthn = &t }
 
 	t.Run("ForceAuthn reaches the school IdP, and only when asked", func(t *testing.T) {
@@ -263,7 +263,7 @@ func TestCase48_FreshLoginOIDC(t *testing.T) {
 	})
 
 	t.Run("passive login without a session: login_required", func(t *testing.T) {
-		e.demo.OIDCIdP.Sessions = true
+		e.demo.OIDCIdP.SetSessions(true)
 		b := newBrowser(t, e.srv.Client())
 		p := e.oidcStart(b, map[string]string{"prompt": "none"})
 		if p.status != http.StatusForbidden || !strings.Contains(p.body, "login_required") {
@@ -277,7 +277,7 @@ func TestCase48_FreshLoginOIDC(t *testing.T) {
 	})
 
 	t.Run("passive login with a session: single sign-on", func(t *testing.T) {
-		e.demo.OIDCIdP.Sessions = true
+		e.demo.OIDCIdP.SetSessions(true)
 		b := newBrowser(t, e.srv.Client())
 		pick(b, e.oidcStart(b, nil), "user", "bertil.b")
 		first := ov.Last()

@@ -289,6 +289,20 @@ func (s *Server) refuseToVendor(w http.ResponseWriter, r *http.Request, org *Org
 	if err := s.record(r, org, audit.RefusalEvent(s.now(), RequestID(r.Context()), upstream, p.Protocol, pol.ID, pol, reason, subject)); err != nil {
 		zerolog.Ctx(r.Context()).Error().Err(err).Msg("release log unavailable")
 	}
+	if p.Demands != nil && p.Demands.Passive {
+		// A passive login must not show the person anything: the vendor
+		// gets its protocol's error at once.
+		zerolog.Ctx(r.Context()).Info().Str("reason", reason).Msg("passive login refused: answered the vendor")
+		s.refusal(reason)
+		if p.OIDC != nil && org.OP != nil {
+			http.Redirect(w, r, org.OP.ErrorResponse(p.OIDC, oidcCode, f.messageEN).Redirect, http.StatusFound)
+			return
+		}
+		if p.SAML != nil {
+			s.answerStatusWith(w, r, s.answeringIdP(org, p), p.SAML, samlStatus)
+			return
+		}
+	}
 	var ans *vendorAnswer
 	switch {
 	case p.OIDC != nil && org.OP != nil:

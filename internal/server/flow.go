@@ -121,6 +121,8 @@ func (s *Server) answerStatusWith(w http.ResponseWriter, r *http.Request, idp *s
 		top, reason = samlidp.StatusResponder, "vendor_passive"
 	case samlidp.StatusNoAuthnContext:
 		top, reason = samlidp.StatusResponder, "vendor_no_authn_context"
+	case samlidp.StatusAuthnFailed:
+		top, reason = samlidp.StatusResponder, "vendor_authn_failed"
 	}
 	resp, err := idp.BuildStatusResponse(req, top, sub)
 	if err != nil {

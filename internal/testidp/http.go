@@ -198,7 +198,8 @@ func (idp *IdP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodGet {
-		if sess, ok := idp.session(r); ok && (!req.ForceAuthn || idp.IgnoreForceAuthn) {
+		_, ignoreForceAuthn := idp.flags()
+		if sess, ok := idp.session(r); ok && (!req.ForceAuthn || ignoreForceAuthn) {
 			// Single sign-on: the earlier login, as it was.
 			if u, ok := idp.User(sess.login); ok {
 				idp.answer(w, req, u, relayState, AuthnAt(sess.at), AuthnClass(sess.class))
@@ -222,7 +223,7 @@ func (idp *IdP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := idp.now()
-	if idp.Sessions {
+	if sso, _ := idp.flags(); sso {
 		if err := idp.remember(w, session{login: u.Login, class: class, at: now}); err != nil {
 			http.Error(w, "internal error", http.StatusInternalServerError)
 			return
@@ -234,9 +235,9 @@ func (idp *IdP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // sessionCookie is the test IdP's single sign-on cookie.
 const sessionCookie = "testidp_session"
 
-// session returns the browser's remembered login, if Sessions is on.
+// session returns the browser's remembered login, if sessions are on.
 func (idp *IdP) session(r *http.Request) (session, bool) {
-	if !idp.Sessions {
+	if sso, _ := idp.flags(); !sso {
 		return session{}, false
 	}
 	c, err := r.Cookie(sessionCookie)

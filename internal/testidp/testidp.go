@@ -73,17 +73,34 @@ type IdP struct {
 	// TrustACS, when set, decides instead of ACSURL which ACS URLs a
 	// request may name.
 	TrustACS func(spEntityID, acsURL string) bool
-	// Sessions makes ServeHTTP remember a login in a cookie, as a real
-	// IdP's single sign-on does: the next request without ForceAuthn is
-	// answered at once with the earlier AuthnInstant, and IsPassive is
-	// answered without a picker (NoPassive when there is no session).
-	Sessions bool
-	// IgnoreForceAuthn makes it answer from the session even when asked
-	// for a fresh login: a misbehaving IdP, for tests.
-	IgnoreForceAuthn bool
-
 	mu       sync.Mutex
 	sessions map[string]session
+	// sso and ignoreForceAuthn: see SetSessions and SetIgnoreForceAuthn.
+	sso, ignoreForceAuthn bool
+}
+
+// SetSessions makes ServeHTTP remember a login in a cookie, as a real
+// IdP's single sign-on does: the next request without ForceAuthn is
+// answered at once with the earlier AuthnInstant, and IsPassive is
+// answered without a picker (NoPassive when there is no session).
+func (idp *IdP) SetSessions(on bool) {
+	idp.mu.Lock()
+	defer idp.mu.Unlock()
+	idp.sso = on
+}
+
+// SetIgnoreForceAuthn makes ServeHTTP answer from the session even when
+// asked for a fresh login: a misbehaving IdP, for tests.
+func (idp *IdP) SetIgnoreForceAuthn(on bool) {
+	idp.mu.Lock()
+	defer idp.mu.Unlock()
+	idp.ignoreForceAuthn = on
+}
+
+func (idp *IdP) flags() (sso, ignoreForceAuthn bool) {
+	idp.mu.Lock()
+	defer idp.mu.Unlock()
+	return idp.sso, idp.ignoreForceAuthn
 }
 
 // session is one remembered login.

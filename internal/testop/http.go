@@ -150,7 +150,8 @@ func (op *OP) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodGet {
-		if s, ok := op.session(r); ok && (op.IgnoreFreshness || op.freshEnough(req, s)) {
+		_, ignoreFreshness := op.flags()
+		if s, ok := op.session(r); ok && (ignoreFreshness || op.freshEnough(req, s)) {
 			// Single sign-on: the earlier login, as it was.
 			op.issue(w, r, req, s)
 			return
@@ -176,7 +177,7 @@ func (op *OP) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := &session{user: u, acr: acr, amr: amr, authTime: op.Now()}
-	if op.Sessions {
+	if sso, _ := op.flags(); sso {
 		if err := op.remember(w, s); err != nil {
 			op.redirectError(w, r, req, "server_error")
 			return
@@ -203,7 +204,7 @@ func (op *OP) freshEnough(req authzRequest, s *session) bool {
 const sessionCookie = "testop_session"
 
 func (op *OP) session(r *http.Request) (*session, bool) {
-	if !op.Sessions {
+	if sso, _ := op.flags(); !sso {
 		return nil, false
 	}
 	c, err := r.Cookie(sessionCookie)

@@ -16,7 +16,7 @@ import (
 // the picker again, and prompt=none without a session is login_required.
 func TestSessions(t *testing.T) {
 	f := newFixture(t, false)
-	f.op.Sessions = true
+	f.op.SetSessions(true)
 	jar, _ := cookiejar.New(nil)
 	f.client.Jar = jar
 	get := func(extra url.Values) *http.Response {
@@ -84,7 +84,7 @@ func TestSessions(t *testing.T) {
 	if resp := get(url.Values{"max_age": {"3600"}}); resp.StatusCode != http.StatusFound {
 		t.Errorf("max_age not exceeded: want single sign-on, got %d", resp.StatusCode)
 	}
-	f.op.IgnoreFreshness = true
+	f.op.SetIgnoreFreshness(true)
 	if resp := get(url.Values{"prompt": {"login"}}); resp.StatusCode != http.StatusFound {
 		t.Errorf("IgnoreFreshness: want the old session, got %d", resp.StatusCode)
 	}

@@ -120,22 +120,39 @@ type OP struct {
 	kid   string
 	other *ecdsa.PrivateKey // the key of FaultOtherKey and FaultUnknownKID
 
-	// Sessions makes the authorization endpoint remember a login in a
-	// cookie, as a real IdP's single sign-on does: a later request is
-	// answered at once with the earlier auth_time, unless prompt=login or
-	// max_age asks for a fresher one; prompt=none is answered without a
-	// picker (login_required when there is no session).
-	Sessions bool
-	// IgnoreFreshness makes it answer from the session even when
-	// prompt=login or max_age asks for a fresher login: a misbehaving
-	// IdP, for tests.
-	IgnoreFreshness bool
-
 	mu       sync.Mutex
 	codes    map[string]*grant
 	sessions map[string]*session
 	fault    Fault
 	editID   func(claims map[string]any)
+	// sso and ignoreFreshness: see SetSessions and SetIgnoreFreshness.
+	sso, ignoreFreshness bool
+}
+
+// SetSessions makes the authorization endpoint remember a login in a
+// cookie, as a real IdP's single sign-on does: a later request is
+// answered at once with the earlier auth_time, unless prompt=login or
+// max_age asks for a fresher one; prompt=none is answered without a
+// picker (login_required when there is no session).
+func (op *OP) SetSessions(on bool) {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	op.sso = on
+}
+
+// SetIgnoreFreshness makes it answer from the session even when
+// prompt=login or max_age asks for a fresher login: a misbehaving IdP,
+// for tests.
+func (op *OP) SetIgnoreFreshness(on bool) {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	op.ignoreFreshness = on
+}
+
+func (op *OP) flags() (sso, ignoreFreshness bool) {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	return op.sso, op.ignoreFreshness
 }
 
 // session is one remembered login.
