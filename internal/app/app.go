@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/skolbro/skolbro/internal/assurance"
 	"github.com/skolbro/skolbro/internal/audit"
 	"github.com/skolbro/skolbro/internal/config"
 	"github.com/skolbro/skolbro/internal/downstream/samlidp"
@@ -385,6 +386,12 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 	if org.Metadata == nil {
 		return nil
 	}
+	org.AssuranceLevels = offeredLevels(ups)
+	org.Metadata.AssuranceCertifications = org.AssuranceLevels
+	if org.OP != nil {
+		org.OP.ACRValues = org.AssuranceLevels
+	}
+	checkMinimums(rep, cfg, pols, ups)
 	warnDays := time.Duration(o.Audit.WarnDays) * 24 * time.Hour
 	for _, e := range audit.ExpiringAgreements(pols, now(), warnDays) {
 		if e.DaysLeft < 0 {
@@ -495,7 +502,13 @@ func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *conf
 		scopes = u.Scopes
 	}
 	up.Scopes = scopes
+	up.ClockSkew = time.Duration(u.ClockSkew)
+	if a := u.Assurance; a != nil {
+		// Problems are reported by config.Validate, with their keys.
+		up.Assurance, _ = assurance.NewMap(a.Map, a.Request)
+	}
 	up.Mapping = &mapping.Config{
+		Assurance:       up.Assurance,
 		Upstream:        u.ID,
 		Attributes:      u.Attributes,
 		StableID:        u.StableID,
@@ -630,5 +643,32 @@ func OpenStore(cfg *config.Config) (store.Store, error) {
 		return store.NewRedisFromConfig(r.Addrs, r.Username, password, r.DB, r.MasterName, tc, r.Prefix)
 	default:
 		return store.NewMemory(nil), nil
+	}
+}
+
+// offeredLevels are the levels the organiser's upstreams can prove, from
+// their configuration (assurance.map and assurance.request), or nil.
+func offeredLevels(ups []*server.Upstream) []string {
+	var lists [][]string
+	for _, u := range ups {
+		lists = append(lists, u.Assurance.Offers())
+	}
+	return assurance.Union(lists...)
+}
+
+// checkMinimums warns about a vendor's minimum level that no upstream is
+// configured to prove or be asked for: every login it covers would be
+// refused unless an IdP says the level in the common words.
+func checkMinimums(rep *Report, cfg *config.Config, pols []*policy.Policy, ups []*server.Upstream) {
+	for _, p := range pols {
+		if p.Assurance == nil || len(p.Assurance.Minimum) == 0 {
+			continue
+		}
+		for _, u := range ups {
+			if !assurance.Satisfies(u.Assurance.Offers(), p.Assurance.Minimum) {
+				rep.warnf(p.File, "assurance.minimum", "upstream %s (%s) is not configured to prove %s: logins through it that the minimum covers will be refused unless the IdP says such a level itself",
+					u.ID, cfg.File(), strings.Join(p.Assurance.Minimum, " or "))
+			}
+		}
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/skolbro/skolbro/internal/assurance"
 )
 
 // Config is the whole configuration file. Everything that belongs to one
@@ -224,6 +226,10 @@ type Upstream struct {
 	// DisplayName is shown on the discovery page when the organiser has
 	// several upstreams (default: the id).
 	DisplayName string `yaml:"display_name"`
+	// Assurance maps what the IdP says about a login's strength into the
+	// organiser's levels, and what to ask it for. Without it only the
+	// common words are understood (see package assurance).
+	Assurance *Assurance `yaml:"assurance"`
 
 	// key is where the upstream stands in the file.
 	key string
@@ -234,6 +240,21 @@ func (u *Upstream) Key(sub string) string { return u.key + "." + sub }
 
 // Path is where the upstream stands in the file, e.g. "organiser.upstream".
 func (u *Upstream) Path() string { return u.key }
+
+// Assurance is one upstream's assurance mapping.
+type Assurance struct {
+	// Map maps an upstream value (SAML AuthnContextClassRef, OIDC acr or
+	// amr value, eduPersonAssurance value) to the organiser level it
+	// proves, e.g. ADFS's or Entra's words to
+	// http://id.skolfederation.se/loa/2fa. A value not listed (and not one
+	// of the common words) proves only the lowest level.
+	Map map[string]string `yaml:"map"`
+	// Request maps an organiser level to the upstream value to ask for
+	// when a vendor needs that level (SAML RequestedAuthnContext, OIDC
+	// acr_values). A level not listed is not asked for; the answer is
+	// checked all the same.
+	Request map[string]string `yaml:"request"`
+}
 
 // Keys names the bridge's key files.
 type Keys struct {
@@ -864,6 +885,14 @@ func (c *Config) validateOrganiser(o *Organiser, bad func(key, msg string, args 
 		if upIDs[u.ID] {
 			bad(u.Key("id"), "%q is also the id of another upstream of this organiser", u.ID)
 		}
+		if a := u.Assurance; a != nil {
+			if _, err := assurance.NewMap(a.Map, a.Request); err != nil {
+				for _, e := range splitErrors(err) {
+					key, msg, _ := strings.Cut(e.Error(), ": ")
+					bad(u.Key("assurance."+key), "%s", msg)
+				}
+			}
+		}
 		upIDs[u.ID] = true
 	}
 	for i, k := range o.Keys.OIDC {
@@ -957,6 +986,14 @@ func (c *Config) validateOrganiser(o *Organiser, bad func(key, msg string, args 
 	}
 	dirKey(o.Key("metadata_dir"), o.MetadataDir)
 	dirKey(o.Key("policy_dir"), o.PolicyDir)
+}
+
+// splitErrors returns the errors of an errors.Join, or err alone.
+func splitErrors(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 func validID(s string) bool {

@@ -27,6 +27,7 @@ import (
 
 	"github.com/skolbro/skolbro/internal/admin"
 	"github.com/skolbro/skolbro/internal/app"
+	"github.com/skolbro/skolbro/internal/assurance"
 	"github.com/skolbro/skolbro/internal/config"
 	"github.com/skolbro/skolbro/internal/demovendor"
 	"github.com/skolbro/skolbro/internal/keys"
@@ -181,11 +182,21 @@ func SetupWith(base, dir string, now time.Time, opts Options) (*Demo, error) {
 	d.OIDCIdP = testop.New(base+"/demo/oidc-idp", testidp.DemoUsers(UpstreamScope), "skolbro", rpSecret, base+"/oidc/rp/callback")
 	d.OIDCIdP.SetPostLogoutRedirectURI(base + "/oidc/rp/logout")
 
+	// The test IdPs say "password and one-time code" in REFEDS MFA's
+	// words; the mapping makes it the organiser's two-factor level, and
+	// asks for it in the same words.
+	assuranceCfg := fmt.Sprintf(`
+    assurance:
+      map:
+        %s: %s
+        %s: %s
+      request:
+        %s: %s`, testidp.PasswordProtected, assurance.Bas, testidp.PasswordOTP, assurance.TwoFactor, assurance.TwoFactor, testidp.PasswordOTP)
 	upstream := fmt.Sprintf(`    id: school-idp
     type: saml
     metadata: upstream/school-idp.xml
     stable_id: %s
-    security_marking: %s`, testidp.AttrEPPN, testidp.AttrSecurityMarking)
+    security_marking: %s`, testidp.AttrEPPN, testidp.AttrSecurityMarking) + assuranceCfg
 	if opts.UpstreamOIDC {
 		upstream = fmt.Sprintf(`    id: school-oidc-idp
     type: oidc
@@ -197,7 +208,7 @@ func SetupWith(base, dir string, now time.Time, opts Options) (*Demo, error) {
     scopes: [%s]
     attributes:
       %s: sisSchoolUnitCode
-      %s: sisSchoolGrade`, base, testop.ClaimSecurityMarking, UpstreamScope, testop.ClaimSchoolUnitCodes, testop.ClaimSchoolGrade)
+      %s: sisSchoolGrade`, base, testop.ClaimSecurityMarking, UpstreamScope, testop.ClaimSchoolUnitCodes, testop.ClaimSchoolGrade) + assuranceCfg
 	}
 	// Demo kommun's keys stay indented as in a one-organiser file (the
 	// list item's keys are at column 2), so that a deployment moving into

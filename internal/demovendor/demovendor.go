@@ -51,6 +51,10 @@ type Received struct {
 	NameID       string
 	NameFormat   string
 	SessionIndex string
+	// AuthnContext is the AuthnContextClassRef, AuthnInstant the
+	// AuthnStatement's instant.
+	AuthnContext string
+	AuthnInstant time.Time
 	Attributes   []Attribute
 }
 
@@ -117,12 +121,21 @@ var errNoIdP = errors.New("demo vendor: the bridge's IdP metadata is not known")
 // LoginURL makes an AuthnRequest and returns the bridge URL to send the
 // browser to (HTTP-Redirect binding).
 func (v *Vendor) LoginURL(relayState string) (string, error) {
+	return v.LoginURLWith(relayState, nil)
+}
+
+// LoginURLWith is LoginURL with change applied to the AuthnRequest before
+// it is encoded (ForceAuthn, IsPassive, a RequestedAuthnContext).
+func (v *Vendor) LoginURLWith(relayState string, change func(*saml.AuthnRequest)) (string, error) {
 	if v.SP.IDPMetadata == nil {
 		return "", errNoIdP
 	}
 	req, err := v.SP.MakeAuthenticationRequest(v.SP.GetSSOBindingLocation(saml.HTTPRedirectBinding), saml.HTTPRedirectBinding, saml.HTTPPostBinding)
 	if err != nil {
 		return "", err
+	}
+	if change != nil {
+		change(req)
 	}
 	u, err := req.Redirect(relayState, v.SP)
 	if err != nil {
@@ -217,6 +230,10 @@ func (v *Vendor) Consume(r *http.Request) (*Received, error) {
 	}
 	for _, as := range a.AuthnStatements {
 		rec.SessionIndex = as.SessionIndex
+		rec.AuthnInstant = as.AuthnInstant
+		if as.AuthnContext.AuthnContextClassRef != nil {
+			rec.AuthnContext = as.AuthnContext.AuthnContextClassRef.Value
+		}
 	}
 	for _, st := range a.AttributeStatements {
 		for _, at := range st.Attributes {
@@ -240,6 +257,7 @@ var page = template.Must(template.New("vendor").Parse(`<!doctype html>
 <p>The bridge's response was accepted (signature checked against the bridge's IdP metadata). This is <strong>everything</strong> this vendor received:</p>
 <div class="box"><table>
 <tr><th>NameID</th><td><code>{{.Received.NameID}}</code><br><span class="muted">{{.Received.NameFormat}}</span></td></tr>
+<tr><th>AuthnContextClassRef<br><span class="muted">how strongly the person logged in</span></th><td><code id="authn-context">{{.Received.AuthnContext}}</code><br><span class="muted">AuthnInstant {{.Received.AuthnInstant.Format "2006-01-02 15:04:05Z07:00"}}</span></td></tr>
 {{range .Received.Attributes}}<tr><th>{{.FriendlyName}}<br><span class="muted"><code>{{.Name}}</code></span></th><td>{{range .Values}}<code>{{.}}</code><br>{{end}}</td></tr>
 {{else}}<tr><td colspan="2">No attributes.</td></tr>{{end}}
 </table></div>

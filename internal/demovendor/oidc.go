@@ -48,8 +48,11 @@ type Claims struct {
 	At      time.Time
 	Subject string
 	// SID is the ID token's sid: the session the bridge logs out.
-	SID    string
-	Claims []Claim
+	SID string
+	// ACR is the acr claim; AuthTime the auth_time claim (zero without).
+	ACR      string
+	AuthTime time.Time
+	Claims   []Claim
 
 	rawIDToken string
 }
@@ -104,6 +107,12 @@ func (v *OIDCVendor) config(p *oidc.Provider) *oauth2.Config {
 
 // LoginURL starts an authorization code flow with PKCE and a nonce.
 func (v *OIDCVendor) LoginURL(ctx context.Context) (string, error) {
+	return v.LoginURLWith(ctx, nil)
+}
+
+// LoginURLWith is LoginURL with further authorization parameters (prompt,
+// max_age, acr_values, claims).
+func (v *OIDCVendor) LoginURLWith(ctx context.Context, extra map[string]string) (string, error) {
 	p, err := v.discover(ctx)
 	if err != nil {
 		return "", err
@@ -112,7 +121,11 @@ func (v *OIDCVendor) LoginURL(ctx context.Context) (string, error) {
 	v.mu.Lock()
 	v.pending[state] = pendingAuth{verifier: verifier, nonce: nonce}
 	v.mu.Unlock()
-	return v.config(p).AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), nil
+	opts := []oauth2.AuthCodeOption{oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)}
+	for k, val := range extra {
+		opts = append(opts, oauth2.SetAuthURLParam(k, val))
+	}
+	return v.config(p).AuthCodeURL(state, opts...), nil
 }
 
 func randHex() string {
@@ -163,6 +176,12 @@ func (v *OIDCVendor) Callback(r *http.Request) (*Claims, error) {
 	if sid, ok := all["sid"].(string); ok {
 		c.SID = sid
 	}
+	if acr, ok := all["acr"].(string); ok {
+		c.ACR = acr
+	}
+	if at, ok := all["auth_time"].(float64); ok {
+		c.AuthTime = time.Unix(int64(at), 0).UTC()
+	}
 	for name, val := range all {
 		switch name {
 		case "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "sub", "acr", "sid":
@@ -206,6 +225,7 @@ var oidcPage = template.Must(template.New("oidc").Parse(`<!doctype html>
 <p>The ID token verified against the bridge's JWKS (signature, issuer, audience, nonce). This is <strong>everything</strong> it carried:</p>
 <div class="box"><table>
 <tr><th>sub (pairwise)</th><td><code>{{.Subject}}</code></td></tr>
+<tr><th>acr<br><span class="muted">how strongly the person logged in</span></th><td><code id="acr">{{.ACR}}</code></td></tr>
 {{range .Claims}}<tr><th>{{.Name}}</th><td>{{range .Values}}<code>{{.}}</code><br>{{end}}</td></tr>{{end}}
 </table></div>{{end}}
 <form method="post" action="{{.Base}}/login"><button type="submit">Log in with the school account (via skolbro, OIDC)</button></form>

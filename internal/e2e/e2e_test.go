@@ -132,6 +132,13 @@ type result struct {
 // vendor received. It fails the test on any unexpected page.
 func (e *env) login(b *browser, vendorName, user string) result {
 	e.t.Helper()
+	return e.loginWith(b, vendorName, user, "user")
+}
+
+// loginWith is login with the test IdP's button: "user" logs in with a
+// password, "user_otp" with a password and a one-time code.
+func (e *env) loginWith(b *browser, vendorName, user, button string) result {
+	e.t.Helper()
 	v := e.vendor(vendorName)
 	start, err := v.LoginURL("rs-" + vendorName)
 	if err != nil {
@@ -141,7 +148,7 @@ func (e *env) login(b *browser, vendorName, user string) result {
 	if p.status != http.StatusOK || p.url.Path != "/demo/idp/sso" {
 		e.t.Fatalf("expected the test IdP's picker, got %s: %.300s", p, p.body)
 	}
-	p = b.submit(p, url.Values{"user": {user}})
+	p = b.submit(p, url.Values{button: {user}})
 	if p.status != http.StatusOK {
 		e.t.Fatalf("test IdP answered %s", p)
 	}

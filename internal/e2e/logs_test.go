@@ -10,6 +10,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/crewjam/saml"
 
 	"github.com/skolbro/skolbro/internal/demo"
 	"github.com/skolbro/skolbro/internal/testidp"
@@ -69,10 +72,15 @@ func assertErrorPage(t *testing.T, p page, status int) {
 func TestCase37_LogsHoldNoPersonalData(t *testing.T) {
 	e := startEnv(t, 1, memoryStore)
 
-	// Successful logins, protected pupil included.
+	// Successful logins, protected pupil included. Staff log in to the
+	// national tests with two factors, as its dnp policy requires.
 	for _, u := range e.demo.IdP.Users {
 		e.login(newBrowser(t, e.srv.Client()), "learning-app", u.Login)
-		e.login(newBrowser(t, e.srv.Client()), "national-tests", u.Login)
+		button := "user"
+		if strings.Contains(strings.Join(u.Attributes[testidp.AttrScopedAffiliation], " "), "faculty@") {
+			button = "user_otp"
+		}
+		e.loginWith(newBrowser(t, e.srv.Client()), "national-tests", u.Login, button)
 	}
 
 	// The second organiser's people, through the discovery page, at its
@@ -95,6 +103,33 @@ func TestCase37_LogsHoldNoPersonalData(t *testing.T) {
 		assertErrorPage(t, b.get(e.srv.URL+grannPrefix+"/discovery?d=unknown&upstream=pupils"), http.StatusBadRequest)
 		req := pickerRequest(t, b.get(e.startURL("learning-app", nil)))
 		assertErrorPage(t, b.post(req.ACSURL, url.Values{"SAMLResponse": {respond(t, g.PupilIdP, req, "ingrid.i")}}), http.StatusBadRequest)
+	})
+	// Fresh, passive and stronger logins (cases 48 and 49).
+	t.Run("a teacher without two factors at the national tests", func(t *testing.T) {
+		b := newBrowser(t, e.srv.Client())
+		p := pick(b, e.samlStart(b, "national-tests", nil), "user", "david.d")
+		if p.status != http.StatusForbidden || !strings.Contains(p.body, "två faktorer") {
+			t.Fatalf("expected the two-factor refusal, got %s", p)
+		}
+	})
+	t.Run("a stale login when a fresh one was asked", func(t *testing.T) {
+		b := newBrowser(t, e.srv.Client())
+		req := upstreamRequest(t, e.samlStart(b, "learning-app", func(r *saml.AuthnRequest) { f := true; r.ForceAuthn = &f }))
+		u, _ := e.demo.IdP.User("bertil.b")
+		resp, err := e.demo.IdP.Respond(req, u, testidp.AuthnAt(time.Now().Add(-time.Hour)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := b.post(req.ACSURL, url.Values{"SAMLResponse": {resp}}); p.status != http.StatusForbidden {
+			t.Fatalf("expected the refusal of a stale login, got %s", p)
+		}
+	})
+	t.Run("a passive login without a session upstream", func(t *testing.T) {
+		b := newBrowser(t, e.srv.Client())
+		p := b.submit(e.samlStart(b, "learning-app", func(r *saml.AuthnRequest) { f := true; r.IsPassive = &f }), nil)
+		if got := e.samlStatusAt(p, "learning-app"); got != "NoPassive" {
+			t.Fatalf("expected NoPassive, got %s", got)
+		}
 	})
 
 	t.Run("replayed upstream response", func(t *testing.T) {

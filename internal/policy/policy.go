@@ -56,6 +56,9 @@ type Policy struct {
 	// EnabledFor restricts the vendor to some school units and
 	// affiliations; the zero value enables it for everyone.
 	EnabledFor EnabledFor
+	// Assurance is the vendor's minimum level of authentication, or nil.
+	// The dnp preset sets one for staff unless the file does.
+	Assurance *AssuranceRule
 
 	// lines maps key paths (as in Problem.Key) to line numbers.
 	lines map[string]int

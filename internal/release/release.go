@@ -8,6 +8,7 @@ package release
 import (
 	"time"
 
+	"github.com/skolbro/skolbro/internal/assurance"
 	"github.com/skolbro/skolbro/internal/attr"
 	"github.com/skolbro/skolbro/internal/identity"
 	"github.com/skolbro/skolbro/internal/policy"
@@ -33,6 +34,9 @@ type Released struct {
 	// attributes without values are left out.
 	Attributes []Attribute
 
+	// AuthnInstant is the upstream's. AuthnContext is the organiser's
+	// level (package assurance) that names the login: never one it did
+	// not prove.
 	AuthnInstant time.Time
 	AuthnContext string
 
@@ -63,7 +67,9 @@ func Release(p *policy.Policy, id *identity.Identity, d *pseudonym.Deriver) *Rel
 	r := &Released{
 		VendorID:     p.ID,
 		AuthnInstant: id.AuthnInstant,
-		AuthnContext: id.AuthnContext,
+		// The organiser's level that names the login; the server names
+		// the one a vendor asked for when it asked (assurance.Requested).
+		AuthnContext: assurance.Primary(assurance.Closure(id.Assurance)),
 		// Unknown counts as protected: the bridge fails closed.
 		Masked:     id.Protection.Protected(),
 		Generation: id.Generation,
@@ -111,6 +117,11 @@ func Release(p *policy.Policy, id *identity.Identity, d *pseudonym.Deriver) *Rel
 			}
 		case attr.Plain:
 			values = filter(rule, id.Attributes[rule.Def.Name])
+			if rule.Def.Name == attr.Assurance {
+				// The organiser's levels the login proved, never the
+				// upstream's own words (case 49).
+				values = filter(rule, assurance.Closure(id.Assurance))
+			}
 			if rule.Def.Name == attr.SchoolUnitCode {
 				// Only the units the vendor is enabled for (case 47).
 				values = p.EnabledFor.SchoolUnitsOf(values)

@@ -44,6 +44,9 @@ type pendingLogin struct {
 	Login string              `json:"l,omitempty"`
 	SAML  *samlidp.Request    `json:"s,omitempty"`
 	OIDC  *oidcop.AuthRequest `json:"o,omitempty"`
+	// Demands is what the vendor and its policy ask of the login (fresh,
+	// passive, a level); nil for an admin's login.
+	Demands *demands `json:"d,omitempty"`
 }
 
 // handleSSO receives a vendor's AuthnRequest and sends the browser upstream.
@@ -82,13 +85,10 @@ func (s *Server) handleSSO(w http.ResponseWriter, r *http.Request, org *Organise
 }
 
 // unmet says which second-level SAML status answers a valid request the
-// bridge cannot meet, or "": a passive login (the bridge always asks the
-// school IdP), or a persistent or other NameID format the vendor's policy
-// does not give.
+// bridge cannot meet, or "": a persistent or other NameID format the
+// vendor's policy does not give. A passive login is passed to the school
+// IdP, whose answer comes back (answerUpstreamStatus).
 func unmet(req *samlidp.Request, pol *policy.Policy) string {
-	if req.IsPassive {
-		return samlidp.StatusNoPassive
-	}
 	pairwise := pol.SAML != nil && pol.SAML.NameID == policy.NameIDPairwise
 	switch req.NameIDFormat {
 	case "", samlidp.NameIDUnspecified:
@@ -113,18 +113,19 @@ func (s *Server) answerStatus(w http.ResponseWriter, r *http.Request, org *Organ
 // answerStatusWith answers with the given IdP entity (an organiser's own,
 // or the hub's).
 func (s *Server) answerStatusWith(w http.ResponseWriter, r *http.Request, idp *samlidp.IdP, req *samlidp.Request, sub string) {
-	top := samlidp.StatusRequester
-	if sub == samlidp.StatusNoPassive {
-		top = samlidp.StatusResponder
+	top, reason := samlidp.StatusRequester, "vendor_invalid_name_id_policy"
+	switch sub {
+	case samlidp.StatusNoPassive:
+		top, reason = samlidp.StatusResponder, "vendor_passive"
+	case samlidp.StatusNoAuthnContext:
+		top, reason = samlidp.StatusResponder, "vendor_no_authn_context"
+	case samlidp.StatusAuthnFailed:
+		top, reason = samlidp.StatusResponder, "vendor_authn_failed"
 	}
 	resp, err := idp.BuildStatusResponse(req, top, sub)
 	if err != nil {
 		s.fail(w, r, failInternal, "build_response", err)
 		return
-	}
-	reason := "vendor_invalid_name_id_policy"
-	if sub == samlidp.StatusNoPassive {
-		reason = "vendor_passive"
 	}
 	zerolog.Ctx(r.Context()).Info().Str("reason", reason).Msg("answered the vendor with a SAML status")
 	s.refusal(reason)
@@ -158,11 +159,6 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request, org *Or
 		s.refuse(w, r, org, "", pol, audit.ProtocolOIDC, nil, failAgreement, audit.ReasonAgreementEnded)
 		return
 	}
-	if req.Prompt == "none" {
-		// The bridge keeps no session: it cannot log anyone in silently.
-		http.Redirect(w, r, org.OP.ErrorResponse(req, "login_required", "the bridge always asks the school IdP").Redirect, http.StatusFound)
-		return
-	}
 	s.startLogin(w, r, org, pendingLogin{Protocol: audit.ProtocolOIDC, Vendor: pol.ID, OIDC: req}, oidcHints(r, req))
 }
 
@@ -182,6 +178,19 @@ func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, org *Organis
 		p.Login = s.newLoginID()
 	}
 	r = withLogin(r, p.Login)
+	if p.Protocol != protocolAdmin {
+		pol, ok := org.Policies.ByID(p.Vendor)
+		if !ok {
+			s.fail(w, r, failVendorRequest, "vendor_no_policy", nil)
+			return
+		}
+		d, ok := vendorDemands(p, pol, s.now())
+		if !ok {
+			s.answerUnmet(w, r, org, p)
+			return
+		}
+		p.Demands = d
+	}
 	state, err := json.Marshal(p)
 	if err != nil {
 		s.fail(w, r, failInternal, "state", err)
@@ -308,10 +317,11 @@ func (s *Server) finishAdmin(w http.ResponseWriter, r *http.Request, org *Organi
 
 // startUpstream sends the login to the school IdP in its own protocol.
 func (s *Server) startUpstream(r *http.Request, up *Upstream, binding string, state []byte) (string, error) {
+	so, oo := upstreamOptions(up, state)
 	if up.RP != nil {
-		return up.RP.StartLogin(r.Context(), binding, state)
+		return up.RP.StartLoginWith(r.Context(), binding, state, oo)
 	}
-	return up.SP.StartLogin(r.Context(), binding, state, "")
+	return up.SP.StartLoginWith(r.Context(), binding, state, "", so)
 }
 
 // handleRPCallback receives the school's OIDC IdP's answer and finishes
@@ -324,6 +334,9 @@ func (s *Server) handleRPCallback(w http.ResponseWriter, r *http.Request, org *O
 	}
 	res, state, err := up.RP.HandleCallback(r.Context(), r, binding)
 	if err != nil {
+		if s.answerUpstreamStatus(w, r, org, up, err) {
+			return
+		}
 		s.upstreamFailed(w, r, org, up, err)
 		return
 	}
@@ -351,6 +364,9 @@ func (s *Server) handleACS(w http.ResponseWriter, r *http.Request, org *Organise
 	}
 	a, state, err := up.SP.HandleResponse(r.Context(), r.PostForm.Get("SAMLResponse"), binding)
 	if err != nil {
+		if s.answerUpstreamStatus(w, r, org, up, err) {
+			return
+		}
 		s.upstreamFailed(w, r, org, up, err)
 		return
 	}
@@ -406,6 +422,10 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, org *Organiser, 
 		l.Warn().Str("attribute", w.Attribute).Str("reason", w.Reason).Msg("upstream attribute dropped")
 	}
 	s.notePersonalNumbersInValues(r, org, warnings)
+	level, ok := s.checkLogin(w, r, org, up, p, pol, id)
+	if !ok {
+		return
+	}
 	s.decideProtection(r, up, id, in)
 	if !s.decideGeneration(w, r, org, id) {
 		return
@@ -414,6 +434,8 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, org *Organiser, 
 		return
 	}
 	rel := release.Release(pol, id, org.Deriver)
+	// The level the vendor asked for when it asked, proven (checkLogin).
+	rel.AuthnContext = level
 	if p.OIDC != nil {
 		s.answerOIDC(w, r, org, up.ID, p.OIDC, pol, id, rel)
 		return

@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/skolbro/skolbro/internal/admin"
+	"github.com/skolbro/skolbro/internal/assurance"
 	"github.com/skolbro/skolbro/internal/audit"
 	"github.com/skolbro/skolbro/internal/downstream/oidcop"
 	"github.com/skolbro/skolbro/internal/downstream/samlidp"
@@ -85,6 +86,9 @@ type Organiser struct {
 	Admin AdminOptions
 	// Logout configures Single Logout (see logout.go).
 	Logout LogoutOptions
+	// AssuranceLevels are the levels the organiser's upstreams can prove,
+	// from configuration: published in its metadata and discovery.
+	AssuranceLevels []string
 
 	admin   *admin.Admin
 	binding binder
@@ -119,6 +123,13 @@ type Upstream struct {
 	SPMetadata []byte
 	// Certs are the SAML IdP's signing certificates (for expiry alerts).
 	Certs []*x509.Certificate
+	// Assurance maps the IdP's words for a login's strength to the
+	// organiser's levels and back (what to ask it for); nil understands
+	// the common words only.
+	Assurance *assurance.Map
+	// ClockSkew is allowed when a login's age is checked against the
+	// vendor's ForceAuthn or max_age (default 2m).
+	ClockSkew time.Duration
 }
 
 // Server serves the bridge: one or several organisers on one listener.

@@ -92,6 +92,10 @@ type Provider struct {
 	// HTTPClient posts back-channel logout tokens to vendors; nil means
 	// http.DefaultClient. Each call is bounded by its context.
 	HTTPClient *http.Client
+	// ACRValues are the authentication levels the organiser's upstreams
+	// can prove (from configuration), listed in discovery as
+	// acr_values_supported.
+	ACRValues []string
 	// OnRefusal, when set, counts every refused token and userinfo
 	// request by its fixed reason (e.g. "oidc_code_other_client"), for
 	// metrics. It must not block.

@@ -260,6 +260,8 @@ const (
 	StatusResponder           = "urn:oasis:names:tc:SAML:2.0:status:Responder"
 	StatusNoPassive           = "urn:oasis:names:tc:SAML:2.0:status:NoPassive"
 	StatusInvalidNameIDPolicy = "urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy"
+	StatusAuthnFailed         = "urn:oasis:names:tc:SAML:2.0:status:AuthnFailed"
+	StatusNoAuthnContext      = "urn:oasis:names:tc:SAML:2.0:status:NoAuthnContext"
 )
 
 // BuildStatusResponse makes a signed Response without an assertion that

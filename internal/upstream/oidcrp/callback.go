@@ -37,6 +37,8 @@ type Result struct {
 	AuthnInstant time.Time
 	// AuthnContext is acr; empty when the IdP did not send it.
 	AuthnContext string
+	// AMR are the amr values (RFC 8176), e.g. Entra ID's "mfa".
+	AMR []string
 }
 
 // Input returns the result as input to package mapping, with the claims
@@ -51,6 +53,7 @@ func (r *Result) Input() mapping.Input {
 		Attributes:   attrs,
 		AuthnInstant: r.AuthnInstant,
 		AuthnContext: r.AuthnContext,
+		AMR:          slices.Clone(r.AMR),
 	}
 }
 
@@ -263,6 +266,19 @@ func (rp *RP) verify(ctx context.Context, raw, nonce string) (*Result, *Error) {
 			return nil, refuse(ReasonIDToken, errClaims)
 		}
 		res.AuthnContext = s
+	}
+	if v, ok := claims["amr"]; ok {
+		arr, isArr := v.([]any)
+		if !isArr {
+			return nil, refuse(ReasonIDToken, errClaims)
+		}
+		for _, el := range arr {
+			s, isStr := el.(string)
+			if !isStr {
+				return nil, refuse(ReasonIDToken, errClaims)
+			}
+			res.AMR = append(res.AMR, s)
+		}
 	}
 	for name, allowed := range rp.required {
 		if !slices.ContainsFunc(res.Claims[name], func(v string) bool { return slices.Contains(allowed, v) }) {

@@ -70,6 +70,8 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -463,6 +465,22 @@ type pending struct {
 // cookie), the nonce, the PKCE verifier, and state (opaque bytes returned
 // by HandleCallback; not personal data).
 func (rp *RP) StartLogin(ctx context.Context, binding string, state []byte) (string, error) {
+	return rp.StartLoginWith(ctx, binding, state, LoginOptions{})
+}
+
+// LoginOptions are what a login asks of the IdP beyond identification.
+type LoginOptions struct {
+	// Prompt is sent as prompt: "login" for a fresh login, "none" for a
+	// login without interaction; "" sends none.
+	Prompt string
+	// MaxAge, when set, is sent as max_age (seconds).
+	MaxAge *int64
+	// ACRValues, when set, are sent as acr_values.
+	ACRValues []string
+}
+
+// StartLoginWith is StartLogin with what the login asks of the IdP.
+func (rp *RP) StartLoginWith(ctx context.Context, binding string, state []byte, o LoginOptions) (string, error) {
 	if binding == "" {
 		return "", errors.New("oidcrp: empty browser binding")
 	}
@@ -484,7 +502,17 @@ func (rp *RP) StartLogin(ctx context.Context, binding string, state []byte) (str
 	if err := rp.store.Put(ctx, stateKeyPrefix+stateID, val, rp.stateTTL); err != nil {
 		return "", refuse(ReasonStoreUnavailable, fmt.Errorf("store pending login: %w", err))
 	}
-	return rp.oauth.AuthCodeURL(stateID, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce)), nil
+	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce)}
+	if o.Prompt != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", o.Prompt))
+	}
+	if o.MaxAge != nil {
+		opts = append(opts, oauth2.SetAuthURLParam("max_age", strconv.FormatInt(*o.MaxAge, 10)))
+	}
+	if len(o.ACRValues) > 0 {
+		opts = append(opts, oauth2.SetAuthURLParam("acr_values", strings.Join(o.ACRValues, " ")))
+	}
+	return rp.oauth.AuthCodeURL(stateID, opts...), nil
 }
 
 // Issuer returns the IdP's issuer identifier.

@@ -63,6 +63,8 @@ type Error struct {
 	// "replay", the verified assertion was first accepted for that login
 	// (what SetReplayNote kept). nil otherwise. It is for recording the
 	// refusal against the vendor, never for going on with the login.
+	// For Reason "status" the caller may also answer that login's vendor
+	// with it, such as a vendor's passive login.
 	State []byte
 	err   error
 }

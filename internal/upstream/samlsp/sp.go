@@ -258,6 +258,24 @@ type pending struct {
 // HandleResponse; not personal data). relayState goes into the URL as it
 // is; at most MaxRelayState bytes.
 func (sp *SP) StartLogin(ctx context.Context, binding string, state []byte, relayState string) (string, error) {
+	return sp.StartLoginWith(ctx, binding, state, relayState, LoginOptions{})
+}
+
+// LoginOptions are what a login asks of the IdP beyond identification.
+type LoginOptions struct {
+	// ForceAuthn asks the IdP to authenticate the person afresh.
+	ForceAuthn bool
+	// IsPassive asks the IdP not to interact with the person; without a
+	// session it answers NoPassive.
+	IsPassive bool
+	// AuthnContextClassRefs, when set, are sent as a RequestedAuthnContext
+	// with Comparison (exact when empty).
+	AuthnContextClassRefs []string
+	Comparison            string
+}
+
+// StartLoginWith is StartLogin with what the login asks of the IdP.
+func (sp *SP) StartLoginWith(ctx context.Context, binding string, state []byte, relayState string, o LoginOptions) (string, error) {
 	if binding == "" {
 		return "", errors.New("samlsp: empty browser binding")
 	}
@@ -281,8 +299,25 @@ func (sp *SP) StartLogin(ctx context.Context, binding string, state []byte, rela
 	req.CreateAttr("Destination", sp.ssoURL.String())
 	req.CreateAttr("AssertionConsumerServiceURL", sp.acsURL)
 	req.CreateAttr("ProtocolBinding", HTTPPostBinding)
+	if o.ForceAuthn {
+		req.CreateAttr("ForceAuthn", "true")
+	}
+	if o.IsPassive {
+		req.CreateAttr("IsPassive", "true")
+	}
 	req.CreateElement("saml:Issuer").SetText(sp.entityID)
 	req.CreateElement("samlp:NameIDPolicy").CreateAttr("AllowCreate", "true")
+	if len(o.AuthnContextClassRefs) > 0 {
+		rac := req.CreateElement("samlp:RequestedAuthnContext")
+		comparison := o.Comparison
+		if comparison == "" {
+			comparison = "exact"
+		}
+		rac.CreateAttr("Comparison", comparison)
+		for _, c := range o.AuthnContextClassRefs {
+			rac.CreateElement("saml:AuthnContextClassRef").SetText(c)
+		}
+	}
 	xmlBytes, err := doc.WriteToBytes()
 	if err != nil {
 		return "", fmt.Errorf("samlsp: authn request: %w", err)
