@@ -53,6 +53,9 @@ const (
 
 // Options configure a run.
 type Options struct {
+	// World is WorldRealistic (the default) or WorldLight; with Target
+	// the directory in ConfigDir says which.
+	World string
 	// Protocol is the vendor's protocol: "saml" (SAML in, SAML out; the
 	// default) or "oidc" (SAML in, OIDC out).
 	Protocol string
@@ -90,6 +93,13 @@ type Options struct {
 	Target    string
 	ConfigDir string
 	TargetPID int
+	// Serve starts `skolbro serve` in its own process from a configuration
+	// written for the run, drives it as with Target and reports its CPU
+	// time per login from its own accounting. ServeCommand replaces the
+	// command that starts it (default: this executable, "serve"); the
+	// bench appends --config and --drain-delay.
+	Serve        bool
+	ServeCommand []string
 	// JSON prints the result as JSON instead of tables.
 	JSON bool
 	// CPUProfile writes the CPU profile of the load phases to this file
@@ -107,6 +117,9 @@ type Options struct {
 func (o *Options) defaults() error {
 	if o.Protocol == "" {
 		o.Protocol = "saml"
+	}
+	if o.World == "" {
+		o.World = WorldRealistic
 	}
 	if o.Store == "" {
 		o.Store = "memory"
@@ -151,7 +164,10 @@ func (o *Options) defaults() error {
 	if o.Target == "" && o.TargetPID != 0 {
 		errs = append(errs, errors.New("--target-pid needs --target"))
 	}
-	if err := (ConfigOptions{Store: o.Store, SignatureAlgorithm: o.SignatureAlgorithm, Sign: o.Sign}).check(); err != nil {
+	if o.Serve && o.Target != "" {
+		errs = append(errs, errors.New("--serve starts its own bridge: leave out --target"))
+	}
+	if err := (ConfigOptions{World: o.World, Store: o.Store, SignatureAlgorithm: o.SignatureAlgorithm, Sign: o.Sign}).check(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -159,6 +175,8 @@ func (o *Options) defaults() error {
 
 // Result is everything a run measured.
 type Result struct {
+	// World is the world the logins ran in (WorldRealistic or WorldLight).
+	World    string `json:"world"`
 	Protocol string `json:"protocol"`
 	Store    string `json:"store"`
 	// Bridge is "in-process" or the target URL.
@@ -305,7 +323,7 @@ func run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	r := &runner{opts: opts, res: &Result{
-		Protocol: opts.Protocol, Store: opts.Store, Bridge: "in-process",
+		World: opts.World, Protocol: opts.Protocol, Store: opts.Store, Bridge: "in-process",
 		CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(),
 		LoadBefore: loadAvg(),
 	}}
@@ -395,6 +413,59 @@ func run(ctx context.Context, opts Options) (*Result, error) {
 
 // setup builds the world, and the bridge when it runs in this process.
 func (r *runner) setup(ctx context.Context) (func(), error) {
+	if r.opts.Serve {
+		return r.setupServe(ctx)
+	}
+	return r.setupWorld()
+}
+
+// setupServe writes a configuration, starts `skolbro serve` from it and
+// points the run at it as --target and --target-pid would.
+func (r *runner) setupServe(ctx context.Context) (func(), error) {
+	o := r.opts
+	command := o.ServeCommand
+	if len(command) == 0 {
+		c, err := serveCommand()
+		if err != nil {
+			return nil, err
+		}
+		command = c
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "skolbro-bench-")
+	if err != nil {
+		return nil, err
+	}
+	base := "http://" + addr
+	r.progress("starting skolbro serve at %s (TEST ONLY keys in %s)", base, dir)
+	co := ConfigOptions{World: o.World, Store: o.Store, RedisAddr: o.RedisAddr, SignatureAlgorithm: o.SignatureAlgorithm, Sign: o.Sign, KeepLimits: o.KeepLimits, Organisers: o.Organisers}
+	if err := WriteConfig(dir, base, co); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	srv, err := startServe(ctx, command, dir, base)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	cleanup := func() {
+		srv.stop()
+		os.RemoveAll(dir)
+	}
+	r.opts.Target, r.opts.ConfigDir, r.opts.TargetPID = base, dir, srv.pid()
+	if _, err := r.setupWorld(); err != nil {
+		return cleanup, err
+	}
+	r.res.Bridge = base + " (skolbro serve started by the bench)"
+	return cleanup, nil
+}
+
+// setupWorld builds the world, and the bridge when it runs in this
+// process.
+func (r *runner) setupWorld() (func(), error) {
 	o := r.opts
 	if o.Target != "" {
 		t, err := url.Parse(o.Target)
@@ -406,6 +477,7 @@ func (r *runner) setup(ctx context.Context) (func(), error) {
 			return nil, err
 		}
 		r.w = w
+		r.res.World = w.kind
 		r.res.Bridge = t.Scheme + "://" + t.Host
 		r.res.Store = w.cfg.Store.Type
 		keyPair := w.cfg.Organisers[0].Keys.Signing
@@ -431,7 +503,7 @@ func (r *runner) setup(ctx context.Context) (func(), error) {
 	cleanup := func() { os.RemoveAll(dir) }
 	base := "http://" + ln.Addr().String()
 	r.progress("setting up the IdP, the vendors and the bridge at %s (TEST ONLY keys in %s)", base, dir)
-	co := ConfigOptions{Store: o.Store, RedisAddr: o.RedisAddr, SignatureAlgorithm: o.SignatureAlgorithm, Sign: o.Sign, KeepLimits: o.KeepLimits, Organisers: o.Organisers}
+	co := ConfigOptions{World: o.World, Store: o.Store, RedisAddr: o.RedisAddr, SignatureAlgorithm: o.SignatureAlgorithm, Sign: o.Sign, KeepLimits: o.KeepLimits, Organisers: o.Organisers}
 	if err := WriteConfig(dir, base, co); err != nil {
 		ln.Close()
 		return cleanup, err

@@ -67,11 +67,13 @@ func TestBenchSmoke(t *testing.T) {
 	}
 }
 
-// TestBenchJSON checks the JSON result of an OIDC run: the vendor's side
-// is the OIDC relying party, and the bridge's OIDC endpoints are timed.
+// TestBenchJSON checks the JSON result of an OIDC run in the light world:
+// the vendor's side is the OIDC relying party, and the bridge's OIDC
+// endpoints are timed.
 func TestBenchJSON(t *testing.T) {
 	var out bytes.Buffer
 	err := Run(context.Background(), Options{
+		World:       WorldLight,
 		Protocol:    "oidc",
 		Concurrency: []int{2},
 		Duration:    time.Second,
@@ -88,6 +90,9 @@ func TestBenchJSON(t *testing.T) {
 	}
 	if len(res.Phases) != 1 || res.Phases[0].Logins == 0 || len(res.Phases[0].Errors) != 0 {
 		t.Fatalf("phases = %+v, want one with logins and no errors", res.Phases)
+	}
+	if res.World != WorldLight {
+		t.Errorf("world %q, want light", res.World)
 	}
 	for _, ep := range []string{epAuthorize, epACS, epToken} {
 		if res.Phases[0].BridgeServer[ep].N == 0 {
@@ -218,6 +223,7 @@ func TestWriteConfigRefuses(t *testing.T) {
 		{"bad_store", "http://127.0.0.1:8080", ConfigOptions{Store: "etcd"}},
 		{"bad_alg", "http://127.0.0.1:8080", ConfigOptions{SignatureAlgorithm: "rsa-sha1"}},
 		{"bad_sign", "http://127.0.0.1:8080", ConfigOptions{Sign: "nothing"}},
+		{"bad_world", "http://127.0.0.1:8080", ConfigOptions{World: "heavy"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -247,6 +253,8 @@ func TestCommandUsage(t *testing.T) {
 		{"pid_without_target", []string{"--target-pid", "1"}, 2},
 		{"write_config_without_base", []string{"--write-config", "x"}, 2},
 		{"bad_store", []string{"--store", "etcd"}, 2},
+		{"bad_world", []string{"--world", "heavy"}, 2},
+		{"serve_and_target", []string{"--serve", "--target", "http://127.0.0.1:1", "--config-dir", "x"}, 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

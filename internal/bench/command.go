@@ -15,6 +15,7 @@ import (
 
 const usage = `usage:
   skolbro bench [flags]                          the bridge in this process
+  skolbro bench --serve [flags]                  skolbro serve in its own process, started by the bench
   skolbro bench --write-config DIR --base URL    prepare DIR for: skolbro serve --config DIR/skolbro.yaml
   skolbro bench --target URL --config-dir DIR    drive that bridge from outside
 
@@ -35,6 +36,7 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	var o Options
 	var conc, writeDir, base string
 	var quiet bool
+	fs.StringVar(&o.World, "world", WorldRealistic, "realistic (a school IdP signing Response and Assertion of 8–9 KB responses, vendors with encryption keys and signed requests, the release log fsync'd per event) or light (the demo: small responses signed once, no encryption)")
 	fs.StringVar(&o.Protocol, "protocol", "saml", "the vendor's protocol: saml or oidc (the school IdP speaks SAML)")
 	fs.StringVar(&o.Store, "store", "memory", "memory or redis (with --target the configuration decides)")
 	fs.StringVar(&o.RedisAddr, "redis-addr", DefaultRedisAddr, "Redis address for --store redis")
@@ -49,6 +51,7 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.Timeout, "timeout", DefaultTimeout, "longest a login may take")
 	fs.StringVar(&o.Target, "target", "", "URL of a bridge running from a --write-config directory")
 	fs.StringVar(&o.ConfigDir, "config-dir", "", "with --target: the directory --write-config prepared")
+	fs.BoolVar(&o.Serve, "serve", false, "start skolbro serve in its own process from a configuration written for the run, and report its CPU per login")
 	fs.IntVar(&o.TargetPID, "target-pid", 0, "with --target: the bridge's process id, for its CPU time and memory")
 	fs.BoolVar(&o.JSON, "json", false, "print JSON instead of tables")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write the load phases' CPU profile to this file")
@@ -80,7 +83,7 @@ func Command(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "skolbro bench: --write-config needs --base")
 			return 2
 		}
-		co := ConfigOptions{Store: o.Store, RedisAddr: o.RedisAddr, SignatureAlgorithm: o.SignatureAlgorithm, Sign: o.Sign, KeepLimits: o.KeepLimits, Organisers: o.Organisers}
+		co := ConfigOptions{World: o.World, Store: o.Store, RedisAddr: o.RedisAddr, SignatureAlgorithm: o.SignatureAlgorithm, Sign: o.Sign, KeepLimits: o.KeepLimits, Organisers: o.Organisers}
 		if err := WriteConfig(writeDir, base, co); err != nil {
 			fmt.Fprintf(stderr, "skolbro bench: %v\n", err)
 			return 1

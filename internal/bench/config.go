@@ -36,6 +36,8 @@ const (
 
 // ConfigOptions choose what WriteConfig writes beyond the demo's files.
 type ConfigOptions struct {
+	// World is WorldRealistic (the default) or WorldLight.
+	World string
 	// Store is "memory" or "redis"; RedisAddr is used with redis.
 	Store     string
 	RedisAddr string
@@ -57,6 +59,11 @@ type ConfigOptions struct {
 
 func (o ConfigOptions) check() error {
 	var errs []error
+	switch o.World {
+	case "", WorldRealistic, WorldLight:
+	default:
+		errs = append(errs, errors.New("--world must be realistic or light"))
+	}
 	switch o.Store {
 	case "", "memory", "redis":
 	default:
@@ -105,6 +112,13 @@ func WriteConfig(dir, base string, o ConfigOptions) error {
 	if err := writePair(kd, "idp", d.IdP.Signer.Pair()); err != nil {
 		return err
 	}
+	world := o.World
+	if world == "" {
+		world = WorldRealistic
+	}
+	if err := os.WriteFile(filepath.Join(kd, worldFile), []byte(world+"\n"), 0o600); err != nil {
+		return err
+	}
 	for _, v := range d.Vendors {
 		if err := writePair(kd, "vendor-"+v.Name, &keys.Pair{Signer: v.SP.Key, Cert: v.SP.Certificate}); err != nil {
 			return err
@@ -117,6 +131,16 @@ func WriteConfig(dir, base string, o ConfigOptions) error {
 		listen = net.JoinHostPort(u.Hostname(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
 	}
 	edits := []yamlEdit{{[]string{"listen"}, listen}}
+	if world == WorldRealistic {
+		for _, v := range d.Vendors {
+			if v.Name != samlVendor {
+				continue
+			}
+			if err := writeRealistic(dir, v, &edits); err != nil {
+				return err
+			}
+		}
+	}
 	if !o.KeepLimits {
 		edits = append(edits, yamlEdit{[]string{"limits"}, map[string]any{
 			"per_client_rps": benchRate, "burst": benchBurst, "per_vendor_rps": benchRate}})

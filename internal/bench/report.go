@@ -25,7 +25,7 @@ func writeTables(out io.Writer, res *Result) error {
 	if res.Protocol == "oidc" {
 		flow = "SAML → OIDC"
 	}
-	p("skolbro bench: %s logins, %s store, bridge %s\n", flow, res.Store, res.Bridge)
+	p("skolbro bench: %s logins, %s world, %s store, bridge %s\n", flow, res.World, res.Store, res.Bridge)
 	p("machine: %d CPUs (GOMAXPROCS %d), %s, load average %.2f before the run\n\n", res.CPUs, res.GOMAXPROCS, res.GoVersion, res.LoadBefore)
 
 	if s := res.Signature; s != nil {

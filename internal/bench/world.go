@@ -46,6 +46,8 @@ import (
 // measured, and sparing it leaves more CPU to the bridge); every request
 // to the bridge goes over TCP, in-process or to --target alike.
 type world struct {
+	// kind is WorldRealistic or WorldLight.
+	kind  string
 	cfg   *config.Config
 	base  *url.URL
 	idp   *testidp.IdP
@@ -81,9 +83,14 @@ func loadWorld(dir string, target *url.URL) (*world, error) {
 		return nil, err
 	}
 	b := base.Scheme + "://" + base.Host
-	w := &world{cfg: cfg, base: base}
+	w := &world{kind: readWorld(dir), cfg: cfg, base: base}
 	w.idp = testidp.New(b+"/demo/idp/metadata", b+"/demo/idp/sso", demo.UpstreamScope, idpSigner)
 	w.idp.ACSURL = b + "/saml/sp/acs"
+	if w.kind == WorldRealistic {
+		// As SimpleSAMLphp answers by default: the Response signed too.
+		w.idp.Users = realisticUsers(demo.UpstreamScope)
+		w.idp.Options = []testidp.Option{testidp.SignResponse()}
+	}
 	for _, u := range w.idp.Users {
 		w.users = append(w.users, u.Login)
 	}

@@ -77,6 +77,9 @@ type IdP struct {
 	// ServeSLO); SP is the one SP it logs out. Both are optional.
 	SLOURL string
 	SP     SP
+	// Options apply to every response, before those given to Respond
+	// (the load test's realistic IdP signs the Response too).
+	Options []Option
 
 	sloOnce  sync.Once
 	sloState *sloState
@@ -210,6 +213,9 @@ func AfterSigning(f func(*etree.Document)) Option {
 // the Response is not.
 func (idp *IdP) Respond(req Request, u User, opts ...Option) (string, error) {
 	o := options{signAssertion: true, lifetime: defaultLifetime, status: StatusSuccess, signer: idp.Signer, class: PasswordProtected}
+	for _, opt := range idp.Options {
+		opt(&o)
+	}
 	for _, opt := range opts {
 		opt(&o)
 	}
