@@ -164,7 +164,8 @@ func TestWriteConfig(t *testing.T) {
 		wantAlg   policy.SignatureAlgorithm
 		wantSign  policy.SignMode
 	}{
-		{"defaults", ConfigOptions{}, "memory", policy.RSASHA256, policy.SignAssertionAndResponse},
+		{"defaults", ConfigOptions{}, "memory", policy.RSASHA256, policy.SignAuto},
+		{"both_light", ConfigOptions{World: WorldLight, Sign: "assertion_and_response"}, "memory", policy.RSASHA256, policy.SignAssertionAndResponse},
 		{"redis_ecdsa_assertion", ConfigOptions{Store: "redis", RedisAddr: "10.0.0.1:6380", SignatureAlgorithm: "ecdsa", Sign: "assertion"},
 			"redis", policy.ECDSASHA256, policy.SignAssertion},
 		{"response", ConfigOptions{Sign: "response"}, "memory", policy.RSASHA256, policy.SignResponse},

@@ -41,7 +41,7 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Store, "store", "memory", "memory or redis (with --target the configuration decides)")
 	fs.StringVar(&o.RedisAddr, "redis-addr", DefaultRedisAddr, "Redis address for --store redis")
 	fs.StringVar(&o.SignatureAlgorithm, "sign-alg", "rsa", "the SAML vendor's signature algorithm: rsa (RSA-2048) or ecdsa (P-256)")
-	fs.StringVar(&o.Sign, "sign", "", "the SAML vendor's saml.sign: assertion_and_response (default), assertion or response")
+	fs.StringVar(&o.Sign, "sign", "", "the SAML vendor's saml.sign: auto (default: the assertion, the Response too if the vendor's metadata asks), assertion_and_response, assertion or response")
 	fs.BoolVar(&o.KeepLimits, "keep-limits", false, "keep the default per-client and per-vendor rate limits (the bench is one address and one vendor, so they are raised otherwise)")
 	fs.IntVar(&o.Organisers, "organisers", 1, "organisers the bridge serves (a hub: the others are generated, 30 vendors each; logins go to the first)")
 	fs.StringVar(&conc, "concurrency", "8", "simulated browsers; a comma-separated list runs one phase each (e.g. 8,32,128)")

@@ -44,8 +44,9 @@ type ConfigOptions struct {
 	// SignatureAlgorithm for the SAML vendor: "rsa" (RSA-SHA256 with the
 	// organiser's RSA-2048 key) or "ecdsa" (ECDSA-SHA256 with a P-256 key).
 	SignatureAlgorithm string
-	// Sign is the SAML vendor's policy saml.sign: assertion_and_response
-	// (default), assertion or response.
+	// Sign is the SAML vendor's policy saml.sign: "" leaves the
+	// policy's default (auto), else auto, assertion_and_response,
+	// assertion or response.
 	Sign string
 	// Organisers, above 1, adds generated organisers (hubgen) with 30
 	// vendors each, to compare a login's cost in a hub with one alone.
@@ -75,9 +76,9 @@ func (o ConfigOptions) check() error {
 		errs = append(errs, errors.New("--sign-alg must be rsa or ecdsa"))
 	}
 	switch o.Sign {
-	case "", "assertion_and_response", "assertion", "response":
+	case "", "auto", "assertion_and_response", "assertion", "response":
 	default:
-		errs = append(errs, errors.New("--sign must be assertion_and_response, assertion or response"))
+		errs = append(errs, errors.New("--sign must be auto, assertion_and_response, assertion or response"))
 	}
 	return errors.Join(errs...)
 }

@@ -603,7 +603,7 @@ func (l *loader) validateSAML(raw *rawSAML) *SAMLSettings {
 		l.errorf("saml.entity_id", "%q is not an absolute URI of at most 1024 characters", s.EntityID)
 	}
 	s.NameID = NameIDKind(enum(l, "saml.name_id", raw.NameID, NameIDTransient, NameIDPairwise))
-	s.Sign = SignMode(enum(l, "saml.sign", raw.Sign, SignAssertionAndResponse, SignAssertion, SignResponse))
+	s.Sign = SignMode(enum(l, "saml.sign", raw.Sign, SignAuto, SignAssertionAndResponse, SignAssertion, SignResponse))
 	s.SignatureAlgorithm = SignatureAlgorithm(enum(l, "saml.signature_algorithm", raw.SignatureAlgorithm, RSASHA256, ECDSASHA256))
 	s.Encrypt = EncryptMode(enum(l, "saml.encrypt", raw.Encrypt, EncryptAuto, EncryptNever, EncryptRequired, EncryptCBC))
 	return s

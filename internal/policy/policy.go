@@ -146,6 +146,12 @@ type SignMode string
 
 // Signing modes.
 const (
+	// SignAuto, the default, signs the assertion (SAML2Int and the
+	// Skolfederation profile require it) and the Response too only when
+	// the vendor's metadata asks: WantAssertionsSigned="false" says the SP
+	// looks for the Response's signature instead. One RSA signature is
+	// most of what a login costs the bridge (issue 13).
+	SignAuto                 SignMode = "auto"
 	SignAssertionAndResponse SignMode = "assertion_and_response"
 	SignAssertion            SignMode = "assertion"
 	SignResponse             SignMode = "response"

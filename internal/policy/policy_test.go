@@ -68,7 +68,7 @@ func TestLoadFileValid(t *testing.T) {
 				EPPN:        EPPNShared,
 				SAML: &SAMLSettings{
 					EntityID: "https://learning.example/sp", NameID: NameIDTransient,
-					Sign: SignAssertionAndResponse, SignatureAlgorithm: RSASHA256, Encrypt: EncryptAuto,
+					Sign: SignAuto, SignatureAlgorithm: RSASHA256, Encrypt: EncryptAuto,
 				},
 				Agreement: Agreement{Reference: "PUB-2025-014", Ends: date("2027-06-30")},
 				Attributes: []Rule{
@@ -189,7 +189,7 @@ var brokenCases = map[string][]Problem{
 	},
 	"bad-entity-id.yaml":           {{Key: "saml.entity_id", Line: 5, Message: `"vendor-sp" is not an absolute URI of at most 1024 characters`}},
 	"bad-name-id.yaml":             {{Key: "saml.name_id", Line: 6, Message: `unknown value "persistent"; use one of transient, pairwise`}},
-	"bad-sign.yaml":                {{Key: "saml.sign", Line: 6, Message: `unknown value "everything"; use one of assertion_and_response, assertion, response`}},
+	"bad-sign.yaml":                {{Key: "saml.sign", Line: 6, Message: `unknown value "everything"; use one of auto, assertion_and_response, assertion, response`}},
 	"bad-signature-algorithm.yaml": {{Key: "saml.signature_algorithm", Line: 6, Message: `unknown value "rsa-sha1"; use one of rsa-sha256, ecdsa-sha256`}},
 	"bad-encrypt.yaml":             {{Key: "saml.encrypt", Line: 6, Message: `unknown value "always"; use one of auto, never, required, cbc`}},
 	"unknown-attribute.yaml":       {{Key: "attributes[1].name", Line: 13, Message: `unknown attribute "favouriteColour"`}},

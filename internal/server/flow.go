@@ -595,16 +595,21 @@ func replayNote(state []byte) []byte {
 	return b
 }
 
+// responseOptions turns a vendor's policy into how its responses are
+// made. By default only the assertion is signed (policy.SignAuto): the
+// Response too when the vendor's metadata asks or its policy says so.
 func responseOptions(p *policy.Policy) samlidp.ResponseOptions {
-	o := samlidp.ResponseOptions{SignResponse: true, SignAssertion: true, Encrypt: "auto"}
+	o := samlidp.ResponseOptions{SignAssertion: true, SignResponseIfWanted: true, Encrypt: "auto"}
 	if p.SAML == nil {
 		return o
 	}
 	switch p.SAML.Sign {
-	case "assertion":
-		o.SignResponse = false
-	case "response":
-		o.SignAssertion = false
+	case policy.SignAssertionAndResponse:
+		o.SignResponse = true
+	case policy.SignAssertion:
+		o.SignResponseIfWanted = false
+	case policy.SignResponse:
+		o.SignAssertion, o.SignResponse, o.SignResponseIfWanted = false, true, false
 	}
 	if p.SAML.SignatureAlgorithm == "ecdsa-sha256" {
 		o.SignatureMethod = xmlsig.ECDSASHA256

@@ -125,6 +125,9 @@ func (idp *IdP) newID() (string, error) {
 type ResponseOptions struct {
 	// SignResponse and SignAssertion; at least one must be set.
 	SignResponse, SignAssertion bool
+	// SignResponseIfWanted signs the Response too when the vendor's
+	// metadata asks for it (Vendor.WantsSignedResponse).
+	SignResponseIfWanted bool
 	// SignatureMethod selects an alternative signer; "" uses the default.
 	SignatureMethod string
 	// Encrypt: "auto" (when the vendor has an encryption key), "never",
@@ -193,6 +196,9 @@ func (idp *IdP) buildResponse(req *Request, rel *release.Released, opts Response
 	vendor, ok := idp.Vendor(req.VendorEntityID)
 	if !ok {
 		return "", issued, fmt.Errorf("samlidp: unknown vendor")
+	}
+	if opts.SignResponseIfWanted && vendor.WantsSignedResponse {
+		opts.SignResponse = true
 	}
 	if !opts.SignResponse && !opts.SignAssertion {
 		opts.SignResponse, opts.SignAssertion = true, true

@@ -46,6 +46,12 @@ type Vendor struct {
 	EncryptionMethods []string
 	// AuthnRequestsSigned means unsigned requests are refused.
 	AuthnRequestsSigned bool
+	// WantsSignedResponse is set when the metadata says
+	// WantAssertionsSigned="false": such an SP checks the Response's
+	// signature, so the Response is signed too (beside the assertion)
+	// unless the policy chose otherwise. An absent attribute asks for
+	// nothing.
+	WantsSignedResponse bool
 	// RequestedAttributes are the SAML names of md:RequestedAttribute.
 	RequestedAttributes []string
 	// SLO are the vendor's SingleLogoutService endpoints with the
@@ -70,6 +76,9 @@ func VendorFromMetadata(file string, ed *saml.EntityDescriptor, devMode bool) (*
 	v := &Vendor{EntityID: ed.EntityID, File: file}
 	if sd.AuthnRequestsSigned != nil {
 		v.AuthnRequestsSigned = *sd.AuthnRequestsSigned
+	}
+	if sd.WantAssertionsSigned != nil && !*sd.WantAssertionsSigned {
+		v.WantsSignedResponse = true
 	}
 	for _, a := range sd.AssertionConsumerServices {
 		if a.Binding != BindingPOST {
