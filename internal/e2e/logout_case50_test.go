@@ -335,9 +335,7 @@ func TestCase50_LogoutSessionHoldsNoPersonalData(t *testing.T) {
 	u, _ := e.demo.IdP.User("anna.a")
 	secrets := []string{u.NameID, s.nameIDs["learning-app"], s.nameIDs["national-tests"], s.sid,
 		u.Attributes[testidp.AttrPersonalNumber][0], u.Attributes[testidp.AttrGivenName][0]}
-	for _, tok := range tokens {
-		secrets = append(secrets, tok)
-	}
+	secrets = append(secrets, tokens...)
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	sawSession := false
