@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"github.com/skolbro/skolbro/internal/app"
 	"github.com/skolbro/skolbro/internal/audit"
 	"github.com/skolbro/skolbro/internal/config"
+	"github.com/skolbro/skolbro/internal/generation"
 	"github.com/skolbro/skolbro/internal/protection"
 	"github.com/skolbro/skolbro/internal/server"
 	"github.com/skolbro/skolbro/internal/store"
@@ -21,11 +21,11 @@ import (
 )
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("check", stdout, stderr, "skolbro check --config FILE",
+		"Loads the configuration, every metadata file, release policy and key, and prints every problem at once with its file and key; exits 1 on errors.")
 	path := fs.String("config", "", "configuration file")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if *path == "" {
 		fmt.Fprintln(stderr, "skolbro check: --config is required")
@@ -33,16 +33,17 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
-		fmt.Fprintf(stdout, "error: %v\n", err)
+		fmt.Fprintf(stderr, "error: %v\n", err)
 		return 1
 	}
 	// Build gets a memory store, so that the same Build that serve runs
 	// checks everything else; the configured store is opened only to read
 	// what the running bridges recorded.
-	_, rep := app.Build(cfg, store.NewMemory(nil), time.Now)
+	orgs, rep := app.Build(cfg, store.NewMemory(nil), time.Now)
 	// What the running bridges recorded in the configured store.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	app.ReportPersonalNumbersInValues(ctx, cfg, time.Now(), rep)
+	app.ReportRunning(ctx, cfg, orgs, time.Now(), rep)
 	cancel()
 	for _, n := range rep.Notes {
 		fmt.Fprintf(stdout, "note: %s\n", n)
@@ -67,38 +68,39 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 // loadForCommand loads and builds the configuration for a one-shot
 // command about one organiser (--organiser, needed when the bridge serves
 // several), printing problems to stderr.
-func loadForCommand(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*config.Config, *server.Organiser, bool) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// On failure code is the exit status: 0 after -h, 2 for bad flags or a
+// configuration that does not build.
+func loadForCommand(name string, args []string, stdout, stderr io.Writer, synopsis, about string, extra func(*flag.FlagSet)) (cfg *config.Config, org *server.Organiser, code int, ok bool) {
+	fs := newFlagSet(name, stdout, stderr, synopsis, about)
 	path := fs.String("config", "", "configuration file")
 	orgID := fs.String("organiser", "", "the organiser's id (when the configuration lists several)")
 	if extra != nil {
-		extra(fs)
+		extra(fs.FlagSet)
 	}
-	if err := fs.Parse(args); err != nil {
-		return nil, nil, false
+	if code, ok := parseFlags(fs, args); !ok {
+		return nil, nil, code, false
 	}
 	if *path == "" {
 		fmt.Fprintf(stderr, "skolbro %s: --config is required\n", name)
-		return nil, nil, false
+		return nil, nil, 2, false
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
 		fmt.Fprintf(stderr, "skolbro: %v\n", err)
-		return nil, nil, false
+		return nil, nil, 2, false
 	}
 	o, err := pickOrganiser(cfg, *orgID)
 	if err != nil {
 		fmt.Fprintf(stderr, "skolbro %s: %v\n", name, err)
-		return nil, nil, false
+		return nil, nil, 2, false
 	}
 	orgs, rep := app.Build(cfg, store.NewMemory(nil), time.Now)
-	org := findOrganiser(orgs, o.ID)
+	org = findOrganiser(orgs, o.ID)
 	if org == nil {
 		fmt.Fprintf(stderr, "skolbro: configuration has errors (run skolbro check):\n%v\n", rep.Err())
-		return nil, nil, false
+		return nil, nil, 2, false
 	}
-	return cfg, org, true
+	return cfg, org, 0, true
 }
 
 // pickOrganiser returns the organiser id names, or the only one.
@@ -126,11 +128,13 @@ func findOrganiser(orgs []*server.Organiser, id string) *server.Organiser {
 
 func cmdRegister(args []string, stdout, stderr io.Writer) int {
 	format := "csv"
-	cfg, org, ok := loadForCommand("register", args, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&format, "format", "csv", "csv or json")
-	})
+	cfg, org, code, ok := loadForCommand("register", args, stdout, stderr,
+		"skolbro register --config FILE [--organiser ID] [--format csv|json]",
+		"The release register: what each vendor receives, and why.", func(fs *flag.FlagSet) {
+			fs.StringVar(&format, "format", "csv", "csv or json")
+		})
 	if !ok {
-		return 2
+		return code
 	}
 	requested := map[string][]string{}
 	for id, v := range org.IdP.Vendors {
@@ -174,12 +178,14 @@ func cmdRegister(args []string, stdout, stderr io.Writer) int {
 // the lookup is written to the admin action log before it is made.
 func cmdAuditSubject(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	format, by := "csv", "pnr"
-	cfg, org, ok := loadForCommand("audit subject", args, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&format, "format", "csv", "csv or json")
-		fs.StringVar(&by, "by", "pnr", "what stdin holds, one a line in this order: pnr, stable-id, or pnr,stable-id")
-	})
+	cfg, org, code, ok := loadForCommand("audit subject", args, stdout, stderr,
+		"skolbro audit subject --config FILE [--organiser ID] [--format csv|json] [--by pnr|stable-id|pnr,stable-id] < identifiers",
+		"Subject access: which vendors received which attribute names about one person, and when. The personal number and/or stable id are read from standard input, one a line in the --by order; the lookup is written to the admin action log first.", func(fs *flag.FlagSet) {
+			fs.StringVar(&format, "format", "csv", "csv or json")
+			fs.StringVar(&by, "by", "pnr", "what stdin holds, one a line in this order: pnr, stable-id, or pnr,stable-id")
+		})
 	if !ok {
-		return 2
+		return code
 	}
 	forms, err := audit.ParseLookupForms(by)
 	if err != nil {
@@ -206,13 +212,15 @@ func cmdAuditSubject(args []string, stdin io.Reader, stdout, stderr io.Writer) i
 // changed whose record (by subject key), when, in which request.
 func cmdAuditAdminActions(args []string, stdout, stderr io.Writer) int {
 	format, since, orgID := "csv", "", ""
-	cfg, err := configFromArgsWith("audit admin-actions", args, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&format, "format", "csv", "csv or json")
-		fs.StringVar(&since, "since", "", "only actions on or after this date (YYYY-MM-DD, UTC)")
-		fs.StringVar(&orgID, "organiser", "", "the organiser's id (when the configuration lists several)")
-	})
-	if err != nil {
-		return 2
+	cfg, code, ok := configFromArgs("audit admin-actions", args, stdout, stderr,
+		"skolbro audit admin-actions --config FILE [--organiser ID] [--format csv|json] [--since YYYY-MM-DD]",
+		"The admin action log: which admin (pseudonymous key) looked up or changed whose record (subject keys), when, in which request.", func(fs *flag.FlagSet) {
+			fs.StringVar(&format, "format", "csv", "csv or json")
+			fs.StringVar(&since, "since", "", "only actions on or after this date (YYYY-MM-DD, UTC)")
+			fs.StringVar(&orgID, "organiser", "", "the organiser's id (when the configuration lists several)")
+		})
+	if !ok {
+		return code
 	}
 	o, err := pickOrganiser(cfg, orgID)
 	if err != nil {
@@ -239,11 +247,13 @@ func cmdAuditAdminActions(args []string, stdout, stderr io.Writer) int {
 
 func cmdMetadata(args []string, stdout, stderr io.Writer) int {
 	out := ""
-	_, org, ok := loadForCommand("metadata", args, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&out, "out", "", "directory to write idp.xml and sp.xml to")
-	})
+	_, org, code, ok := loadForCommand("metadata", args, stdout, stderr,
+		"skolbro metadata --config FILE [--organiser ID] --out DIR",
+		"Writes the bridge's signed metadata (idp.xml, sp.xml) for a federation.", func(fs *flag.FlagSet) {
+			fs.StringVar(&out, "out", "", "directory to write idp.xml and sp.xml to")
+		})
 	if !ok {
-		return 2
+		return code
 	}
 	if out == "" {
 		fmt.Fprintln(stderr, "skolbro metadata: --out is required")
@@ -284,16 +294,21 @@ func cmdMetadata(args []string, stdout, stderr io.Writer) int {
 // would end up in shell history and process listings.
 func cmdProtect(op string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	orgID := ""
-	cfg, err := configFromArgsWith("protect "+op, args, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&orgID, "organiser", "", "the organiser's id (when the configuration lists several)")
-	})
-	if err != nil {
-		return 2
+	cfg, code, ok := configFromArgs("protect "+op, args, stdout, stderr,
+		"skolbro protect add|remove|list|init|new-identity --config FILE [--organiser ID] < personal-number",
+		"The manual protection register, and a new identity on request; add, remove and new-identity read the personal number from standard input.", func(fs *flag.FlagSet) {
+			fs.StringVar(&orgID, "organiser", "", "the organiser's id (when the configuration lists several)")
+		})
+	if !ok {
+		return code
 	}
 	o, err := pickOrganiser(cfg, orgID)
 	if err != nil {
 		fmt.Fprintf(stderr, "skolbro protect: %v\n", err)
 		return 2
+	}
+	if op == "new-identity" {
+		return cmdNewIdentity(cfg, o, stdin, stdout, stderr)
 	}
 	if o.Protection.Register == nil {
 		fmt.Fprintf(stderr, "skolbro protect: %s: %s is not configured\n", cfg.File(), o.Key("protection.register"))
@@ -317,29 +332,57 @@ func cmdProtect(op string, args []string, stdin io.Reader, stdout, stderr io.Wri
 	return 0
 }
 
-func configFromArgs(name string, args []string, stderr io.Writer) (*config.Config, error) {
-	return configFromArgsWith(name, args, stderr, nil)
+// cmdNewIdentity asks for a new identity for one person (personal number
+// on stdin), in the store the running bridges share.
+func cmdNewIdentity(cfg *config.Config, o *config.Organiser, stdin io.Reader, stdout, stderr io.Writer) int {
+	if cfg.Store.Type == "memory" {
+		fmt.Fprintf(stderr, "skolbro protect new-identity: %s: store.type is memory, so the running bridge's records are out of reach: use the admin interface (/admin/identity)\n", cfg.File())
+		return 2
+	}
+	st, err := app.OpenStore(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro protect: %v\n", err)
+		return 1
+	}
+	orgs, rep := app.Build(cfg, st, time.Now)
+	org := findOrganiser(orgs, o.ID)
+	if org == nil {
+		fmt.Fprintf(stderr, "skolbro: configuration has errors (run skolbro check):\n%v\n", rep.Err())
+		return 2
+	}
+	k := generation.New(org.Store, org.Deriver)
+	if k == nil {
+		fmt.Fprintf(stderr, "skolbro protect new-identity: %s: %s is not configured: there are no pseudonyms to renew\n", cfg.File(), o.Key("pseudonym.key_file"))
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := protection.NewIdentityCommand(ctx, k, stdin, stdout, time.Now()); err != nil {
+		fmt.Fprintf(stderr, "skolbro protect new-identity: %v\n", err)
+		return 1
+	}
+	return 0
 }
 
-// configFromArgsWith is configFromArgs with extra flags.
-func configFromArgsWith(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*config.Config, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// configFromArgs parses a command's flags and loads --config. On failure
+// code is the exit status: 0 after -h, 2 otherwise.
+func configFromArgs(name string, args []string, stdout, stderr io.Writer, synopsis, about string, extra func(*flag.FlagSet)) (cfg *config.Config, code int, ok bool) {
+	fs := newFlagSet(name, stdout, stderr, synopsis, about)
 	path := fs.String("config", "", "configuration file")
 	if extra != nil {
-		extra(fs)
+		extra(fs.FlagSet)
 	}
-	if err := fs.Parse(args); err != nil {
-		return nil, err
+	if code, ok := parseFlags(fs, args); !ok {
+		return nil, code, false
 	}
 	if *path == "" {
 		fmt.Fprintf(stderr, "skolbro %s: --config is required\n", name)
-		return nil, errors.New("no config")
+		return nil, 2, false
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
 		fmt.Fprintf(stderr, "skolbro: %v\n", err)
-		return nil, err
+		return nil, 2, false
 	}
-	return cfg, nil
+	return cfg, 0, true
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -12,11 +11,11 @@ import (
 )
 
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("demo", stdout, stderr, "skolbro demo [--addr ADDR]",
+		"Runs a self-contained demo: a test school IdP, the bridge and demo vendors, with TEST ONLY keys deleted on exit.")
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	host, port, err := net.SplitHostPort(*addr)
 	if err != nil {
@@ -46,6 +45,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	return listenAndServe(*addr, h, log, func(net.Addr) {
 		fmt.Fprintf(stdout, "\nskolbro demo is running. Open %s/demo/ in your browser.\n", base)
+		fmt.Fprintf(stdout, "Two organisers: Demo kommun at the root URLs, Grannkommun under %s/o/grannkommun/ (two school IdPs: its logins show the discovery page).\n", base)
 		fmt.Fprintf(stdout, "Admin interface: %s/admin/ (log in as the test identity \"Lärare och administratör\").\n", base)
 		fmt.Fprintf(stdout, "Test keys and configuration (TEST ONLY, deleted on exit): %s\n\n", dir)
 	}, nil)

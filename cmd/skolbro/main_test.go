@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/skolbro/skolbro/internal/demo"
 	"github.com/skolbro/skolbro/internal/fedmeta"
 	"github.com/skolbro/skolbro/internal/keys"
 	"github.com/skolbro/skolbro/internal/metrics"
@@ -349,5 +350,36 @@ func TestAuditSubjectByStableIDAndAdminActions(t *testing.T) {
 	}
 	if code, _ := runCmd("audit", "admin-actions", "--config", cfg, "--since", "tomorrow"); code != 2 {
 		t.Errorf("--since tomorrow: exit %d", code)
+	}
+}
+
+// TestCase45_CheckNamesBrokenOrganiserFile: in the demo's two-organiser
+// configuration, a policy file of Grannkommun that is not valid YAML makes
+// check exit 1 with the file (and line) named, and say that Grannkommun
+// alone is left out while Demo kommun serves (SECURITY.md case 45; the
+// serving side is TestCase45_BrokenOrganiserLeavesOthersServing in
+// internal/e2e).
+func TestCase45_CheckNamesBrokenOrganiserFile(t *testing.T) {
+	dir := t.TempDir()
+	d, err := demo.Setup("http://127.0.0.1:8080", dir, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := filepath.Join(dir, demo.GrannkommunID, "attribute-release", "grannkommun-app.yaml")
+	write(t, pol, "id: grannkommun-app\nattributes: [eduPersonPrincipalName\n")
+	code, out := runCmd("check", "--config", d.Config.File())
+	if code != 1 {
+		t.Fatalf("check exit %d, want 1:\n%s", code, out)
+	}
+	for _, re := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^error: ` + regexp.QuoteMeta(pol) + `:\d+: invalid YAML`),
+		regexp.MustCompile(`(?m)^disabled: grannkommun \(`),
+	} {
+		if !re.MatchString(out) {
+			t.Errorf("check output lacks %s:\n%s", re, out)
+		}
+	}
+	if strings.Contains(out, "error: "+filepath.Join(dir, "skolbro.yaml")) || strings.Contains(out, "disabled: demo-kommun") {
+		t.Errorf("check blames Demo kommun for Grannkommun's file:\n%s", out)
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -27,12 +26,18 @@ import (
 )
 
 func cmdServe(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// SIGHUP reloads; caught from the start, so that one sent while the
+	// bridge starts does not end it (it is applied once serving).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	fs := newFlagSet("serve", stdout, stderr, "skolbro serve --config FILE [--drain-delay 5s] [--pid-file FILE]",
+		"Runs the bridge. SIGHUP (or skolbro reload) re-reads the configuration, policies, metadata and keys; SIGTERM drains and stops.")
 	path := fs.String("config", "", "configuration file")
 	drain := fs.Duration("drain-delay", 5*time.Second, "on SIGTERM, how long readiness fails before the listener closes")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	pidFile := fs.String("pid-file", "", "write the process id here, for skolbro reload --pid-file")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if *path == "" {
 		fmt.Fprintln(stderr, "skolbro serve: --config is required")
@@ -47,6 +52,11 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m, err := metrics.New(reg)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro: %v\n", err)
+		return 1
+	}
+	reloads, err := metrics.NewReloads(reg)
 	if err != nil {
 		fmt.Fprintf(stderr, "skolbro: %v\n", err)
 		return 1
@@ -75,17 +85,58 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "skolbro: %s: limits: %v\n", cfg.File(), err)
 		return 1
 	}
-	orgs, hub, rep := app.BuildHub(cfg, st, app.Options{Now: time.Now})
-	if err := rep.Fatal(len(orgs)); err != nil {
-		fmt.Fprintf(stderr, "skolbro: configuration has errors (run skolbro check):\n%v\n", err)
+	refusalEvents, err := ratelimit.New(float64(lim.RefusalEventsPerMinute)/60, lim.RefusalEventsPerMinute, ratelimit.WithMaxKeys(lim.MaxTrackedClients))
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro: %s: limits.refusal_events_per_minute: %v\n", cfg.File(), err)
 		return 1
 	}
+	// Days left of each vendor's data processing agreement, for an alert
+	// before logins to it are refused.
+	daysLeft := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: audit.MetricAgreementDaysLeft,
+		Help: "Days until the vendor's data processing agreement ends (negative: ended)."}, []string{"organiser", "vendor"})
+	reg.MustRegister(daysLeft)
+	updateDaysLeft := func(orgs []*server.Organiser) {
+		daysLeft.Reset()
+		for _, org := range orgs {
+			audit.UpdateAgreementGauge(func(v string, d float64) { daysLeft.WithLabelValues(org.ID, v).Set(d) }, org.Policies.All(), time.Now())
+		}
+	}
+	// Key and metadata expiry, for alerts before they stop logins; set
+	// again by every reload.
+	applied := func(orgs []*server.Organiser) {
+		updateDaysLeft(orgs)
+		m.ResetKeyExpiry()
+		for _, org := range orgs {
+			m.SetKeyExpiry(org.ID+"/signing", org.IdP.Signer.Pair().Cert.NotAfter)
+			if org.IdP.NextSigningCert != nil {
+				m.SetKeyExpiry(org.ID+"/next_signing", org.IdP.NextSigningCert.NotAfter)
+			}
+			for _, up := range org.Upstreams {
+				for i, c := range up.Certs {
+					m.SetKeyExpiry(fmt.Sprintf("%s/%s/upstream_signing_%d", org.ID, up.ID, i), c.NotAfter)
+				}
+			}
+		}
+	}
+	live, rep, err := app.StartLive(cfg, st, app.LiveOptions{Build: app.Options{Now: time.Now},
+		Logger: log, Reloads: reloads, Applied: applied})
+	if err != nil {
+		if rep != nil && rep.Fatal(0) != nil {
+			fmt.Fprintf(stderr, "skolbro: configuration has errors (run skolbro check):\n%v\n", err)
+		} else {
+			fmt.Fprintf(stderr, "skolbro: %v\n", err)
+		}
+		return 1
+	}
+	defer live.Close()
+	reg.MustRegister(live.Collector())
 	for _, w := range rep.Warnings {
 		log.Warn().Str("problem", w).Msg("configuration warning")
 	}
 	for _, e := range rep.Errors {
 		log.Error().Str("problem", e).Msg("configuration error")
 	}
+	orgs := live.Organisers()
 	for _, org := range orgs {
 		if org.Register == nil {
 			continue
@@ -100,55 +151,26 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		// One organiser's broken file must not stop the others (case 45).
 		log.Error().Str("organiser", id).Msg("organiser disabled by its configuration errors (run skolbro check); the others serve")
 	}
-	fedCtx, stopFed := context.WithCancel(context.Background())
-	defer stopFed()
-	for _, org := range orgs {
-		if org.Federation != nil {
-			go org.Federation.Run(fedCtx)
-		}
-	}
-	closeAudits, err := app.OpenAudits(cfg, orgs, time.Now)
-	if err != nil {
-		fmt.Fprintf(stderr, "skolbro: %v\n", err)
-		return 1
-	}
-	defer closeAudits()
-	srv, err := server.New(server.Options{Organisers: orgs, Hub: hub, Store: st, Logger: log,
+	srv, err := server.New(server.Options{Organisers: orgs, Hub: live.Hub(), Store: st, Logger: log,
 		SecureCookies: strings.HasPrefix(cfg.ExternalURL, "https://"),
 		Metrics:       m, ClientLimit: clientLimit, ClientIP: clientIP, VendorLimit: vendorLimit,
-		MaxInFlight: lim.MaxInFlight})
+		MaxInFlight: lim.MaxInFlight, RefusalEvents: refusalEvents})
 	if err != nil {
 		fmt.Fprintf(stderr, "skolbro: %v\n", err)
 		return 1
 	}
-	// Days left of each vendor's data processing agreement, for an alert
-	// before logins to it are refused.
-	daysLeft := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: audit.MetricAgreementDaysLeft,
-		Help: "Days until the vendor's data processing agreement ends (negative: ended)."}, []string{"organiser", "vendor"})
-	reg.MustRegister(daysLeft)
-	updateDaysLeft := func() {
-		for _, org := range orgs {
-			audit.UpdateAgreementGauge(func(v string, d float64) { daysLeft.WithLabelValues(org.ID, v).Set(d) }, org.Policies.All(), time.Now())
-		}
-	}
-	updateDaysLeft()
+	live.Attach(srv)
 	go func() {
-		for range time.Tick(time.Hour) {
-			updateDaysLeft()
+		for range hup {
+			log.Info().Msg("SIGHUP: reloading the configuration")
+			_, _ = live.Reload(context.Background())
 		}
 	}()
-	// Key and metadata expiry, for alerts before they stop logins.
-	for _, org := range orgs {
-		m.SetKeyExpiry(org.ID+"/signing", org.IdP.Signer.Pair().Cert.NotAfter)
-		if org.IdP.NextSigningCert != nil {
-			m.SetKeyExpiry(org.ID+"/next_signing", org.IdP.NextSigningCert.NotAfter)
+	go func() {
+		for range time.Tick(time.Hour) {
+			updateDaysLeft(srv.Organisers())
 		}
-		for _, up := range org.Upstreams {
-			for i, c := range up.Certs {
-				m.SetKeyExpiry(fmt.Sprintf("%s/%s/upstream_signing_%d", org.ID, up.ID, i), c.NotAfter)
-			}
-		}
-	}
+	}()
 	if cfg.MetricsListen != "" {
 		// Internal only: /metrics is never on the public listener.
 		ms := &http.Server{Addr: cfg.MetricsListen, Handler: m.Handler(), ReadHeaderTimeout: 5 * time.Second}
@@ -157,6 +179,13 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 				log.Error().Err(err).Msg("metrics listener failed")
 			}
 		}()
+	}
+	if *pidFile != "" {
+		if err := writePIDFile(*pidFile); err != nil {
+			fmt.Fprintf(stderr, "skolbro serve: --pid-file: %v\n", err)
+			return 1
+		}
+		defer removePIDFile(*pidFile)
 	}
 	return listenAndServe(cfg.Listen, srv.Handler(), log, nil, func() {
 		srv.StartDrain()
@@ -169,7 +198,10 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 // drain runs first (readiness fails while the listener still serves), then
 // the listener closes and in-flight requests finish (up to 20 s).
 func listenAndServe(addr string, h http.Handler, log zerolog.Logger, ready func(net.Addr), drain func()) int {
-	ln, err := net.Listen("tcp", addr)
+	// SO_REUSEPORT: a new process binds while the old one drains, so a
+	// restart right after a stop does not fail with "address already in
+	// use" (only a process of the same user can share the port).
+	ln, err := listenReusePort(context.Background(), addr)
 	if err != nil {
 		log.Error().Err(err).Str("addr", addr).Msg("cannot listen")
 		return 1

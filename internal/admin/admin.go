@@ -91,6 +91,8 @@ type SubjectRecord struct {
 	Masked     bool
 	Outcome    string
 	Reason     string
+	// Generation is the identity generation of a release (0: original).
+	Generation int
 }
 
 // OutcomeReleased is the SubjectRecord.Outcome of a release; any other
@@ -152,6 +154,29 @@ type DroppedAttribute struct {
 	LastSeen  time.Time
 }
 
+// UpstreamNames is what one school IdP sent in recent logins, by
+// attribute name only (never a value), and how the bridge read each.
+type UpstreamNames struct {
+	Upstream  string
+	LastLogin time.Time
+	// SecurityMarking is the configured attribute ("" for none), and
+	// whether it arrived; one that never does masks everyone.
+	SecurityMarking     string
+	SecurityMarkingSeen bool
+	Attributes          []UpstreamName
+	// NotSeen are configured names that arrived in none of the logins.
+	NotSeen []string
+}
+
+// UpstreamName is one attribute name an upstream sent.
+type UpstreamName struct {
+	Attribute, FriendlyName string
+	// Use is how the bridge read it: stable_id, personal_number,
+	// security_marking, a bridge attribute, or not used.
+	Use      string
+	LastSeen time.Time
+}
+
 // Errors the protection functions return (wrapped or joined) so that the
 // page can tell the admin what happened. Any other error is shown as the
 // register being unavailable.
@@ -170,9 +195,34 @@ type ProtectionDeps struct {
 	List   func(ctx context.Context) ([]ProtectionEntry, error)
 }
 
+// IdentityStatus is what the new identity page shows about a personal
+// number: dates and a cause, nothing else. Its fields match
+// generation.Status.
+type IdentityStatus struct {
+	// Requested is when an admin last asked for a new identity (zero:
+	// never); Pending is true until it is issued at a login.
+	Requested time.Time
+	Pending   bool
+	// Issued is when a new identity was last issued at a login that
+	// carried the number, and why ("protected" or "requested").
+	Issued      time.Time
+	IssuedCause string
+}
+
+// NewIdentityDeps issue a new identity on request and look up when one
+// was issued.
+type NewIdentityDeps struct {
+	Request func(ctx context.Context, pnr identity.PersonalNumber) (IdentityStatus, error)
+	Status  func(ctx context.Context, pnr identity.PersonalNumber) (IdentityStatus, error)
+}
+
 // Deps is everything the admin interface uses. Fields marked optional may
 // be left zero; New refuses a Deps without the others.
 type Deps struct {
+	// Prefix is the path the organiser is served under ("" at the root,
+	// /o/<id> in a hub): the admin interface is at <Prefix>/admin/, and
+	// its links, redirects and session cookie stay under it.
+	Prefix string
 	// Organiser is the organiser's display name.
 	Organiser string
 	// Policies returns the loaded release policies.
@@ -193,6 +243,9 @@ type Deps struct {
 	SubjectAccess func(ctx context.Context, subjectKeys []string) (SubjectResult, error)
 	// Protection is the manual protection register (optional).
 	Protection *ProtectionDeps
+	// NewIdentity issues new identities on request (optional: without a
+	// pseudonym key there are no identities to renew).
+	NewIdentity *NewIdentityDeps
 	// Units are the admin's choices of school units per vendor (optional:
 	// without them the vendors page shows the policy files' lists only).
 	// Changes need AdminSubject too, to record who made them.
@@ -213,6 +266,9 @@ type Deps struct {
 	// once it is durable. A lookup or change whose action cannot be
 	// recorded is not made. Required with SubjectAccess or Protection.
 	RecordAction func(ctx context.Context, a Action) error
+	// UpstreamNames returns which attribute names each school IdP sent in
+	// recent logins; the release preview lists them (optional).
+	UpstreamNames func(ctx context.Context) ([]UpstreamNames, error)
 	// Store holds sessions (only hashes of session ids as keys).
 	Store store.Store
 	// StartLogin starts an upstream login for an admin; the upstream side
@@ -273,10 +329,13 @@ func New(d Deps) (*Admin, error) {
 		// Lookups that reveal who is protected are never unrecorded.
 		missing = append(missing, "SubjectKeys/RecordAction/AdminSubject (for SubjectAccess and Protection)")
 	}
+	if n := d.NewIdentity; n != nil && (n.Request == nil || n.Status == nil) {
+		missing = append(missing, "NewIdentity.Request/Status")
+	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("admin: missing %s", strings.Join(missing, ", "))
 	}
-	pages, err := parsePages(admintmpl.FS)
+	pages, err := parsePages(admintmpl.FS, d.Prefix)
 	if err != nil {
 		return nil, fmt.Errorf("admin: templates: %w", err)
 	}
@@ -294,11 +353,14 @@ func New(d Deps) (*Admin, error) {
 }
 
 // pageNames are the page templates; each fills in base.html.
-var pageNames = []string{"message", "overview", "vendors", "preview", "subject", "register", "protection"}
+var pageNames = []string{"message", "overview", "vendors", "preview", "subject", "register", "protection", "identity"}
 
-func parsePages(fsys fs.FS) (map[string]*template.Template, error) {
+func parsePages(fsys fs.FS, prefix string) (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
-		"join": strings.Join,
+		// admin is where this admin interface is served: /admin, or
+		// /o/<id>/admin for an organiser of a hub.
+		"admin": func() string { return prefix + "/admin" },
+		"join":  strings.Join,
 		"date": func(t time.Time) string {
 			if t.IsZero() {
 				return ""
@@ -321,10 +383,14 @@ func parsePages(fsys fs.FS) (map[string]*template.Template, error) {
 	return pages, nil
 }
 
-// Routes adds every admin route, all under /admin/.
-func (a *Admin) Routes(r *mux.Router) {
+// path is p (an /admin/... path) under the organiser's prefix.
+func (a *Admin) path(p string) string { return a.d.Prefix + p }
+
+// Routes adds every admin route, all under <prefix>/admin/.
+func (a *Admin) Routes(root *mux.Router) {
+	r := prefixed{root, a.d.Prefix}
 	r.Handle("/admin", a.headers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, "/admin/", http.StatusSeeOther)
+		http.Redirect(w, r, a.path("/admin/"), http.StatusSeeOther)
 	})))
 	r.Handle("/admin/login", a.headers(http.HandlerFunc(a.handleLogin)))
 	r.Handle("/admin/", a.authed("overview", []string{http.MethodGet}, a.handleOverview))
@@ -336,6 +402,7 @@ func (a *Admin) Routes(r *mux.Router) {
 	r.Handle("/admin/register.json", a.authed("register_json", []string{http.MethodGet}, a.handleRegisterExport("json")))
 	r.Handle("/admin/units", a.authed("units", []string{http.MethodPost}, a.handleUnits))
 	r.Handle("/admin/protection", a.authed("protection", []string{http.MethodGet, http.MethodPost}, a.handleProtection))
+	r.Handle("/admin/identity", a.authed("identity", []string{http.MethodGet, http.MethodPost}, a.handleIdentity))
 	r.Handle("/admin/logout", a.authed("logout", []string{http.MethodPost}, a.handleLogout))
 	r.PathPrefix("/admin/").Handler(a.authed("not_found", nil, func(w http.ResponseWriter, r *http.Request, _ *session) {
 		a.fail(w, r, http.StatusNotFound, msgNotFound)
@@ -435,6 +502,7 @@ type pageData struct {
 	CSRF          string
 	HasSubject    bool
 	HasProtection bool
+	HasIdentity   bool
 	RequestID     string
 	// Refresh is the URL a message page moves on to by itself, or "".
 	Refresh string
@@ -450,14 +518,21 @@ func (a *Admin) render(w http.ResponseWriter, r *http.Request, status int, name,
 		Active:        name,
 		HasSubject:    a.d.SubjectAccess != nil && a.privacyAdmin(s),
 		HasProtection: a.d.Protection != nil && a.privacyAdmin(s),
+		HasIdentity:   a.d.NewIdentity != nil && a.privacyAdmin(s),
 		RequestID:     w.Header().Get("X-Request-Id"),
 		Data:          data,
 	}
 	if s != nil {
 		pd.LoggedIn, pd.CSRF = true, s.CSRF
 	}
-	if m, ok := data.(message); ok && m.Refresh {
-		pd.Refresh = m.Link
+	if m, ok := data.(message); ok {
+		if strings.HasPrefix(m.Link, "/admin") {
+			m.Link = a.path(m.Link)
+			pd.Data = m
+		}
+		if m.Refresh {
+			pd.Refresh = m.Link
+		}
 	}
 	var buf strings.Builder
 	if err := a.pages[name].ExecuteTemplate(&buf, "base.html", pd); err != nil {
@@ -506,3 +581,13 @@ func (a *Admin) recordAction(w http.ResponseWriter, r *http.Request, s *session,
 func (a *Admin) fail(w http.ResponseWriter, r *http.Request, status int, m message) {
 	a.render(w, r, status, "message", m.TitleSV+" / "+m.TitleEN, sessionFrom(r.Context()), m)
 }
+
+// prefixed registers routes under a path prefix.
+type prefixed struct {
+	r      *mux.Router
+	prefix string
+}
+
+func (p prefixed) Handle(path string, h http.Handler) *mux.Route { return p.r.Handle(p.prefix+path, h) }
+
+func (p prefixed) PathPrefix(path string) *mux.Route { return p.r.PathPrefix(p.prefix + path) }

@@ -639,7 +639,7 @@ func TestSubjectNeverEchoesNumber(t *testing.T) {
 					}
 				case "csv":
 					if !strings.HasPrefix(w.Header().Get("Content-Disposition"), `attachment; filename="subject-access-20260220`) ||
-						!strings.HasPrefix(w.Body.String(), "time,vendor,protocol,attributes,masked,outcome,reason\n2026-02-18T10:00:00Z,learning-app,saml,eduPersonPrincipalName; givenName,false,released,") {
+						!strings.HasPrefix(w.Body.String(), "time,vendor,protocol,attributes,masked,outcome,reason,generation\n2026-02-18T10:00:00Z,learning-app,saml,eduPersonPrincipalName; givenName,false,released,") {
 						t.Errorf("csv: %q\n%s", w.Header().Get("Content-Disposition"), w.Body.String())
 					}
 				case "json":

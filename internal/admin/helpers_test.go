@@ -505,7 +505,7 @@ func (e *env) complete(id *identity.Identity, c *http.Cookie, header http.Header
 
 func sessionCookie(w *httptest.ResponseRecorder) *http.Cookie {
 	for _, c := range w.Result().Cookies() {
-		if c.Name == CookieName && c.Value != "" && c.MaxAge >= 0 {
+		if strings.HasPrefix(c.Name, CookieName) && c.Value != "" && c.MaxAge >= 0 {
 			return c
 		}
 	}
@@ -529,7 +529,7 @@ func (e *env) loginAs(id *identity.Identity) (*http.Cookie, string) {
 	if w.Code != http.StatusSeeOther || c == nil {
 		e.t.Fatalf("login: status %d, cookie %v", w.Code, c)
 	}
-	page := e.get("/admin/", c)
+	page := e.get(e.admin.path("/admin/"), c)
 	m := csrfField.FindStringSubmatch(page.Body.String())
 	if page.Code != http.StatusOK || m == nil {
 		e.t.Fatalf("overview after login: status %d, csrf %v", page.Code, m)

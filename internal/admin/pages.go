@@ -136,7 +136,7 @@ type overviewData struct {
 }
 
 func (a *Admin) handleOverview(w http.ResponseWriter, r *http.Request, s *session) {
-	if r.URL.Path != "/admin/" {
+	if r.URL.Path != a.path("/admin/") {
 		a.fail(w, r, http.StatusNotFound, msgNotFound)
 		return
 	}
@@ -183,6 +183,10 @@ type previewData struct {
 	// number in recent logins; DroppedError says the record was not read.
 	Dropped      []droppedView
 	DroppedError bool
+	// Upstreams are the attribute names the school IdPs sent in recent
+	// logins; UpstreamsError says the record was not read.
+	Upstreams      []UpstreamNames
+	UpstreamsError bool
 }
 
 type droppedView struct {
@@ -234,6 +238,13 @@ func (a *Admin) handlePreview(w http.ResponseWriter, r *http.Request, s *session
 		status = http.StatusNotFound
 	}
 	d.Dropped, d.DroppedError = a.droppedValues(r)
+	if a.d.UpstreamNames != nil {
+		var err error
+		if d.Upstreams, err = a.d.UpstreamNames(r.Context()); err != nil {
+			a.log(r).Warn().Err(err).Str("page", "preview").Msg("record of upstream attribute names unavailable")
+			d.UpstreamsError = true
+		}
+	}
 	if pol != nil && d.Vendor != nil {
 		for _, pi := range a.d.Identities {
 			if pi.Identity == nil {

@@ -24,6 +24,16 @@ import (
 // prefix: that needs Path=/, and the cookie is kept to /admin/.
 const CookieName = "skolbro_admin"
 
+// cookieName is this admin interface's session cookie: CookieName at the
+// root, with the prefix's organiser appended elsewhere, so that sessions
+// of two organisers in one browser never meet.
+func (a *Admin) cookieName() string {
+	if a.d.Prefix == "" {
+		return CookieName
+	}
+	return CookieName + "_" + strings.ReplaceAll(strings.TrimPrefix(a.d.Prefix, "/o/"), "/", "_")
+}
+
 // sessionKeyPrefix prefixes the store keys of sessions. The key holds a
 // hash of the session id, so that whoever reads the store cannot use it.
 const sessionKeyPrefix = "admin/session/"
@@ -90,7 +100,7 @@ var errNoSession = errors.New("admin: no session")
 // load returns the session the request's cookie names and is still valid,
 // errNoSession when there is none, or a store error.
 func (a *Admin) load(r *http.Request) (*session, error) {
-	c, err := r.Cookie(CookieName)
+	c, err := r.Cookie(a.cookieName())
 	if err != nil {
 		return nil, errNoSession
 	}
@@ -138,9 +148,9 @@ func (a *Admin) save(ctx context.Context, s *session) error {
 
 func (a *Admin) setCookie(w http.ResponseWriter, value string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{
-		Name:     CookieName,
+		Name:     a.cookieName(),
 		Value:    value,
-		Path:     "/admin/",
+		Path:     a.path("/admin/"),
 		MaxAge:   maxAge,
 		HttpOnly: true,
 		Secure:   a.d.SecureCookies,
@@ -152,7 +162,7 @@ func (a *Admin) clearCookie(w http.ResponseWriter) { a.setCookie(w, "", -1) }
 
 // forget deletes the session the request's cookie names, valid or not.
 func (a *Admin) forget(r *http.Request) {
-	if c, err := r.Cookie(CookieName); err == nil {
+	if c, err := r.Cookie(a.cookieName()); err == nil {
 		if key := storeKey(c.Value); key != "" {
 			_ = a.d.Store.Delete(r.Context(), key)
 		}
@@ -219,7 +229,7 @@ func (a *Admin) completeLogin(w http.ResponseWriter, r *http.Request, id *identi
 		a.render(w, r, http.StatusOK, "message", m.TitleSV+" / "+m.TitleEN, nil, m)
 		return
 	}
-	http.Redirect(w, r, "/admin/", http.StatusSeeOther)
+	http.Redirect(w, r, a.path("/admin/"), http.StatusSeeOther)
 }
 
 // handleLogin starts an upstream login, or goes to the overview for an
@@ -231,7 +241,7 @@ func (a *Admin) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := a.load(r); err == nil {
-		http.Redirect(w, r, "/admin/", http.StatusSeeOther)
+		http.Redirect(w, r, a.path("/admin/"), http.StatusSeeOther)
 		return
 	}
 	a.d.StartLogin(w, r)
@@ -250,11 +260,11 @@ func (a *Admin) authed(page string, methods []string, h func(http.ResponseWriter
 			return
 		}
 		if s == nil {
-			if _, err := r.Cookie(CookieName); err == nil {
+			if _, err := r.Cookie(a.cookieName()); err == nil {
 				a.clearCookie(w)
 			}
 			if r.Method == http.MethodGet || r.Method == http.MethodHead {
-				http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
+				http.Redirect(w, r, a.path("/admin/login"), http.StatusSeeOther)
 				return
 			}
 			a.action(r, nil, page, r.Method, "no_session")

@@ -31,6 +31,10 @@ type subjectData struct {
 	SkippedLines         int
 	// NotCovered states what the extract cannot show.
 	NotCovered []bilingual
+	// Generations lists the person's identity generations seen in
+	// releases, with the first date of each, when there is more than the
+	// original one.
+	Generations []subjectGeneration
 }
 
 // bilingual is a fixed text in Swedish and English.
@@ -113,6 +117,13 @@ func (a *Admin) notCovered(res SubjectResult, byPN, bySID bool) []bilingual {
 		})
 	}
 	return out
+}
+
+// subjectGeneration is one identity generation of the person: the
+// pseudonyms vendors received from its first release on.
+type subjectGeneration struct {
+	Number int
+	From   string
 }
 
 type subjectVendor struct {
@@ -231,7 +242,14 @@ func (a *Admin) summarise(res SubjectResult) subjectData {
 		refusals  int
 	}
 	by := map[string]*acc{}
+	firstOf := map[int]string{}
 	for _, rec := range res.Records {
+		if rec.Outcome == OutcomeReleased {
+			day := rec.Time.In(a.loc).Format(time.DateOnly)
+			if f, ok := firstOf[rec.Generation]; !ok || day < f {
+				firstOf[rec.Generation] = day
+			}
+		}
 		v := by[rec.Vendor]
 		if v == nil {
 			v = &acc{protocols: map[string]bool{}, dates: map[string]map[string]bool{}}
@@ -261,6 +279,12 @@ func (a *Admin) summarise(res SubjectResult) subjectData {
 		d.Vendors = append(d.Vendors, sv)
 	}
 	sort.Slice(d.Vendors, func(i, j int) bool { return d.Vendors[i].Vendor < d.Vendors[j].Vendor })
+	if _, original := firstOf[0]; len(firstOf) > 1 || (len(firstOf) == 1 && !original) {
+		for n, from := range firstOf {
+			d.Generations = append(d.Generations, subjectGeneration{Number: n, From: from})
+		}
+		sort.Slice(d.Generations, func(i, j int) bool { return d.Generations[i].Number < d.Generations[j].Number })
+	}
 	return d
 }
 
@@ -317,16 +341,25 @@ func spreadsheetSafe(s string) string {
 
 func writeSubjectCSV(w io.Writer, records []SubjectRecord) error {
 	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"time", "vendor", "protocol", "attributes", "masked", "outcome", "reason"})
+	_ = cw.Write([]string{"time", "vendor", "protocol", "attributes", "masked", "outcome", "reason", "generation"})
 	for _, rec := range records {
 		_ = cw.Write([]string{
 			rec.Time.UTC().Format(time.RFC3339), spreadsheetSafe(rec.Vendor), spreadsheetSafe(rec.Protocol),
 			spreadsheetSafe(strings.Join(rec.Attributes, "; ")), strconv.FormatBool(rec.Masked),
-			spreadsheetSafe(rec.Outcome), spreadsheetSafe(rec.Reason),
+			spreadsheetSafe(rec.Outcome), spreadsheetSafe(rec.Reason), generationCell(rec),
 		})
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// generationCell is a release's identity generation; a refusal released
+// no identifier, so its cell is empty.
+func generationCell(rec SubjectRecord) string {
+	if rec.Outcome != OutcomeReleased {
+		return ""
+	}
+	return strconv.Itoa(rec.Generation)
 }
 
 type subjectRecordJSON struct {
@@ -337,6 +370,7 @@ type subjectRecordJSON struct {
 	Masked     bool      `json:"masked"`
 	Outcome    string    `json:"outcome"`
 	Reason     string    `json:"reason,omitempty"`
+	Generation int       `json:"generation"`
 }
 
 // writeSubjectJSON writes the extract with the lookup forms used and the
@@ -356,7 +390,7 @@ func writeSubjectJSON(w io.Writer, res SubjectResult, now time.Time, searchedBy,
 		if attrs == nil {
 			attrs = []string{}
 		}
-		out.Records = append(out.Records, subjectRecordJSON{rec.Time.UTC(), rec.Vendor, rec.Protocol, attrs, rec.Masked, rec.Outcome, rec.Reason})
+		out.Records = append(out.Records, subjectRecordJSON{rec.Time.UTC(), rec.Vendor, rec.Protocol, attrs, rec.Masked, rec.Outcome, rec.Reason, rec.Generation})
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

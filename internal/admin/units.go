@@ -183,7 +183,7 @@ func (a *Admin) handleUnits(w http.ResponseWriter, r *http.Request, s *session) 
 		return
 	}
 	a.unitsAction(r, s, vendor, action, "ok")
-	http.Redirect(w, r, "/admin/vendors?saved="+vendor+"#v-"+vendor, http.StatusSeeOther)
+	http.Redirect(w, r, a.path("/admin/vendors")+"?saved="+vendor+"#v-"+vendor, http.StatusSeeOther)
 }
 
 // unitsAction logs a change of school units: vendor, action and outcome,

@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/skolbro/skolbro/internal/assurance"
 	"github.com/skolbro/skolbro/internal/audit"
 	"github.com/skolbro/skolbro/internal/config"
 	"github.com/skolbro/skolbro/internal/downstream/samlidp"
@@ -249,12 +250,19 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 	// Vendors: metadata and policies.
 	vendors := loadVendors(rep, cfg, o)
 	pols, probs := policy.LoadDir(cfg.Path(o.PolicyDir), policy.At(now()))
+	policyErrors := policy.HasErrors(probs)
 	for _, p := range probs {
 		if p.Warning {
 			p.Warning = false // the report says it is a warning
 			rep.Warnings = append(rep.Warnings, p.String())
 		} else {
 			rep.Errors = append(rep.Errors, p.String())
+		}
+	}
+	for _, p := range pols {
+		if pr := p.SharedEPPNProblem(); pr != nil {
+			pr.Warning = false // the report says it is a warning
+			rep.Warnings = append(rep.Warnings, pr.String())
 		}
 	}
 	fed := buildFederation(rep, cfg, o, reg)
@@ -295,13 +303,26 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 	}
 	for id, v := range vendors {
 		if served[id] == nil {
+			if policyErrors {
+				// A policy with an error is not loaded: its vendor's
+				// metadata then has no policy, and saying only that
+				// would send the admin looking for a missing file.
+				rep.warnf(v.File, "", "no release policy that loaded names entityID %q: this vendor is not served (if its policy file has an error above, fix that)", id)
+				continue
+			}
 			rep.warnf(v.File, "", "no release policy names entityID %q: this vendor is not served", id)
 		}
 	}
 	op := buildOP(rep, cfg, o, pols, st, now)
+	// The SP signs its logout messages to the school IdP with the
+	// organiser's signing key.
+	var spSigner *xmlsig.Signer
+	if signing != nil {
+		spSigner, _ = xmlsig.NewSigner(signing) // an error is reported below
+	}
 	ups := make([]*server.Upstream, 0, len(o.Upstreams))
 	for _, u := range o.Upstreams {
-		if up := buildUpstream(rep, cfg, o, u, st, opts, orgSources, pm); up != nil {
+		if up := buildUpstream(rep, cfg, o, u, st, opts, orgSources, pm, spSigner); up != nil {
 			ups = append(ups, up)
 		}
 	}
@@ -328,6 +349,7 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 		IdP: &samlidp.IdP{
 			EntityID:    cfg.OrganiserURL(o, "/saml/idp/metadata"),
 			SSOURL:      cfg.OrganiserURL(o, "/saml/idp/sso"),
+			SLOURL:      cfg.OrganiserURL(o, "/saml/idp/slo"),
 			Scope:       o.Scope,
 			ExtraScopes: scopes[1:],
 			Signer:      signer,
@@ -344,16 +366,32 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 		OP:         op,
 		Admin:      server.AdminOptions{Entitlement: o.Admin.Entitlement, PrivacyEntitlement: o.Admin.PrivacyEntitlement},
 		BindingKey: bindingKey,
+		Logout: server.LogoutOptions{
+			SessionTTL: time.Duration(o.Logout.SessionTTL),
+			VendorWait: time.Duration(o.Logout.VendorWait),
+		},
 	}
 	org.Admin.AuditDir = cfg.Path(o.Audit.Dir)
 	if fed != nil {
 		org.IdP.Lookup = federationLookup(fed, org.Policies, cfg.DevMode)
 	}
 	noteRequested(rep, pols, served)
+	noteLogout(rep, o, pols, served)
+	for _, up := range ups {
+		if (up.SP != nil && !up.SP.CanLogout()) || (up.RP != nil && !up.RP.CanLogout()) {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%s: upstream %s has no single logout endpoint: the school IdP's session outlives a logout through the bridge (reported partial)", o.ID, up.ID))
+		}
+	}
 	org.Metadata = buildPublisher(rep, cfg, o, org, signer, keysCfg, keysAt, now)
 	if org.Metadata == nil {
 		return nil
 	}
+	org.AssuranceLevels = offeredLevels(ups)
+	org.Metadata.AssuranceCertifications = org.AssuranceLevels
+	if org.OP != nil {
+		org.OP.ACRValues = org.AssuranceLevels
+	}
+	checkMinimums(rep, cfg, pols, ups)
 	warnDays := time.Duration(o.Audit.WarnDays) * 24 * time.Hour
 	for _, e := range audit.ExpiringAgreements(pols, now(), warnDays) {
 		if e.DaysLeft < 0 {
@@ -385,7 +423,7 @@ func Namespace(o *config.Organiser) string {
 
 // buildUpstream builds one of the organiser's school IdPs: its SAML SP or
 // OIDC RP, its attribute mapping and its protection sources.
-func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *config.Upstream, st store.Store, opts Options, orgSources []protection.Source, pm *protection.Metrics) *server.Upstream {
+func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *config.Upstream, st store.Store, opts Options, orgSources []protection.Source, pm *protection.Metrics, spSigner *xmlsig.Signer) *server.Upstream {
 	file := cfg.File()
 	prefix := o.UpstreamPrefix(u)
 	up := &server.Upstream{
@@ -423,6 +461,8 @@ func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *conf
 			Store:        st,
 			HTTPClient:   opts.HTTPClient,
 			Now:          opts.Now,
+
+			PostLogoutRedirectURL: cfg.URL(prefix + "/logout"),
 		})
 		if err != nil {
 			rep.errorf(file, u.Key("issuer"), "%v", err)
@@ -443,6 +483,9 @@ func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *conf
 			Store:       st,
 			ClockSkew:   time.Duration(u.ClockSkew),
 			Now:         opts.Now,
+			Signer:      spSigner,
+			SLOURL:      cfg.URL(prefix + "/slo"),
+			IdPSLO:      md.slo,
 		})
 		if err != nil {
 			rep.errorf(file, u.Key(""), "%v", err)
@@ -459,7 +502,13 @@ func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *conf
 		scopes = u.Scopes
 	}
 	up.Scopes = scopes
+	up.ClockSkew = time.Duration(u.ClockSkew)
+	if a := u.Assurance; a != nil {
+		// Problems are reported by config.Validate, with their keys.
+		up.Assurance, _ = assurance.NewMap(a.Map, a.Request)
+	}
 	up.Mapping = &mapping.Config{
+		Assurance:       up.Assurance,
 		Upstream:        u.ID,
 		Attributes:      u.Attributes,
 		StableID:        u.StableID,
@@ -594,5 +643,32 @@ func OpenStore(cfg *config.Config) (store.Store, error) {
 		return store.NewRedisFromConfig(r.Addrs, r.Username, password, r.DB, r.MasterName, tc, r.Prefix)
 	default:
 		return store.NewMemory(nil), nil
+	}
+}
+
+// offeredLevels are the levels the organiser's upstreams can prove, from
+// their configuration (assurance.map and assurance.request), or nil.
+func offeredLevels(ups []*server.Upstream) []string {
+	var lists [][]string
+	for _, u := range ups {
+		lists = append(lists, u.Assurance.Offers())
+	}
+	return assurance.Union(lists...)
+}
+
+// checkMinimums warns about a vendor's minimum level that no upstream is
+// configured to prove or be asked for: every login it covers would be
+// refused unless an IdP says the level in the common words.
+func checkMinimums(rep *Report, cfg *config.Config, pols []*policy.Policy, ups []*server.Upstream) {
+	for _, p := range pols {
+		if p.Assurance == nil || len(p.Assurance.Minimum) == 0 {
+			continue
+		}
+		for _, u := range ups {
+			if !assurance.Satisfies(u.Assurance.Offers(), p.Assurance.Minimum) {
+				rep.warnf(p.File, "assurance.minimum", "upstream %s (%s) is not configured to prove %s: logins through it that the minimum covers will be refused unless the IdP says such a level itself",
+					u.ID, cfg.File(), strings.Join(p.Assurance.Minimum, " or "))
+			}
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -177,6 +178,17 @@ func buildHub(rep *Report, cfg *config.Config, orgs []*server.Organiser, vendors
 	}
 	for _, c := range m.Contacts {
 		hub.Metadata.Contacts = append(hub.Metadata.Contacts, ownmeta.Contact{Type: c.Type, Name: c.Name, Email: c.Email})
+	}
+	// The hub's entity answers for whichever organiser the person picks:
+	// it claims only the levels every one of them can prove.
+	for i, org := range hub.Organisers {
+		if i == 0 {
+			hub.Metadata.AssuranceCertifications = append([]string(nil), org.AssuranceLevels...)
+			continue
+		}
+		hub.Metadata.AssuranceCertifications = slices.DeleteFunc(hub.Metadata.AssuranceCertifications, func(l string) bool {
+			return !slices.Contains(org.AssuranceLevels, l)
+		})
 	}
 	return hub
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/skolbro/skolbro/internal/downstream/samlidp"
 	"github.com/skolbro/skolbro/internal/policy"
 	"github.com/skolbro/skolbro/internal/samlmeta"
+	"github.com/skolbro/skolbro/internal/samlslo"
 	"github.com/skolbro/skolbro/internal/xmlenc"
 )
 
@@ -59,6 +60,17 @@ func loadUpstream(rep *Report, cfg *config.Config, u *config.Upstream) upstream 
 		rep.errorf(path, "IDPSSODescriptor/SingleSignOnService", "%v", err)
 	} else if err := samlidp.CheckBrowserURL(out.ssoURL, cfg.DevMode); err != nil {
 		rep.errorf(path, "IDPSSODescriptor/SingleSignOnService", "%v", err)
+	}
+	out.slo = samlmeta.IdPSLO(ed)
+	for _, e := range out.slo {
+		for _, u := range []string{e.Location, e.ResponseLocation} {
+			if u == "" {
+				continue
+			}
+			if err := samlidp.CheckBrowserURL(u, cfg.DevMode); err != nil {
+				rep.errorf(path, "IDPSSODescriptor/SingleLogoutService", "%v", err)
+			}
+		}
 	}
 	if out.scopes, err = samlmeta.Scopes(b, ed.EntityID); err != nil {
 		rep.errorf(path, "IDPSSODescriptor/Extensions/shibmd:Scope", "%v", err)
@@ -109,6 +121,9 @@ func loadVendorDir(rep *Report, cfg *config.Config, dir string, upstreamMeta map
 				rep.errorf(f, "", "%v", err)
 				continue
 			}
+			if v.SLONoKey {
+				rep.warnf(f, "SPSSODescriptor/SingleLogoutService", "entity %q lists single logout but no signing key: the bridge cannot verify its logout messages, so it is not logged out from elsewhere (logouts are reported partial)", v.EntityID)
+			}
 			if prev, dup := out[v.EntityID]; dup {
 				rep.errorf(f, "", "entityID %q is also defined in %s", v.EntityID, prev.File)
 				continue
@@ -125,6 +140,8 @@ type upstream struct {
 	scopes           []string
 	// attributes are those the IdP's metadata says it releases, if any.
 	attributes []declaredAttribute
+	// slo are the IdP's SingleLogoutService endpoints (Redirect, POST).
+	slo []samlslo.Endpoint
 }
 
 // checkEncryption reports, for a SAML vendor's policy, what serve would do

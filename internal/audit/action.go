@@ -34,6 +34,10 @@ const (
 	ActionProtectionRemove = "protection_remove"
 	ActionProtectionList   = "protection_list"
 	ActionProtectionLookup = "protection_lookup"
+	// A new identity asked for, or whether one was: either says the
+	// person is or was protected.
+	ActionNewIdentityRequest = "new_identity_request"
+	ActionNewIdentityStatus  = "new_identity_status"
 )
 
 // AdminAction is one entry in the admin action log: who looked up or
@@ -84,7 +88,8 @@ func (a *AdminAction) Validate() error {
 		if len(a.SubjectKeys) != 0 {
 			return bad("subject_keys")
 		}
-	case ActionSubjectAccess, ActionProtectionAdd, ActionProtectionRemove, ActionProtectionLookup:
+	case ActionSubjectAccess, ActionProtectionAdd, ActionProtectionRemove, ActionProtectionLookup,
+		ActionNewIdentityRequest, ActionNewIdentityStatus:
 		if len(a.SubjectKeys) == 0 {
 			return bad("subject_keys")
 		}

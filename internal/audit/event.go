@@ -63,6 +63,11 @@ type Event struct {
 	PolicyVersion string `json:"policy_version"`
 	// Masked is true when the person was treated as protected.
 	Masked bool `json:"masked"`
+	// Generation is the identity generation the released pseudonyms
+	// derive from: 0 (left out) for the person's original identity, n
+	// after the n-th new identity (package generation). The subject key
+	// does not change with it, so subject access finds every generation.
+	Generation int `json:"generation,omitempty"`
 	// Outcome is OutcomeReleased or OutcomeRefused.
 	Outcome string `json:"outcome"`
 	// Reason is a refusal label such as agreement_ended; empty for a
@@ -100,6 +105,9 @@ var (
 // maxSubjectKeys bounds SubjectKeys: a login yields at most a personal
 // number key and a stable id key today; the rest is headroom.
 const maxSubjectKeys = 4
+
+// maxGeneration bounds Generation; package generation issues far fewer.
+const maxGeneration = 1000
 
 // maxLabel bounds the free-text identifiers (upstream and vendor ids,
 // entityIDs) so that one event stays one reasonable line.
@@ -158,6 +166,9 @@ func (e *Event) Validate() error {
 				return bad("subject_keys")
 			}
 		}
+	}
+	if e.Generation < 0 || e.Generation > maxGeneration {
+		return bad("generation")
 	}
 	return nil
 }
@@ -221,6 +232,7 @@ func ReleaseEvent(now time.Time, txnID, upstream, protocol string, p *policy.Pol
 		Attributes:    r.Names(),
 		PolicyVersion: p.Hash,
 		Masked:        r.Masked,
+		Generation:    r.Generation,
 		Outcome:       OutcomeReleased,
 	}
 	e.setSubject(subjectKeys)

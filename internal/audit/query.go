@@ -34,6 +34,9 @@ type Record struct {
 	Outcome string `json:"outcome"`
 	// Reason is the refusal label, empty for a release.
 	Reason string `json:"reason,omitempty"`
+	// Generation is the identity generation of a release (0: the
+	// person's original identity).
+	Generation int `json:"generation"`
 }
 
 // QueryResult is the outcome of a scan of the log directory.
@@ -180,6 +183,7 @@ func scanFile(path string, subjectKeys []string, res *QueryResult) error {
 							Time: e.Time.UTC(), Vendor: e.Vendor, Protocol: e.Protocol,
 							Attributes: append([]string{}, e.Attributes...),
 							Masked:     e.Masked, Outcome: e.Outcome, Reason: e.Reason,
+							Generation: e.Generation,
 						})
 						break
 					}
@@ -228,14 +232,14 @@ func csvSafe(s string) string {
 // with "; " and times are RFC 3339 in UTC.
 func WriteCSV(w io.Writer, records []Record) error {
 	cw := csv.NewWriter(w)
-	if err := cw.Write([]string{"time", "vendor", "protocol", "attributes", "masked", "outcome", "reason"}); err != nil {
+	if err := cw.Write([]string{"time", "vendor", "protocol", "attributes", "masked", "outcome", "reason", "generation"}); err != nil {
 		return err
 	}
 	for _, r := range records {
 		row := []string{
 			r.Time.UTC().Format(time.RFC3339), csvSafe(r.Vendor), csvSafe(r.Protocol),
 			csvSafe(strings.Join(r.Attributes, "; ")), strconv.FormatBool(r.Masked),
-			csvSafe(r.Outcome), csvSafe(r.Reason),
+			csvSafe(r.Outcome), csvSafe(r.Reason), generationCell(r.Outcome, r.Generation),
 		}
 		if err := cw.Write(row); err != nil {
 			return err
@@ -243,6 +247,15 @@ func WriteCSV(w io.Writer, records []Record) error {
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// generationCell is a release's identity generation; a refusal released
+// no identifier, so its cell is empty.
+func generationCell(outcome string, g int) string {
+	if outcome != OutcomeReleased {
+		return ""
+	}
+	return strconv.Itoa(g)
 }
 
 // WriteJSON writes records as an indented JSON array.

@@ -154,12 +154,12 @@ func TestWriteCSVAndJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := [][]string{
-		{"time", "vendor", "protocol", "attributes", "masked", "outcome", "reason"},
-		{"2026-11-24T10:15:00Z", "learning-app", "saml", "eduPersonPrincipalName; givenName", "false", "released", ""},
-		{"2026-11-24T11:15:00Z", "dnp", "saml", "eduPersonPrincipalName; eduPersonScopedAffiliation", "false", "released", ""},
-		{"2026-11-25T11:15:00Z", "learning-app", "oidc", "eduPersonPrincipalName", "true", "released", ""},
-		{"2026-11-25T11:15:00Z", "dnp", "saml", "", "false", "refused", "agreement_ended"},
-		{"2026-11-24T10:15:00Z", "'=HYPERLINK(\"x\")", "saml", "", "false", "refused", "unknown_vendor"},
+		{"time", "vendor", "protocol", "attributes", "masked", "outcome", "reason", "generation"},
+		{"2026-11-24T10:15:00Z", "learning-app", "saml", "eduPersonPrincipalName; givenName", "false", "released", "", "0"},
+		{"2026-11-24T11:15:00Z", "dnp", "saml", "eduPersonPrincipalName; eduPersonScopedAffiliation", "false", "released", "", "0"},
+		{"2026-11-25T11:15:00Z", "learning-app", "oidc", "eduPersonPrincipalName", "true", "released", "", "0"},
+		{"2026-11-25T11:15:00Z", "dnp", "saml", "", "false", "refused", "agreement_ended", ""},
+		{"2026-11-24T10:15:00Z", "'=HYPERLINK(\"x\")", "saml", "", "false", "refused", "unknown_vendor", ""},
 	}
 	if diff := cmp.Diff(want, rows); diff != "" {
 		t.Errorf("CSV (-want +got):\n%s", diff)

@@ -40,6 +40,16 @@ var page = template.Must(template.New("autopost").Parse(`<!DOCTYPE html>
 // Content-Security-Policy allows only the one inline script (by nonce) and
 // form submission only to action's origin.
 func Write(w http.ResponseWriter, action string, fields map[string]string) {
+	write(w, action, fields, false)
+}
+
+// WriteInFrame is Write for a page that the bridge's own pages frame
+// (front-channel Single Logout): it may be framed by its own origin only.
+func WriteInFrame(w http.ResponseWriter, action string, fields map[string]string) {
+	write(w, action, fields, true)
+}
+
+func write(w http.ResponseWriter, action string, fields map[string]string, framed bool) {
 	u, err := url.Parse(action)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
 		strings.ContainsAny(u.Host, " ;,'\"") {
@@ -81,9 +91,14 @@ func Write(w http.ResponseWriter, action string, fields map[string]string) {
 	h.Set("Pragma", "no-cache")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
+	ancestors := "'none'"
+	if framed {
+		h.Set("X-Frame-Options", "SAMEORIGIN")
+		ancestors = "'self'"
+	}
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+data.Nonce+
-		"'; form-action "+origin+"; base-uri 'none'; frame-ancestors 'none'")
+		"'; form-action "+origin+"; base-uri 'none'; frame-ancestors "+ancestors)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(buf.Bytes())
 }

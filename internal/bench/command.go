@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -29,7 +30,7 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
 	}
 	var o Options
@@ -59,7 +60,18 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&writeDir, "write-config", "", "write the bridge's configuration for --base to this directory and exit")
 	fs.StringVar(&base, "base", "", "with --write-config: the URL the bridge will listen at, e.g. http://127.0.0.1:8080")
 	fs.BoolVar(&quiet, "quiet", false, "no progress lines on stderr")
-	if err := fs.Parse(args); err != nil {
+	fs.SetOutput(io.Discard) // each message is written below where it belongs
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		// Asked for: the usage goes to stdout, and it is no failure.
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return 0
+	}
+	fs.SetOutput(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro bench: %v\n", err)
+		fs.Usage()
 		return 2
 	}
 	if fs.NArg() > 0 {

@@ -101,7 +101,8 @@ func WriteConfig(dir, base string, o ConfigOptions) error {
 		return err
 	}
 	now := time.Now()
-	d, err := demo.SetupWith(base, dir, now, demo.Options{})
+	// One organiser: the bench measures what one login costs.
+	d, err := demo.SetupWith(base, dir, now, demo.Options{OneOrganiser: true})
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}

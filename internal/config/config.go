@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/skolbro/skolbro/internal/assurance"
 )
 
 // Config is the whole configuration file. Everything that belongs to one
@@ -119,6 +121,8 @@ type Organiser struct {
 	MetadataDir string `yaml:"metadata_dir"`
 	// PolicyDir holds one release policy file per vendor.
 	PolicyDir string `yaml:"policy_dir"`
+	// Logout configures Single Logout.
+	Logout Logout `yaml:"logout"`
 
 	// key is where the organiser stands in the file ("organiser" or
 	// "organisers[2]"), for problems that name the key.
@@ -173,6 +177,18 @@ func contains(list []string, v string) bool {
 	return false
 }
 
+// Logout configures Single Logout. Both keys have defaults.
+type Logout struct {
+	// SessionTTL is how long the bridge remembers a browser's logins so
+	// that it can log them out: the longest session a vendor or the
+	// school IdP keeps (default 12h, at most 30 days).
+	SessionTTL Duration `yaml:"session_ttl"`
+	// VendorWait bounds the wait for one vendor's logout answer (default
+	// 5s, at most 30s); a vendor that does not answer does not hold up the
+	// others, and the logout is reported partial.
+	VendorWait Duration `yaml:"vendor_wait"`
+}
+
 // Upstream is one of the organiser's school IdPs.
 type Upstream struct {
 	ID string `yaml:"id"`
@@ -210,6 +226,10 @@ type Upstream struct {
 	// DisplayName is shown on the discovery page when the organiser has
 	// several upstreams (default: the id).
 	DisplayName string `yaml:"display_name"`
+	// Assurance maps what the IdP says about a login's strength into the
+	// organiser's levels, and what to ask it for. Without it only the
+	// common words are understood (see package assurance).
+	Assurance *Assurance `yaml:"assurance"`
 
 	// key is where the upstream stands in the file.
 	key string
@@ -220,6 +240,21 @@ func (u *Upstream) Key(sub string) string { return u.key + "." + sub }
 
 // Path is where the upstream stands in the file, e.g. "organiser.upstream".
 func (u *Upstream) Path() string { return u.key }
+
+// Assurance is one upstream's assurance mapping.
+type Assurance struct {
+	// Map maps an upstream value (SAML AuthnContextClassRef, OIDC acr or
+	// amr value, eduPersonAssurance value) to the organiser level it
+	// proves, e.g. ADFS's or Entra's words to
+	// http://id.skolfederation.se/loa/2fa. A value not listed (and not one
+	// of the common words) proves only the lowest level.
+	Map map[string]string `yaml:"map"`
+	// Request maps an organiser level to the upstream value to ask for
+	// when a vendor needs that level (SAML RequestedAuthnContext, OIDC
+	// acr_values). A level not listed is not asked for; the answer is
+	// checked all the same.
+	Request map[string]string `yaml:"request"`
+}
 
 // Keys names the bridge's key files.
 type Keys struct {
@@ -387,6 +422,11 @@ type Limits struct {
 	ClientIPHeader string   `yaml:"client_ip_header"`
 	// MaxTrackedClients caps the client addresses remembered (memory).
 	MaxTrackedClients int `yaml:"max_tracked_clients"`
+	// RefusalEventsPerMinute caps, per client address, the release log
+	// events of logins refused at the upstream (bad signature, replay,
+	// expiry...): one pending login can be answered badly any number of
+	// times, and each event is written and synced to disk.
+	RefusalEventsPerMinute int `yaml:"refusal_events_per_minute"`
 }
 
 // Duration is a time.Duration written as "2m" in YAML.
@@ -500,6 +540,9 @@ func (c *Config) applyDefaults() {
 	}
 	if l.MaxTrackedClients == 0 {
 		l.MaxTrackedClients = 50000
+	}
+	if l.RefusalEventsPerMinute == 0 {
+		l.RefusalEventsPerMinute = 30
 	}
 	if c.Store.Type == "" {
 		c.Store.Type = "memory"
@@ -639,6 +682,10 @@ func (c *Config) OrganiserURL(o *Organiser, path string) string {
 // File returns the path the configuration was read from.
 func (c *Config) File() string { return c.file }
 
+// Line returns the line of the file key is written on (e.g.
+// "organiser.keys.signing"), or 0 when the file does not write it.
+func (c *Config) Line(key string) int { return c.lines[key] }
+
 // Path resolves p relative to the configuration file's directory.
 func (c *Config) Path(p string) string {
 	if p == "" || filepath.IsAbs(p) {
@@ -674,7 +721,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("log_level", "must be debug, info, warn or error")
 	}
-	if l := c.Limits; l.PerClientRPS < 0 || l.PerVendorRPS < 0 || l.Burst < 0 || l.MaxInFlight < 0 || l.MaxTrackedClients < 0 {
+	if l := c.Limits; l.PerClientRPS < 0 || l.PerVendorRPS < 0 || l.Burst < 0 || l.MaxInFlight < 0 || l.MaxTrackedClients < 0 || l.RefusalEventsPerMinute < 0 {
 		bad("limits", "values must be positive")
 	}
 	for i, p := range c.Limits.TrustedProxies {
@@ -801,6 +848,12 @@ func (c *Config) validateOrganiser(o *Organiser, bad func(key, msg string, args 
 	if len(o.Upstreams) == 0 {
 		bad(o.Key("upstream"), "required: the organiser's school IdP (upstream, or upstreams for several)")
 	}
+	if d := time.Duration(o.Logout.SessionTTL); d != 0 && (d < time.Minute || d > 30*24*time.Hour) {
+		bad(o.Key("logout.session_ttl"), "must be between 1m and 720h")
+	}
+	if d := time.Duration(o.Logout.VendorWait); d != 0 && (d < time.Second || d > 30*time.Second) {
+		bad(o.Key("logout.vendor_wait"), "must be between 1s and 30s")
+	}
 	upIDs := map[string]bool{}
 	for _, u := range o.Upstreams {
 		if !validID(u.ID) {
@@ -831,6 +884,14 @@ func (c *Config) validateOrganiser(o *Organiser, bad func(key, msg string, args 
 		}
 		if upIDs[u.ID] {
 			bad(u.Key("id"), "%q is also the id of another upstream of this organiser", u.ID)
+		}
+		if a := u.Assurance; a != nil {
+			if _, err := assurance.NewMap(a.Map, a.Request); err != nil {
+				for _, e := range splitErrors(err) {
+					key, msg, _ := strings.Cut(e.Error(), ": ")
+					bad(u.Key("assurance."+key), "%s", msg)
+				}
+			}
 		}
 		upIDs[u.ID] = true
 	}
@@ -925,6 +986,14 @@ func (c *Config) validateOrganiser(o *Organiser, bad func(key, msg string, args 
 	}
 	dirKey(o.Key("metadata_dir"), o.MetadataDir)
 	dirKey(o.Key("policy_dir"), o.PolicyDir)
+}
+
+// splitErrors returns the errors of an errors.Join, or err alone.
+func splitErrors(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 func validID(s string) bool {

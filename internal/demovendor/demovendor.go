@@ -7,9 +7,12 @@ package demovendor
 
 import (
 	"bytes"
+	"compress/flate"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -18,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
 
 	"github.com/skolbro/skolbro/internal/keys"
@@ -34,14 +38,24 @@ type Vendor struct {
 	sessions map[string]*Received // demo session cookie -> what arrived
 	last     *Received
 	history  []*Received // the most recent logins, newest first, for comparison
+
+	// Single Logout (slo.go).
+	bridgeLogouts int
+	logoutAnswer  string
+	hang          chan struct{}
 }
 
 // Received is what a login delivered to the vendor.
 type Received struct {
-	At         time.Time
-	NameID     string
-	NameFormat string
-	Attributes []Attribute
+	At           time.Time
+	NameID       string
+	NameFormat   string
+	SessionIndex string
+	// AuthnContext is the AuthnContextClassRef, AuthnInstant the
+	// AuthnStatement's instant.
+	AuthnContext string
+	AuthnInstant time.Time
+	Attributes   []Attribute
 }
 
 // Attribute is one received attribute.
@@ -60,6 +74,7 @@ func New(name, base string, now time.Time) (*Vendor, error) {
 	}
 	mdURL, _ := url.Parse(base + "/metadata")
 	acsURL, _ := url.Parse(base + "/acs")
+	sloURL, _ := url.Parse(base + "/slo")
 	sp := &saml.ServiceProvider{
 		EntityID:          base + "/metadata",
 		Key:               pair.Signer,
@@ -68,6 +83,8 @@ func New(name, base string, now time.Time) (*Vendor, error) {
 		AcsURL:            *acsURL,
 		AuthnNameIDFormat: saml.TransientNameIDFormat,
 		SignatureMethod:   "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+		SloURL:            *sloURL,
+		LogoutBindings:    []string{saml.HTTPPostBinding},
 	}
 	return &Vendor{Name: name, Base: base, SP: sp, requests: map[string]time.Time{}, sessions: map[string]*Received{}}, nil
 }
@@ -97,12 +114,28 @@ func (v *Vendor) SetIdPMetadata(b []byte) error {
 	return nil
 }
 
+// errNoIdP is returned for a login before the vendor has the bridge's
+// metadata (its organiser is disabled in the demo).
+var errNoIdP = errors.New("demo vendor: the bridge's IdP metadata is not known")
+
 // LoginURL makes an AuthnRequest and returns the bridge URL to send the
 // browser to (HTTP-Redirect binding).
 func (v *Vendor) LoginURL(relayState string) (string, error) {
+	return v.LoginURLWith(relayState, nil)
+}
+
+// LoginURLWith is LoginURL with change applied to the AuthnRequest before
+// it is encoded (ForceAuthn, IsPassive, a RequestedAuthnContext).
+func (v *Vendor) LoginURLWith(relayState string, change func(*saml.AuthnRequest)) (string, error) {
+	if v.SP.IDPMetadata == nil {
+		return "", errNoIdP
+	}
 	req, err := v.SP.MakeAuthenticationRequest(v.SP.GetSSOBindingLocation(saml.HTTPRedirectBinding), saml.HTTPRedirectBinding, saml.HTTPPostBinding)
 	if err != nil {
 		return "", err
+	}
+	if change != nil {
+		change(req)
 	}
 	u, err := req.Redirect(relayState, v.SP)
 	if err != nil {
@@ -112,6 +145,55 @@ func (v *Vendor) LoginURL(relayState string) (string, error) {
 	v.requests[req.ID] = time.Now()
 	v.mu.Unlock()
 	return u.String(), nil
+}
+
+// LoginURLWithIDPList is LoginURL with a Scoping/IDPList naming the
+// school IdPs the person belongs to, as a vendor that knows sends it to
+// skip the bridge's discovery page. crewjam/saml cannot write Scoping, so
+// the request is encoded and signed here as its Redirect would.
+func (v *Vendor) LoginURLWithIDPList(relayState string, providerIDs []string) (string, error) {
+	if v.SP.IDPMetadata == nil {
+		return "", errNoIdP
+	}
+	req, err := v.SP.MakeAuthenticationRequest(v.SP.GetSSOBindingLocation(saml.HTTPRedirectBinding), saml.HTTPRedirectBinding, saml.HTTPPostBinding)
+	if err != nil {
+		return "", err
+	}
+	el := req.Element()
+	list := el.CreateElement("samlp:Scoping").CreateElement("samlp:IDPList")
+	for _, id := range providerIDs {
+		list.CreateElement("samlp:IDPEntry").CreateAttr("ProviderID", id)
+	}
+	doc := etree.NewDocument()
+	doc.SetRoot(el)
+	var buf bytes.Buffer
+	fw, _ := flate.NewWriter(&buf, flate.BestCompression)
+	if _, err := doc.WriteTo(fw); err != nil {
+		return "", err
+	}
+	if err := fw.Close(); err != nil {
+		return "", err
+	}
+	// The signed query keeps its parameters in this order (SAML bindings
+	// 3.4.4.1).
+	query := "SAMLRequest=" + url.QueryEscape(base64.StdEncoding.EncodeToString(buf.Bytes()))
+	if relayState != "" {
+		query += "&RelayState=" + url.QueryEscape(relayState)
+	}
+	query += "&SigAlg=" + url.QueryEscape(v.SP.SignatureMethod)
+	ctx, err := saml.GetSigningContext(v.SP)
+	if err != nil {
+		return "", err
+	}
+	sig, err := ctx.SignString(query)
+	if err != nil {
+		return "", err
+	}
+	query += "&Signature=" + url.QueryEscape(base64.StdEncoding.EncodeToString(sig))
+	v.mu.Lock()
+	v.requests[req.ID] = time.Now()
+	v.mu.Unlock()
+	return req.Destination + "?" + query, nil
 }
 
 // Consume validates a SAMLResponse POSTed to the ACS with crewjam/saml and
@@ -146,6 +228,13 @@ func (v *Vendor) Consume(r *http.Request) (*Received, error) {
 	if a.Subject != nil && a.Subject.NameID != nil {
 		rec.NameID, rec.NameFormat = a.Subject.NameID.Value, a.Subject.NameID.Format
 	}
+	for _, as := range a.AuthnStatements {
+		rec.SessionIndex = as.SessionIndex
+		rec.AuthnInstant = as.AuthnInstant
+		if as.AuthnContext.AuthnContextClassRef != nil {
+			rec.AuthnContext = as.AuthnContext.AuthnContextClassRef.Value
+		}
+	}
 	for _, st := range a.AttributeStatements {
 		for _, at := range st.Attributes {
 			ra := Attribute{Name: at.Name, FriendlyName: at.FriendlyName}
@@ -168,6 +257,7 @@ var page = template.Must(template.New("vendor").Parse(`<!doctype html>
 <p>The bridge's response was accepted (signature checked against the bridge's IdP metadata). This is <strong>everything</strong> this vendor received:</p>
 <div class="box"><table>
 <tr><th>NameID</th><td><code>{{.Received.NameID}}</code><br><span class="muted">{{.Received.NameFormat}}</span></td></tr>
+<tr><th>AuthnContextClassRef<br><span class="muted">how strongly the person logged in</span></th><td><code id="authn-context">{{.Received.AuthnContext}}</code><br><span class="muted">AuthnInstant {{.Received.AuthnInstant.Format "2006-01-02 15:04:05Z07:00"}}</span></td></tr>
 {{range .Received.Attributes}}<tr><th>{{.FriendlyName}}<br><span class="muted"><code>{{.Name}}</code></span></th><td>{{range .Values}}<code>{{.}}</code><br>{{end}}</td></tr>
 {{else}}<tr><td colspan="2">No attributes.</td></tr>{{end}}
 </table></div>
@@ -181,6 +271,7 @@ grade are withheld, and nothing in the response says why.</p>
 {{range .Rows}}<tr><th>{{.Name}}</th>{{range .Cells}}<td>{{range .}}<code>{{.}}</code><br>{{else}}<span class="muted">–</span>{{end}}</td>{{end}}</tr>{{end}}
 </table></div>{{end}}{{end}}
 <form method="post" action="{{.Base}}/login"><button type="submit">Log in with the school account (via skolbro)</button></form>
+{{if .Received}}<form method="post" action="{{.Base}}/logout"><button type="submit">Log out everywhere (Single Logout via skolbro)</button></form>{{end}}
 <p><a href="/demo/">Back to the demo overview</a></p>
 </main></body></html>`))
 
@@ -230,6 +321,29 @@ func (v *Vendor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v.mu.Unlock()
 		http.SetCookie(w, &http.Cookie{Name: "demo_vendor_" + v.Name, Value: sid, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
 		http.Redirect(w, r, v.Base+"/", http.StatusSeeOther)
+	case "/slo":
+		v.serveSLO(w, r)
+	case "/logout":
+		if r.Method != http.MethodPost {
+			http.Error(w, "use the button", http.StatusMethodNotAllowed)
+			return
+		}
+		var rec *Received
+		if c, err := r.Cookie("demo_vendor_" + v.Name); err == nil {
+			v.mu.Lock()
+			rec = v.sessions[c.Value]
+			v.mu.Unlock()
+		}
+		if rec == nil {
+			http.Redirect(w, r, v.Base+"/", http.StatusSeeOther)
+			return
+		}
+		page, err := v.LogoutForm(rec, "")
+		if err != nil {
+			http.Error(w, "cannot start logout", http.StatusInternalServerError)
+			return
+		}
+		v.writeCrewjamForm(w, page, false)
 	case "/metadata":
 		b, err := v.Metadata()
 		if err != nil {

@@ -34,6 +34,11 @@ type OIDCVendor struct {
 	pending  map[string]pendingAuth // state -> verifier, nonce
 	last     *Claims
 	sessions map[string]*Claims
+
+	// Logout (oidc_logout.go).
+	ended    int
+	returned []string
+	delay    time.Duration
 }
 
 type pendingAuth struct{ verifier, nonce string }
@@ -42,7 +47,14 @@ type pendingAuth struct{ verifier, nonce string }
 type Claims struct {
 	At      time.Time
 	Subject string
-	Claims  []Claim
+	// SID is the ID token's sid: the session the bridge logs out.
+	SID string
+	// ACR is the acr claim; AuthTime the auth_time claim (zero without).
+	ACR      string
+	AuthTime time.Time
+	Claims   []Claim
+
+	rawIDToken string
 }
 
 // Claim is one ID token claim the vendor received (protocol claims such as
@@ -95,6 +107,12 @@ func (v *OIDCVendor) config(p *oidc.Provider) *oauth2.Config {
 
 // LoginURL starts an authorization code flow with PKCE and a nonce.
 func (v *OIDCVendor) LoginURL(ctx context.Context) (string, error) {
+	return v.LoginURLWith(ctx, nil)
+}
+
+// LoginURLWith is LoginURL with further authorization parameters (prompt,
+// max_age, acr_values, claims).
+func (v *OIDCVendor) LoginURLWith(ctx context.Context, extra map[string]string) (string, error) {
 	p, err := v.discover(ctx)
 	if err != nil {
 		return "", err
@@ -103,7 +121,11 @@ func (v *OIDCVendor) LoginURL(ctx context.Context) (string, error) {
 	v.mu.Lock()
 	v.pending[state] = pendingAuth{verifier: verifier, nonce: nonce}
 	v.mu.Unlock()
-	return v.config(p).AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), nil
+	opts := []oauth2.AuthCodeOption{oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)}
+	for k, val := range extra {
+		opts = append(opts, oauth2.SetAuthURLParam(k, val))
+	}
+	return v.config(p).AuthCodeURL(state, opts...), nil
 }
 
 func randHex() string {
@@ -150,10 +172,19 @@ func (v *OIDCVendor) Callback(r *http.Request) (*Claims, error) {
 	if err := idt.Claims(&all); err != nil {
 		return nil, err
 	}
-	c := &Claims{At: time.Now(), Subject: idt.Subject}
+	c := &Claims{At: time.Now(), Subject: idt.Subject, rawIDToken: raw}
+	if sid, ok := all["sid"].(string); ok {
+		c.SID = sid
+	}
+	if acr, ok := all["acr"].(string); ok {
+		c.ACR = acr
+	}
+	if at, ok := all["auth_time"].(float64); ok {
+		c.AuthTime = time.Unix(int64(at), 0).UTC()
+	}
 	for name, val := range all {
 		switch name {
-		case "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "sub", "acr":
+		case "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "sub", "acr", "sid":
 			continue
 		}
 		c.Claims = append(c.Claims, Claim{Name: name, Values: flatten(val)})
@@ -194,9 +225,11 @@ var oidcPage = template.Must(template.New("oidc").Parse(`<!doctype html>
 <p>The ID token verified against the bridge's JWKS (signature, issuer, audience, nonce). This is <strong>everything</strong> it carried:</p>
 <div class="box"><table>
 <tr><th>sub (pairwise)</th><td><code>{{.Subject}}</code></td></tr>
+<tr><th>acr<br><span class="muted">how strongly the person logged in</span></th><td><code id="acr">{{.ACR}}</code></td></tr>
 {{range .Claims}}<tr><th>{{.Name}}</th><td>{{range .Values}}<code>{{.}}</code><br>{{end}}</td></tr>{{end}}
 </table></div>{{end}}
 <form method="post" action="{{.Base}}/login"><button type="submit">Log in with the school account (via skolbro, OIDC)</button></form>
+{{if .Claims}}<form method="post" action="{{.Base}}/logout"><button type="submit">Log out everywhere (via skolbro)</button></form>{{end}}
 <p><a href="/demo/">Back to the demo overview</a></p>
 </main></body></html>`))
 
@@ -237,6 +270,41 @@ func (v *OIDCVendor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v.mu.Unlock()
 		http.SetCookie(w, &http.Cookie{Name: "demo_vendor_" + v.Name, Value: sid, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
 		http.Redirect(w, r, v.Base+"/", http.StatusSeeOther)
+	case "/backchannel":
+		v.serveBackchannel(w, r)
+	case "/frontchannel":
+		v.serveFrontchannel(w, r)
+	case "/logged-out":
+		v.mu.Lock()
+		v.returned = append(v.returned, r.URL.Query().Get("state"))
+		if ck, err := r.Cookie("demo_vendor_" + v.Name); err == nil {
+			delete(v.sessions, ck.Value)
+		}
+		v.mu.Unlock()
+		http.SetCookie(w, &http.Cookie{Name: "demo_vendor_" + v.Name, Value: "", Path: "/", MaxAge: -1})
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write([]byte("<!doctype html><title>logged out</title><p>Logged out.</p>"))
+	case "/logout":
+		if r.Method != http.MethodPost {
+			http.Error(w, "use the button", http.StatusMethodNotAllowed)
+			return
+		}
+		var c *Claims
+		if ck, err := r.Cookie("demo_vendor_" + v.Name); err == nil {
+			v.mu.Lock()
+			c = v.sessions[ck.Value]
+			v.mu.Unlock()
+		}
+		if c == nil {
+			http.Redirect(w, r, v.Base+"/", http.StatusSeeOther)
+			return
+		}
+		to, err := v.EndSessionURL(r.Context(), c, "", randHex())
+		if err != nil {
+			http.Error(w, "cannot reach the bridge", http.StatusBadGateway)
+			return
+		}
+		http.Redirect(w, r, to, http.StatusFound)
 	default:
 		http.NotFound(w, r)
 	}

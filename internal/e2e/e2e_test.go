@@ -98,13 +98,21 @@ func startEnvOpts(t *testing.T, instances int, newStore func(t *testing.T) store
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	d.OIDCVendor.HTTPClient = srv.Client()
+	if g := d.Grannkommun; g != nil {
+		g.OIDCVendor.HTTPClient = srv.Client()
+	}
 	return &env{t: t, demo: d, srv: srv, logs: logs}
 }
 
 func memoryStore(t *testing.T) store.Store { return store.NewMemory(nil) }
 
+// vendor returns the demo SAML vendor with name, of either organiser.
 func (e *env) vendor(name string) *demovendor.Vendor {
-	for _, v := range e.demo.Vendors {
+	vs := e.demo.Vendors
+	if g := e.demo.Grannkommun; g != nil {
+		vs = append(append([]*demovendor.Vendor(nil), vs...), g.Vendors...)
+	}
+	for _, v := range vs {
 		if v.Name == name {
 			return v
 		}
@@ -124,6 +132,13 @@ type result struct {
 // vendor received. It fails the test on any unexpected page.
 func (e *env) login(b *browser, vendorName, user string) result {
 	e.t.Helper()
+	return e.loginWith(b, vendorName, user, "user")
+}
+
+// loginWith is login with the test IdP's button: "user" logs in with a
+// password, "user_otp" with a password and a one-time code.
+func (e *env) loginWith(b *browser, vendorName, user, button string) result {
+	e.t.Helper()
 	v := e.vendor(vendorName)
 	start, err := v.LoginURL("rs-" + vendorName)
 	if err != nil {
@@ -133,7 +148,7 @@ func (e *env) login(b *browser, vendorName, user string) result {
 	if p.status != http.StatusOK || p.url.Path != "/demo/idp/sso" {
 		e.t.Fatalf("expected the test IdP's picker, got %s: %.300s", p, p.body)
 	}
-	p = b.submit(p, url.Values{"user": {user}})
+	p = b.submit(p, url.Values{button: {user}})
 	if p.status != http.StatusOK {
 		e.t.Fatalf("test IdP answered %s", p)
 	}

@@ -10,7 +10,11 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/crewjam/saml"
+
+	"github.com/skolbro/skolbro/internal/demo"
 	"github.com/skolbro/skolbro/internal/testidp"
 )
 
@@ -68,11 +72,65 @@ func assertErrorPage(t *testing.T, p page, status int) {
 func TestCase37_LogsHoldNoPersonalData(t *testing.T) {
 	e := startEnv(t, 1, memoryStore)
 
-	// Successful logins, protected pupil included.
+	// Successful logins, protected pupil included. Staff log in to the
+	// national tests with two factors, as its dnp policy requires.
 	for _, u := range e.demo.IdP.Users {
 		e.login(newBrowser(t, e.srv.Client()), "learning-app", u.Login)
-		e.login(newBrowser(t, e.srv.Client()), "national-tests", u.Login)
+		button := "user"
+		if strings.Contains(strings.Join(u.Attributes[testidp.AttrScopedAffiliation], " "), "faculty@") {
+			button = "user_otp"
+		}
+		e.loginWith(newBrowser(t, e.srv.Client()), "national-tests", u.Login, button)
 	}
+
+	// The second organiser's people, through the discovery page, at its
+	// SAML and OIDC vendors, and the hub's refusals.
+	t.Run("second organiser through discovery", func(t *testing.T) {
+		g := e.grann()
+		for _, up := range []struct {
+			id    string
+			users []testidp.User
+		}{{demo.GrannkommunPupils, g.PupilIdP.Users}, {demo.GrannkommunStaff, g.StaffUsers}} {
+			for _, u := range up.users {
+				for _, vendor := range []string{"grannkommun-app", "grannkommun-oidc-app"} {
+					b := newBrowser(t, e.srv.Client())
+					href := discoveryChoice(t, b.get(e.startURL(vendor, nil)), up.id)
+					e.complete(b, b.get(e.srv.URL+href), vendor, u.Login)
+				}
+			}
+		}
+		b := newBrowser(t, e.srv.Client())
+		assertErrorPage(t, b.get(e.srv.URL+grannPrefix+"/discovery?d=unknown&upstream=pupils"), http.StatusBadRequest)
+		req := pickerRequest(t, b.get(e.startURL("learning-app", nil)))
+		assertErrorPage(t, b.post(req.ACSURL, url.Values{"SAMLResponse": {respond(t, g.PupilIdP, req, "ingrid.i")}}), http.StatusBadRequest)
+	})
+	// Fresh, passive and stronger logins (cases 48 and 49).
+	t.Run("a teacher without two factors at the national tests", func(t *testing.T) {
+		b := newBrowser(t, e.srv.Client())
+		p := pick(b, e.samlStart(b, "national-tests", nil), "user", "david.d")
+		if p.status != http.StatusForbidden || !strings.Contains(p.body, "två faktorer") {
+			t.Fatalf("expected the two-factor refusal, got %s", p)
+		}
+	})
+	t.Run("a stale login when a fresh one was asked", func(t *testing.T) {
+		b := newBrowser(t, e.srv.Client())
+		req := upstreamRequest(t, e.samlStart(b, "learning-app", func(r *saml.AuthnRequest) { f := true; r.ForceAuthn = &f }))
+		u, _ := e.demo.IdP.User("bertil.b")
+		resp, err := e.demo.IdP.Respond(req, u, testidp.AuthnAt(time.Now().Add(-time.Hour)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := b.post(req.ACSURL, url.Values{"SAMLResponse": {resp}}); p.status != http.StatusForbidden {
+			t.Fatalf("expected the refusal of a stale login, got %s", p)
+		}
+	})
+	t.Run("a passive login without a session upstream", func(t *testing.T) {
+		b := newBrowser(t, e.srv.Client())
+		p := b.submit(e.samlStart(b, "learning-app", func(r *saml.AuthnRequest) { f := true; r.IsPassive = &f }), nil)
+		if got := e.samlStatusAt(p, "learning-app"); got != "NoPassive" {
+			t.Fatalf("expected NoPassive, got %s", got)
+		}
+	})
 
 	t.Run("replayed upstream response", func(t *testing.T) {
 		b := newBrowser(t, e.srv.Client())
@@ -167,6 +225,15 @@ func TestCase37_LogsHoldNoPersonalData(t *testing.T) {
 			t.Errorf("bad input: %s", p)
 		}
 	})
+	t.Run("new identity on request", func(t *testing.T) {
+		admin := e.adminBrowser()
+		for _, action := range []string{"request", "status"} {
+			if p := e.adminForm(admin, "/admin/identity", action, url.Values{"pnr": {personalNumberOf(e, "anna.a")}}); p.status != http.StatusOK {
+				t.Errorf("admin identity %s: %s", action, p)
+			}
+		}
+		e.login(newBrowser(t, e.srv.Client()), "learning-app", "anna.a") // issues it
+	})
 
 	logs := e.logs.String()
 	for _, reason := range []string{"upstream_replay", "upstream_binding", "upstream_no_binding", "upstream_binding_unrecognised", "upstream_binding_duplicate", "binding_unrecognised"} {
@@ -174,7 +241,18 @@ func TestCase37_LogsHoldNoPersonalData(t *testing.T) {
 			t.Errorf("the refusal %s was not logged with its reason", reason)
 		}
 	}
+	if !strings.Contains(logs, `"cause":"protected"`) || !strings.Contains(logs, `"cause":"requested"`) {
+		t.Errorf("the new identities were not logged")
+	}
 	checkLogs(t, e, logs)
+	// The upstream refusals are in the release log as well, held to the
+	// same rule.
+	for _, reason := range []string{"upstream_replay", "upstream_bad_signature", "upstream_status"} {
+		if len(refusalsWith(t, e, reason)) == 0 {
+			t.Errorf("no refusal event %s in the release log", reason)
+		}
+	}
+	assertReleaseLogClean(t, e)
 }
 
 var (
@@ -209,7 +287,13 @@ func checkLogs(t *testing.T, e *env, logs string) {
 		os.WriteFile(os.Getenv("SKOLBRO_DUMP_LOGS"), []byte(logs), 0o600)
 	}
 	var secrets []string
-	for _, u := range e.demo.IdP.Users {
+	users := e.demo.IdP.Users
+	if g := e.demo.Grannkommun; g != nil {
+		// The second organiser's people, whose logins take the hub's
+		// other paths (discovery, a second upstream of each protocol).
+		users = append(append(append([]testidp.User(nil), users...), g.PupilIdP.Users...), g.StaffUsers...)
+	}
+	for _, u := range users {
 		secrets = append(secrets, u.NameID)
 		for _, n := range []string{testidp.AttrGivenName, testidp.AttrSurname, testidp.AttrDisplayName, testidp.AttrMail, testidp.AttrEPPN} {
 			secrets = append(secrets, u.Attributes[n]...)

@@ -15,12 +15,14 @@ import (
 	"github.com/skolbro/skolbro/internal/store"
 )
 
-// hub writes the demo's configuration and adds n generated organisers of
+// hub writes the demo's one-organiser configuration and adds n generated organisers of
 // vendors vendors each.
 func hub(tb testing.TB, n, vendors int) string {
 	tb.Helper()
 	dir := tb.TempDir()
-	d, err := demo.Setup("https://hub.example.test", dir, time.Now())
+	// The demo's first organiser alone: its second has an OIDC upstream
+	// that the demo serves in-process, which a plain Build cannot reach.
+	d, err := demo.SetupWith("https://hub.example.test", dir, time.Now(), demo.Options{OneOrganiser: true})
 	if err != nil {
 		tb.Fatal(err)
 	}

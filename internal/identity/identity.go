@@ -184,11 +184,21 @@ type Identity struct {
 	PersonalNumberDropped bool
 	// Attributes are the mapped upstream attributes, personal number excluded.
 	Attributes Attributes
-	// AuthnInstant and AuthnContext describe the upstream authentication.
+	// AuthnInstant and AuthnContext describe the upstream authentication
+	// as the upstream said it (AuthnContext is never released as it is).
 	AuthnInstant time.Time
 	AuthnContext string
+	// Assurance are the organiser's levels the login proved (package
+	// assurance: a closure, bas at least), as the upstream's mapping read
+	// the upstream's class, acr, amr and eduPersonAssurance.
+	Assurance []string
 	// Protection is the person's protected-identity status for this login.
 	Protection Protection
+	// Generation is the identity generation the person's pseudonyms
+	// derive from: 0 for the original identity, higher after the bridge
+	// issued a new one (protection began, or an admin asked). Like
+	// Protection it is the bridge's decision, set before release.
+	Generation int
 }
 
 // MarshalZerologObject logs what is safe: the upstream, attribute names and

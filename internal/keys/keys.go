@@ -136,6 +136,13 @@ func Generate(commonName string, alg Algorithm, now time.Time) (*Pair, error) {
 	if err != nil {
 		return nil, err
 	}
+	return SelfSign(commonName, signer, now)
+}
+
+// SelfSign makes a self-signed certificate for signer, valid from an hour
+// before now for five years: the certificate of a SAML signing key is only
+// a container for the public key, trusted by its place in metadata.
+func SelfSign(commonName string, signer crypto.Signer, now time.Time) (*Pair, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
 	if err != nil {
 		return nil, err

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/skolbro/skolbro/internal/assurance"
 	"github.com/skolbro/skolbro/internal/attr"
 	"github.com/skolbro/skolbro/internal/identity"
 )
@@ -53,6 +54,9 @@ type Config struct {
 	// Scopes are the scopes the upstream may use in scoped values (its
 	// shibmd:Scope); values with another scope are dropped.
 	Scopes []string
+	// Assurance maps what the upstream says about the login's strength
+	// into the organiser's levels; nil understands the common words only.
+	Assurance *assurance.Map
 }
 
 // Input is what the upstream protocol code extracted from a verified login.
@@ -65,7 +69,10 @@ type Input struct {
 	// IdP gave them, if any.
 	FriendlyNames map[string]string
 	AuthnInstant  time.Time
-	AuthnContext  string
+	// AuthnContext is the SAML AuthnContextClassRef or the OIDC acr.
+	AuthnContext string
+	// AMR are the OIDC amr values.
+	AMR []string
 }
 
 // Errors returned by Map. They carry no values.
@@ -104,6 +111,7 @@ const (
 	ReasonLooksLikePersonalNum  = "value holds a personal number; dropped"
 	ReasonNotAffiliation        = "not an eduPerson affiliation value; dropped"
 	ReasonControlCharacter      = "value holds a control character; dropped"
+	ReasonUnknownAssurance      = "authentication context not recognised; taken as the lowest level"
 )
 
 // affiliations is the eduPerson affiliation vocabulary; no other value is
@@ -211,6 +219,12 @@ func MapWithWarnings(c *Config, in Input, now time.Time) (*identity.Identity, []
 	for _, u := range ups {
 		m.attribute(u)
 	}
+	// The upstream's own assurance values never pass through: what the
+	// bridge releases is the organiser's level it could establish.
+	proven, unknown := c.Assurance.Proven(assurance.Signals{Class: in.AuthnContext, AMR: in.AMR, Assurance: m.assurance})
+	if unknown > 0 {
+		m.warn("authn_context", ReasonUnknownAssurance)
+	}
 	id := &identity.Identity{
 		Upstream:              c.Upstream,
 		StableID:              stable,
@@ -219,6 +233,7 @@ func MapWithWarnings(c *Config, in Input, now time.Time) (*identity.Identity, []
 		Attributes:            m.attrs,
 		AuthnInstant:          in.AuthnInstant,
 		AuthnContext:          in.AuthnContext,
+		Assurance:             proven,
 		Protection:            m.protection(ups),
 	}
 	return id, m.warnings, nil
@@ -231,6 +246,8 @@ type mapper struct {
 	pn    identity.PersonalNumber
 	// pnDropped: a personal number was sent but not kept.
 	pnDropped bool
+	// assurance are the upstream's eduPersonAssurance values.
+	assurance []string
 	warnings  []Warning
 }
 
@@ -413,6 +430,14 @@ func (m *mapper) attribute(u upstreamAttr) {
 			}
 		}
 	case attr.Plain:
+		if u.def.Name == attr.Assurance {
+			for _, v := range u.values {
+				if v = strings.TrimSpace(v); v != "" {
+					m.assurance = append(m.assurance, v)
+				}
+			}
+			return
+		}
 		for _, v := range u.values {
 			// Surrounding white space (a pretty-printed AttributeValue) is
 			// trimmed; a control character inside is refused.

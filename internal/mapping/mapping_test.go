@@ -30,6 +30,7 @@ const (
 	oidSchoolUnit  = "urn:oid:1.2.752.194.10.2.4"
 	adfsGivenName  = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname"
 	markingAttr    = "urn:x-skola:securityMarking"
+	ppt            = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
 
 	pn12   = "191212121212" // Skatteverket's test number
 	pnDash = "19121212-1212"
@@ -242,7 +243,7 @@ func TestMap(t *testing.T) {
 				tc.config(c)
 			}
 			in := tc.input
-			in.AuthnInstant, in.AuthnContext = instant, "urn:x:ctx"
+			in.AuthnInstant, in.AuthnContext = instant, ppt
 			id, warnings, err := MapWithWarnings(c, in, now)
 			if err != nil {
 				t.Fatalf("MapWithWarnings: %v", err)
@@ -253,7 +254,7 @@ func TestMap(t *testing.T) {
 			if diff := cmp.Diff(tc.warnings, warnings, cmpopts.EquateEmpty()); diff != "" {
 				t.Fatalf("warnings (-want +got):\n%s", diff)
 			}
-			if id.Upstream != "school-idp" || !id.AuthnInstant.Equal(instant) || id.AuthnContext != "urn:x:ctx" {
+			if id.Upstream != "school-idp" || !id.AuthnInstant.Equal(instant) || id.AuthnContext != ppt {
 				t.Fatalf("upstream or authn fields not copied: %v", id)
 			}
 			for name, values := range id.Attributes {

@@ -37,6 +37,11 @@ type Publisher struct {
 	CacheDuration time.Duration
 	Now           func() time.Time
 
+	// AssuranceCertifications are the levels the organiser's upstreams
+	// can prove (from configuration), published in the IdP metadata as
+	// the entity attribute assurance-certification.
+	AssuranceCertifications []string
+
 	mu    sync.Mutex
 	cache map[string]signed
 }
@@ -90,7 +95,7 @@ func (p *Publisher) get(kind string, build func() (*etree.Element, error)) ([]by
 	if err != nil {
 		return nil, err
 	}
-	p.decorate(el)
+	p.decorate(el, kind == "idp")
 	b, err := fedmeta.Sign(el, p.Signer, now.Add(p.ValidFor), p.CacheDuration)
 	if err != nil {
 		return nil, err
@@ -106,9 +111,14 @@ func (p *Publisher) get(kind string, build func() (*etree.Element, error)) ([]by
 	return b, nil
 }
 
-// decorate adds md:Organization and md:ContactPerson after the role
-// descriptors, where the schema puts them.
-func (p *Publisher) decorate(ed *etree.Element) {
+// AssuranceCertification is the entity attribute that lists the
+// assurance levels an IdP can assert (REFEDS Assurance Framework).
+const AssuranceCertification = "urn:oasis:names:tc:SAML:attribute:assurance-certification"
+
+// decorate adds the entity attributes (the organisation number; for the
+// IdP side the assurance levels), md:Organization and md:ContactPerson
+// where the schema puts them.
+func (p *Publisher) decorate(ed *etree.Element, idp bool) {
 	prefix := ed.Space
 	name := func(local string) string {
 		if prefix == "" {
@@ -116,18 +126,31 @@ func (p *Publisher) decorate(ed *etree.Element) {
 		}
 		return prefix + ":" + local
 	}
-	if n := p.Organization.Number; n != "" {
-		// Entity-level Extensions come before every role descriptor.
-		ext := etree.NewElement(name("Extensions"))
-		ea := ext.CreateElement("mdattr:EntityAttributes")
-		ea.CreateAttr("xmlns:mdattr", "urn:oasis:names:tc:SAML:metadata:attribute")
+	var ea *etree.Element
+	attribute := func(attrName, friendly string, values ...string) {
+		if ea == nil {
+			// Entity-level Extensions come before every role descriptor.
+			ext := etree.NewElement(name("Extensions"))
+			ea = ext.CreateElement("mdattr:EntityAttributes")
+			ea.CreateAttr("xmlns:mdattr", "urn:oasis:names:tc:SAML:metadata:attribute")
+			ed.InsertChildAt(0, ext)
+		}
 		a := ea.CreateElement("saml:Attribute")
 		a.CreateAttr("xmlns:saml", "urn:oasis:names:tc:SAML:2.0:assertion")
-		a.CreateAttr("Name", "urn:oid:2.5.4.97")
+		a.CreateAttr("Name", attrName)
 		a.CreateAttr("NameFormat", "urn:oasis:names:tc:SAML:2.0:attrname-format:uri")
-		a.CreateAttr("FriendlyName", "organizationIdentifier")
-		a.CreateElement("saml:AttributeValue").SetText(n)
-		ed.InsertChildAt(0, ext)
+		if friendly != "" {
+			a.CreateAttr("FriendlyName", friendly)
+		}
+		for _, v := range values {
+			a.CreateElement("saml:AttributeValue").SetText(v)
+		}
+	}
+	if n := p.Organization.Number; n != "" {
+		attribute("urn:oid:2.5.4.97", "organizationIdentifier", n)
+	}
+	if idp && len(p.AssuranceCertifications) > 0 {
+		attribute(AssuranceCertification, "", p.AssuranceCertifications...)
 	}
 	if o := p.Organization; o.Name != "" {
 		org := ed.CreateElement(name("Organization"))

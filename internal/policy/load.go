@@ -54,6 +54,7 @@ type rawPolicy struct {
 	ID             string        `yaml:"id"`
 	DisplayName    string        `yaml:"display_name"`
 	Preset         string        `yaml:"preset"`
+	EPPN           string        `yaml:"eppn"`
 	SAML           *rawSAML      `yaml:"saml"`
 	OIDC           *rawOIDC      `yaml:"oidc"`
 	Purpose        string        `yaml:"purpose"`
@@ -63,6 +64,7 @@ type rawPolicy struct {
 	PersonalNumber *rawOptIn     `yaml:"personal_number"`
 	Protected      []rawMask     `yaml:"protected"`
 	EnabledFor     *rawEnabled   `yaml:"enabled_for"`
+	Assurance      *rawAssurance `yaml:"assurance"`
 }
 
 type rawSAML struct {
@@ -584,8 +586,13 @@ func (l *loader) validate(raw *rawPolicy, p *Policy, o options) {
 	}
 	l.validateMasks(raw.Protected, p)
 	l.validateEnabledFor(raw.EnabledFor, p)
+	p.EPPN = EPPNKind(enum(l, "eppn", raw.EPPN, EPPNShared, EPPNPairwise))
+	if !l.isBad("assurance") {
+		l.validateAssurance(raw.Assurance, p)
+	}
 	if p.Preset == PresetDNP {
 		l.checkDNP(p)
+		l.checkDNPAssurance(p)
 	}
 }
 

@@ -33,6 +33,11 @@ type Policy struct {
 	// Preset names a built-in preset the policy starts from ("dnp"), or "".
 	Preset string
 
+	// EPPN says whether the vendor's eduPersonPrincipalName (and
+	// eduPersonUniqueID) is the organisation-wide one (EPPNShared, the
+	// default) or its own per-vendor value (EPPNPairwise).
+	EPPN EPPNKind
+
 	// SAML is set for a SAML vendor, OIDC for an OIDC vendor; a vendor
 	// may have both.
 	SAML *SAMLSettings
@@ -51,6 +56,9 @@ type Policy struct {
 	// EnabledFor restricts the vendor to some school units and
 	// affiliations; the zero value enables it for everyone.
 	EnabledFor EnabledFor
+	// Assurance is the vendor's minimum level of authentication, or nil.
+	// The dnp preset sets one for staff unless the file does.
+	Assurance *AssuranceRule
 
 	// lines maps key paths (as in Problem.Key) to line numbers.
 	lines map[string]int
@@ -76,6 +84,62 @@ const (
 	// person's pairwise-id for the vendor.
 	NameIDPairwise NameIDKind = "pairwise"
 )
+
+// EPPNKind selects the EPPN a vendor receives.
+type EPPNKind string
+
+// EPPN kinds.
+const (
+	// EPPNShared is the organisation-wide EPPN, the same for every vendor,
+	// as Skolfederation and the national tests expect: vendors that both
+	// receive it can join their users on it.
+	EPPNShared EPPNKind = "shared"
+	// EPPNPairwise is a per-vendor EPPN with the organiser's scope
+	// (derived like pairwise-id from the vendor's sector), so that vendors
+	// cannot join their users on it.
+	EPPNPairwise EPPNKind = "pairwise"
+)
+
+// SharedEPPNProblem returns a warning when the vendor receives the shared
+// EPPN (or eduPersonUniqueID, its twin) together with a pairwise
+// identifier (pairwise-id, eduPersonTargetedID, a pairwise NameID, or
+// an OIDC vendor's pairwise sub): the shared one lets it join its users
+// with every other vendor's, so the pairwise one protects nothing. nil
+// otherwise. `skolbro check` reports it.
+func (p *Policy) SharedEPPNProblem() *Problem {
+	if p.EPPN == EPPNPairwise {
+		return nil
+	}
+	shared, pairwise := "", ""
+	for i, r := range p.Attributes {
+		switch r.Def.Name {
+		case attr.EPPN, attr.UniqueID:
+			if shared == "" {
+				shared = fmt.Sprintf("attributes[%d].name", i)
+			}
+		case attr.PairwiseID, attr.TargetedID:
+			if pairwise == "" {
+				pairwise = r.Def.Name
+			}
+		}
+	}
+	if pairwise == "" && p.SAML != nil && p.SAML.NameID == NameIDPairwise {
+		pairwise = "a pairwise NameID (saml.name_id)"
+	}
+	if pairwise == "" && p.OIDC != nil {
+		pairwise = "a pairwise sub (oidc)"
+	}
+	if shared == "" || pairwise == "" {
+		return nil
+	}
+	fix := "set eppn: pairwise unless the vendor needs the organisation-wide EPPN"
+	if p.Preset == PresetDNP {
+		fix = "the dnp preset needs the shared EPPN, so drop the pairwise identifier (saml.name_id: transient)"
+	}
+	pr := p.problem(shared, true, "the vendor gets the shared EPPN (the same at every vendor) and %s: the pairwise identifier then protects nothing, "+
+		"since the EPPN joins this vendor's users with any other vendor's; %s", pairwise, fix)
+	return &pr
+}
 
 // SignMode selects what the bridge signs in a SAML response.
 type SignMode string

@@ -65,6 +65,7 @@ func TestLoadFileValid(t *testing.T) {
 				DisplayName: "Demo Learning App",
 				Purpose:     "Pupils and teachers log in to the learning app; EPPN to keep their work, affiliation to pick the pupil or teacher view, first name to greet them.",
 				LegalBasis:  "Public interest (GDPR art. 6.1 e), Skollagen (2010:800)",
+				EPPN:        EPPNShared,
 				SAML: &SAMLSettings{
 					EntityID: "https://learning.example/sp", NameID: NameIDTransient,
 					Sign: SignAuto, SignatureAlgorithm: RSASHA256, Encrypt: EncryptAuto,
@@ -84,6 +85,7 @@ func TestLoadFileValid(t *testing.T) {
 				DisplayName: "Digitala nationella prov (Skolverket)",
 				Purpose:     "Pupils sit the national tests; EPPN matches the provisioned pupil, affiliation and school unit pick the test session.",
 				LegalBasis:  "Legal obligation (GDPR art. 6.1 c), Skolförordningen (2011:185)",
+				EPPN:        EPPNShared,
 				SAML: &SAMLSettings{
 					EntityID: "https://dnp.skolverket.example/sp", NameID: NameIDTransient,
 					Sign: SignAssertionAndResponse, SignatureAlgorithm: RSASHA256, Encrypt: EncryptAuto,
@@ -103,6 +105,7 @@ func TestLoadFileValid(t *testing.T) {
 				DisplayName: "Exam Registry",
 				Purpose:     "Grades are registered against the national student register, which is keyed by personal number.",
 				LegalBasis:  "Legal obligation (GDPR art. 6.1 c), Skolförordningen (2011:185) 6 kap.",
+				EPPN:        EPPNShared,
 				SAML: &SAMLSettings{
 					EntityID: "https://registry.example/shibboleth", NameID: NameIDPairwise,
 					Sign: SignAssertion, SignatureAlgorithm: ECDSASHA256, Encrypt: EncryptRequired,

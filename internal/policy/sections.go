@@ -29,6 +29,15 @@ type OIDCSettings struct {
 	Sector string
 	// SectorKind says where Sector came from.
 	SectorKind SectorKind
+	// PostLogoutRedirectURIs are where the vendor may ask to be sent
+	// after it logs the person out (RP-Initiated Logout), matched exactly.
+	PostLogoutRedirectURIs []string
+	// FrontchannelLogoutURI and BackchannelLogoutURI are how the vendor
+	// learns that the person logged out elsewhere (Front- and Back-Channel
+	// Logout 1.0). Without either, the vendor cannot be logged out from
+	// elsewhere and such logouts are reported partial.
+	FrontchannelLogoutURI string
+	BackchannelLogoutURI  string
 }
 
 // SectorKind says how a vendor's pairwise sector was chosen.
@@ -120,6 +129,10 @@ type rawOIDC struct {
 	ClientSecretFile string   `yaml:"client_secret_file"`
 	IDTokenAlg       string   `yaml:"id_token_signing_alg"`
 	Sector           string   `yaml:"sector"`
+
+	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
+	FrontchannelLogoutURI  string   `yaml:"frontchannel_logout_uri"`
+	BackchannelLogoutURI   string   `yaml:"backchannel_logout_uri"`
 }
 
 type rawMask struct {
@@ -177,7 +190,36 @@ func (l *loader) validateOIDC(raw *rawOIDC, dir, id string) *OIDCSettings {
 	}
 	o.IDTokenAlg = enum(l, "oidc.id_token_signing_alg", raw.IDTokenAlg, "ES256", "RS256")
 	l.validateSector(o, raw.Sector, id, hosts)
+	for i, u := range raw.PostLogoutRedirectURIs {
+		if l.vendorURL(fmt.Sprintf("oidc.post_logout_redirect_uris[%d]", i), u) {
+			o.PostLogoutRedirectURIs = append(o.PostLogoutRedirectURIs, u)
+		}
+	}
+	if u := raw.FrontchannelLogoutURI; u != "" && l.vendorURL("oidc.frontchannel_logout_uri", u) {
+		o.FrontchannelLogoutURI = u
+	}
+	if u := raw.BackchannelLogoutURI; u != "" && l.vendorURL("oidc.backchannel_logout_uri", u) {
+		o.BackchannelLogoutURI = u
+	}
 	return o
+}
+
+// vendorURL checks a URL of the vendor's the bridge sends a browser or a
+// request to: absolute https (http only on a loopback address), without
+// fragment or user info. It reports whether u is usable.
+func (l *loader) vendorURL(key, u string) bool {
+	pu, err := url.Parse(u)
+	switch {
+	case err != nil || !pu.IsAbs() || pu.Host == "" || pu.Fragment != "" || pu.User != nil:
+		l.errorf(key, "%q must be an absolute https URL without fragment or user info", u)
+		return false
+	case pu.Scheme == "https":
+	case pu.Scheme == "http" && isLoopback(pu.Hostname()):
+	default:
+		l.errorf(key, "%q must be https (http only on a loopback address)", u)
+		return false
+	}
+	return true
 }
 
 // validateSector sets the vendor's pairwise sector. The default is the
@@ -268,6 +310,9 @@ func (l *loader) checkDNP(p *Policy) {
 	}
 	if !hasEPPN {
 		l.errorf("attributes", "the dnp preset needs eduPersonPrincipalName: Skolverket identifies pupils by the EPPN provisioned in advance")
+	}
+	if p.EPPN == EPPNPairwise {
+		l.errorf("eppn", "the dnp preset needs the shared EPPN: Skolverket identifies pupils by the organisation-wide EPPN provisioned in advance")
 	}
 	if p.PersonalNumber != nil {
 		l.errorf("personal_number", "the dnp preset never releases personal numbers")

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/skolbro/skolbro/internal/generation"
 	"github.com/skolbro/skolbro/internal/identity"
 )
 
@@ -25,8 +26,8 @@ var (
 	// ErrNoInput is returned when stdin ended before a number.
 	ErrNoInput = errors.New("protection: no personal number on standard input")
 	// ErrUnknownOp is returned for an operation other than add, remove,
-	// list and init.
-	ErrUnknownOp = errors.New("protection: unknown operation (add, remove, list or init)")
+	// list and init (new-identity is NewIdentityCommand).
+	ErrUnknownOp = errors.New("protection: unknown operation (add, remove, list, init or new-identity)")
 )
 
 // initer is a backend that must be created before use (FileRegister).
@@ -123,6 +124,33 @@ func Command(ctx context.Context, op string, reg *Register, stdin io.Reader, std
 	default:
 		return ErrUnknownOp
 	}
+}
+
+// Renewer issues new identities on request: package generation's Keeper.
+type Renewer interface {
+	Request(ctx context.Context, pn identity.PersonalNumber, now time.Time) (generation.Status, error)
+}
+
+// NewIdentityCommand runs `skolbro protect new-identity`: it reads one
+// personal number from the first line of stdin (as add does, never from
+// the command line) and asks for a new identity for that person, issued
+// at their next login that carries the number. It prints the dates known
+// (requested, last issued), never the number.
+func NewIdentityCommand(ctx context.Context, k Renewer, stdin io.Reader, stdout io.Writer, now time.Time) error {
+	in := bufio.NewReaderSize(stdin, maxInputLine)
+	pnr, err := readNumber(in, stdout, isTerminal(stdin), now)
+	if err != nil {
+		return err
+	}
+	st, err := k.Request(ctx, pnr, now)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "A new identity was requested on %s; it is issued at the person's next login that carries the personal number.\n", st.Requested.UTC().Format(time.DateOnly))
+	if !st.Issued.IsZero() {
+		fmt.Fprintf(stdout, "The last new identity was issued on %s (%s).\n", st.Issued.UTC().Format(time.DateOnly), printable(st.IssuedCause))
+	}
+	return nil
 }
 
 // readNumber prompts for and parses one personal number.

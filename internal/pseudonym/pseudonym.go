@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/skolbro/skolbro/internal/identity"
@@ -52,6 +53,15 @@ const (
 	labelSubjectID   = "skolbro/v1/subject-id"
 	labelPairwiseID  = "skolbro/v1/pairwise-id"
 	labelPairwiseSub = "skolbro/v1/oidc-pairwise-sub"
+	// labelPairwiseEPPN is the per-vendor EPPN of a policy with eppn:
+	// pairwise: unlinkable to the shared EPPN and to the pairwise-id.
+	labelPairwiseEPPN = "skolbro/v1/pairwise-eppn"
+	// labelGeneration makes the stable input of a later identity
+	// generation; labelGenerationKey and labelRequestKey name a person's
+	// generation records in the store.
+	labelGeneration    = "skolbro/v1/generation"
+	labelGenerationKey = "skolbro/v1/generation-key"
+	labelRequestKey    = "skolbro/v1/generation-request"
 )
 
 // ErrKeyTooShort is returned for a key shorter than MinKeyLen bytes.
@@ -125,6 +135,56 @@ func (d *Deriver) SubjectID(stable identity.Secret) string {
 // compared exactly as given.
 func (d *Deriver) PairwiseID(stable identity.Secret, sector string) string {
 	return d.opaque(labelPairwiseID, sector, stable) + "@" + d.scope
+}
+
+// PairwiseEPPN returns a per-vendor eduPersonPrincipalName,
+// "<opaque>@<scope>", for a policy with eppn: pairwise: it differs per
+// sector (as PairwiseID) so that two vendors cannot join their users on
+// it, and is unlinkable to the shared EPPN and to the pairwise-id.
+func (d *Deriver) PairwiseEPPN(stable identity.Secret, sector string) string {
+	return d.opaque(labelPairwiseEPPN, sector, stable) + "@" + d.scope
+}
+
+// Generation returns what the pseudonyms of identity generation g derive
+// from in place of the stable id: the stable id itself for generation 0,
+// and for g >= 1 a keyed HMAC of the stable id and g. Every identifier of
+// a later generation is therefore new, and none can be linked to an
+// earlier generation's without the key. The result is as secret as the
+// stable id.
+func (d *Deriver) Generation(stable identity.Secret, g int) identity.Secret {
+	if g <= 0 || stable.IsZero() {
+		return stable
+	}
+	// The NUL prefix keeps this input apart from the printable stable
+	// ids upstreams send; a collision would need the key anyway.
+	return identity.NewSecret("\x00gen" + strconv.Itoa(g) + "\x00" + d.mac(labelGeneration, stable.Reveal(), strconv.Itoa(g)))
+}
+
+// GenerationKey names the person with this stable id in the organiser's
+// generation records: hex of a MAC under its own label, never the stable
+// id itself.
+func (d *Deriver) GenerationKey(stable identity.Secret) string {
+	return d.mac(labelGenerationKey, stable.Reveal())
+}
+
+// RequestKey names the person with this personal number in the records
+// of new identities requested by an admin: hex of a MAC, never the number.
+// The number is few enough to be tried one by one, so the key (the
+// pseudonym key) is what keeps it secret.
+func (d *Deriver) RequestKey(pn identity.PersonalNumber) string {
+	return d.mac(labelRequestKey, pn.RevealPersonalNumber())
+}
+
+// mac is hex(HMAC-SHA256(key, length-prefixed parts)).
+func (d *Deriver) mac(parts ...string) string {
+	m := hmac.New(sha256.New, d.key)
+	for _, part := range parts {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(part)))
+		m.Write(n[:])
+		io.WriteString(m, part)
+	}
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 // PairwiseSub returns an OIDC pairwise subject identifier for sector,

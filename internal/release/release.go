@@ -8,6 +8,7 @@ package release
 import (
 	"time"
 
+	"github.com/skolbro/skolbro/internal/assurance"
 	"github.com/skolbro/skolbro/internal/attr"
 	"github.com/skolbro/skolbro/internal/identity"
 	"github.com/skolbro/skolbro/internal/policy"
@@ -33,12 +34,19 @@ type Released struct {
 	// attributes without values are left out.
 	Attributes []Attribute
 
+	// AuthnInstant is the upstream's. AuthnContext is the organiser's
+	// level (package assurance) that names the login: never one it did
+	// not prove.
 	AuthnInstant time.Time
 	AuthnContext string
 
 	// Masked is true when the person was treated as protected. It is for
 	// the bridge's own audit log; downstream code must not send it.
 	Masked bool
+	// Generation is the identity generation the pseudonyms were derived
+	// from (identity.Identity.Generation). Like Masked it is for the
+	// audit log only.
+	Generation int
 }
 
 // Names returns the released attribute names in order. They are safe to log.
@@ -51,16 +59,20 @@ func (r *Released) Names() []string {
 }
 
 // Release computes what the vendor of p receives about id. The pseudonyms
-// are derived by d from id.StableID; without a stable id (or without d) no
-// derived attribute and no pairwise NameID is released. Inputs are not
+// are derived by d from id.StableID in identity generation id.Generation
+// (see pseudonym.Deriver.Generation); without a stable id (or without d)
+// no derived attribute and no pairwise NameID is released. Inputs are not
 // modified and the result shares no slices with them.
 func Release(p *policy.Policy, id *identity.Identity, d *pseudonym.Deriver) *Released {
 	r := &Released{
 		VendorID:     p.ID,
 		AuthnInstant: id.AuthnInstant,
-		AuthnContext: id.AuthnContext,
+		// The organiser's level that names the login; the server names
+		// the one a vendor asked for when it asked (assurance.Requested).
+		AuthnContext: assurance.Primary(assurance.Closure(id.Assurance)),
 		// Unknown counts as protected: the bridge fails closed.
-		Masked: id.Protection.Protected(),
+		Masked:     id.Protection.Protected(),
+		Generation: id.Generation,
 	}
 	if p.SAML != nil {
 		r.EntityID = p.SAML.EntityID
@@ -70,12 +82,18 @@ func Release(p *policy.Policy, id *identity.Identity, d *pseudonym.Deriver) *Rel
 		sector = p.OIDC.Sector
 	}
 	canDerive := d != nil && !id.StableID.IsZero()
+	var stable identity.Secret
+	if canDerive {
+		// Every identifier comes from the person's current generation:
+		// after a new identity, none of the earlier ones is issued again.
+		stable = d.Generation(id.StableID, id.Generation)
+	}
 
 	if p.SAML != nil && p.SAML.NameID == policy.NameIDPairwise && canDerive {
-		r.NameID = d.PairwiseID(id.StableID, sector)
+		r.NameID = d.PairwiseID(stable, sector)
 	}
 	if p.OIDC != nil && canDerive && p.OIDC.Sector != "" {
-		r.Sub = d.PairwiseSub(id.StableID, p.OIDC.Sector)
+		r.Sub = d.PairwiseSub(stable, p.OIDC.Sector)
 	}
 
 	for _, rule := range p.Attributes {
@@ -91,7 +109,7 @@ func Release(p *policy.Policy, id *identity.Identity, d *pseudonym.Deriver) *Rel
 		switch rule.Def.Kind {
 		case attr.Derived:
 			if canDerive {
-				values = derive(rule.Def.Name, id.StableID, sector, d)
+				values = derive(rule.Def.Name, stable, sector, p.EPPN, d)
 			}
 		case attr.Scoped:
 			if d != nil {
@@ -99,6 +117,11 @@ func Release(p *policy.Policy, id *identity.Identity, d *pseudonym.Deriver) *Rel
 			}
 		case attr.Plain:
 			values = filter(rule, id.Attributes[rule.Def.Name])
+			if rule.Def.Name == attr.Assurance {
+				// The organiser's levels the login proved, never the
+				// upstream's own words (case 49).
+				values = filter(rule, assurance.Closure(id.Assurance))
+			}
 			if rule.Def.Name == attr.SchoolUnitCode {
 				// Only the units the vendor is enabled for (case 47).
 				values = p.EnabledFor.SchoolUnitsOf(values)
@@ -174,9 +197,19 @@ func protectedDefault(d attr.Def) bool {
 	return false
 }
 
-func derive(name string, stable identity.Secret, sector string, d *pseudonym.Deriver) []string {
+func derive(name string, stable identity.Secret, sector string, eppn policy.EPPNKind, d *pseudonym.Deriver) []string {
 	switch name {
-	case attr.EPPN:
+	case attr.EPPN, attr.UniqueID:
+		// eduPersonUniqueID has the EPPN's form and, as the bridge never
+		// reassigns an EPPN, the same value, shared or pairwise.
+		if eppn == policy.EPPNPairwise {
+			if sector == "" {
+				// Without a sector every such vendor would share one
+				// value: release none rather than the shared EPPN.
+				return nil
+			}
+			return []string{d.PairwiseEPPN(stable, sector)}
+		}
 		return []string{d.EPPN(stable)}
 	case attr.PairwiseID, attr.TargetedID:
 		if sector == "" {
@@ -186,10 +219,6 @@ func derive(name string, stable identity.Secret, sector string, d *pseudonym.Der
 		return []string{d.PairwiseID(stable, sector)}
 	case attr.SubjectID:
 		return []string{d.SubjectID(stable)}
-	case attr.UniqueID:
-		// eduPersonUniqueID has the EPPN's form and, as the bridge never
-		// reassigns an EPPN, the same value.
-		return []string{d.EPPN(stable)}
 	}
 	// A derived attribute the bridge cannot compute is left out.
 	return nil

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/skolbro/skolbro/internal/assurance"
 	"github.com/skolbro/skolbro/internal/attr"
 	"github.com/skolbro/skolbro/internal/identity"
 	"github.com/skolbro/skolbro/internal/policy"
@@ -73,14 +74,17 @@ func person(t *testing.T, p identity.Protection) *identity.Identity {
 			attr.Mail:           {"tolvan@skola.example.se"},
 			attr.Affiliation:    {"student", "member"},
 			attr.SchoolUnitCode: {"12345678"},
-			attr.Assurance:      {loaBas},
-			attr.Entitlement:    {"urn:mace:example:entitlement"},
+			// The upstream's own words never pass: only the organiser's
+			// levels in Assurance below are released.
+			attr.Assurance:   {"urn:x:upstream-own-word"},
+			attr.Entitlement: {"urn:mace:example:entitlement"},
 			// Values an upstream might send that must never pass through:
 			attr.EPPN:                {"tolvan@upstream.example"},
 			attr.PersonalIdentityNum: {pnText},
 		},
 		AuthnInstant: authnInstant,
 		AuthnContext: "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport",
+		Assurance:    []string{loaBas},
 		Protection:   p,
 	}
 }
@@ -99,7 +103,7 @@ func TestRelease(t *testing.T) {
 		return Released{
 			VendorID: p.ID, EntityID: p.SAML.EntityID,
 			AuthnInstant: authnInstant,
-			AuthnContext: "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport",
+			AuthnContext: loaBas,
 		}
 	}
 	with := func(r Released, nameID string, masked bool, attrs ...Attribute) *Released {
@@ -353,7 +357,7 @@ func TestAllowLists(t *testing.T) {
 	t.Parallel()
 	d := deriver(t)
 	id := person(t, identity.ProtectionNone)
-	id.Attributes[attr.Assurance] = []string{loaBas, loa2FA}
+	id.Assurance = []string{loa2FA}
 	p := &policy.Policy{
 		ID:   "lists",
 		SAML: &policy.SAMLSettings{EntityID: "https://lists.example/sp", NameID: policy.NameIDTransient},
@@ -443,5 +447,40 @@ func TestNames(t *testing.T) {
 	}
 	if len((&Released{}).Names()) != 0 {
 		t.Fatal("Names of an empty release is not empty")
+	}
+}
+
+// The vendor gets the organiser's level the login proved, named by the
+// strongest proven level, and eduPersonAssurance as every proven level:
+// never the upstream's own words, never more than proven (case 49).
+func TestCase49_ReleasedLevelIsProven(t *testing.T) {
+	t.Parallel()
+	p := &policy.Policy{ID: "levels", SAML: &policy.SAMLSettings{EntityID: "https://levels.example/sp"},
+		Attributes: []policy.Rule{{Def: def(t, attr.Assurance)}}}
+	tests := []struct {
+		name      string
+		proven    []string
+		wantClass string
+		wantEPA   []string
+	}{
+		{"nothing proven is bas", nil, assurance.Bas, []string{assurance.Bas}},
+		{"two-factor", []string{assurance.TwoFactor}, assurance.TwoFactor, []string{assurance.Bas, assurance.REFEDSMFA, assurance.TwoFactor}},
+		{"loa2 is not two-factor", []string{assurance.LoA2}, assurance.LoA2, []string{assurance.Bas, assurance.LoA2}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			id := person(t, identity.ProtectionNone)
+			id.AuthnContext = "urn:x:upstream-class"
+			id.Attributes[attr.Assurance] = []string{assurance.LoA4}
+			id.Assurance = tc.proven
+			r := Release(p, id, deriver(t))
+			if r.AuthnContext != tc.wantClass {
+				t.Errorf("AuthnContext = %q, want %q", r.AuthnContext, tc.wantClass)
+			}
+			want := []Attribute{{Def: def(t, attr.Assurance), Values: tc.wantEPA}}
+			if diff := cmp.Diff(want, r.Attributes); diff != "" {
+				t.Errorf("eduPersonAssurance (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
 
+	"github.com/skolbro/skolbro/internal/samlslo"
 	"github.com/skolbro/skolbro/internal/samlxml"
 )
 
@@ -165,6 +166,24 @@ func IdPSSORedirectURL(ed *saml.EntityDescriptor) (string, error) {
 		}
 	}
 	return "", ErrNoSSO
+}
+
+// IdPSLO returns the entity's SingleLogoutService endpoints with the
+// HTTP-Redirect or HTTP-POST binding (the ones a browser can carry), in
+// metadata order. The caller checks their URLs.
+func IdPSLO(ed *saml.EntityDescriptor) []samlslo.Endpoint {
+	if ed == nil {
+		return nil
+	}
+	var out []samlslo.Endpoint
+	for _, idp := range ed.IDPSSODescriptors {
+		for _, ep := range idp.SingleLogoutServices {
+			if ep.Binding == samlslo.BindingRedirect || ep.Binding == samlslo.BindingPOST {
+				out = append(out, samlslo.Endpoint{Binding: ep.Binding, Location: ep.Location, ResponseLocation: ep.ResponseLocation})
+			}
+		}
+	}
+	return out
 }
 
 // Scopes returns the literal shibmd:Scope values in the Extensions of the

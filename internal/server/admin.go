@@ -14,6 +14,7 @@ import (
 	"github.com/skolbro/skolbro/internal/protection"
 	"github.com/skolbro/skolbro/internal/release"
 	"github.com/skolbro/skolbro/internal/units"
+	"github.com/skolbro/skolbro/internal/upstreamnames"
 )
 
 // AdminOptions enable the admin web interface.
@@ -49,6 +50,7 @@ func (s *Server) newAdmin(org *Organiser) (*admin.Admin, error) {
 	}
 	d := admin.Deps{
 		Organiser: org.ID,
+		Prefix:    org.Prefix,
 		Policies:  org.Policies.All,
 		Release: func(p *policy.Policy, id *identity.Identity) *release.Released {
 			return release.Release(p, id, org.Deriver)
@@ -85,6 +87,25 @@ func (s *Server) newAdmin(org *Organiser) (*admin.Admin, error) {
 			return out, err
 		}
 	}
+	if org.Store != nil {
+		d.UpstreamNames = func(ctx context.Context) ([]admin.UpstreamNames, error) {
+			var out []admin.UpstreamNames
+			for _, up := range org.Upstreams {
+				rec, err := upstreamnames.Recent(ctx, org.Store, org.ID, up.ID, s.now())
+				if err != nil {
+					return nil, err
+				}
+				v := upstreamnames.NewView(rec, up.Mapping)
+				un := admin.UpstreamNames{Upstream: up.ID, LastLogin: rec.LastLogin, SecurityMarking: v.SecurityMarking,
+					SecurityMarkingSeen: v.SecurityMarkingSeen, NotSeen: v.NotSeen}
+				for _, e := range rec.Attributes {
+					un.Attributes = append(un.Attributes, admin.UpstreamName{Attribute: e.Attribute, FriendlyName: e.FriendlyName, Use: e.Use, LastSeen: e.LastSeen})
+				}
+				out = append(out, un)
+			}
+			return out, nil
+		}
+	}
 	if org.AuditKeys == nil || o.AuditDir == "" || o.Actions == nil {
 		return admin.New(d)
 	}
@@ -114,6 +135,18 @@ func (s *Server) newAdmin(org *Organiser) (*admin.Admin, error) {
 			out.Records = append(out.Records, admin.SubjectRecord(r))
 		}
 		return out, nil
+	}
+	if gens := org.Generations; gens != nil {
+		d.NewIdentity = &admin.NewIdentityDeps{
+			Request: func(ctx context.Context, pnr identity.PersonalNumber) (admin.IdentityStatus, error) {
+				st, err := gens.Request(ctx, pnr, s.now())
+				return admin.IdentityStatus(st), err
+			},
+			Status: func(ctx context.Context, pnr identity.PersonalNumber) (admin.IdentityStatus, error) {
+				st, err := gens.Status(ctx, pnr)
+				return admin.IdentityStatus(st), err
+			},
+		}
 	}
 	if reg := org.Register; reg != nil {
 		d.Protection = &admin.ProtectionDeps{

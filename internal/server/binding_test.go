@@ -26,9 +26,6 @@ func (e *bindingEnv) issued(v string) bool                             { return 
 func (e *bindingEnv) completedBinding(r *http.Request) (string, string) {
 	return e.s.completedBinding(r, e.b)
 }
-func (e *bindingEnv) binding(w http.ResponseWriter, r *http.Request) (string, error) {
-	return e.s.binding(w, r, e.b)
-}
 
 // TestCase13_BindingValuesCarryAMAC: the bridge recognises the values it
 // issued and nothing else: not a changed byte, not another key's value,

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -217,8 +218,11 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request, org *Or
 		}
 		return
 	}
+	var p pendingLogin
+	_ = json.Unmarshal(state, &p) // only for the log: finish checks the state
+	r = withLogin(r, p.Login)
 	s.rememberChoice(w, rememberCookie+org.ID, up.ID, org.Prefix)
-	s.goUpstream(w, r, org, up, binding, state, "", "")
+	s.goUpstream(w, r, org, up, binding, state, p.Vendor, p.Protocol)
 }
 
 // randomToken is a fresh 128-bit URL-safe random value.

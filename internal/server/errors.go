@@ -52,6 +52,26 @@ var (
 		"Kontakta skolans IT-support om du behöver tjänsten.",
 		"Your school does not use this service.",
 		"Contact your school's IT support if you need this service."}
+	// failNotFresh: the vendor asked for a fresh login and the school's
+	// IdP reused an older one (case 48).
+	failNotFresh = failure{http.StatusForbidden,
+		"Tjänsten kräver att du loggar in på nytt, men skolans inloggningstjänst använde en tidigare inloggning.",
+		"Gå tillbaka till tjänsten och logga in igen. Om det händer igen: logga ut från skolans inloggningstjänst eller stäng webbläsaren först.",
+		"The service requires you to log in again, but your school's login service reused an earlier login.",
+		"Go back to the service and log in again. If it happens again, log out of your school's login service or close the browser first."}
+	// failTwoFactor: the vendor requires two-factor login and the login
+	// proved less (case 49).
+	failTwoFactor = failure{http.StatusForbidden,
+		"Den här tjänsten kräver inloggning med två faktorer, till exempel lösenord och engångskod. Din inloggning var inte det.",
+		"Logga in igen med två faktorer. Kontakta skolans IT-support om du inte har någon andra faktor.",
+		"This service requires two-factor login, for example a password and a one-time code. Your login was not.",
+		"Log in again with two factors. Contact your school's IT support if you have no second factor."}
+	// failAssurance: the vendor requires a stronger login than was made.
+	failAssurance = failure{http.StatusForbidden,
+		"Den här tjänsten kräver en starkare inloggning än den du gjorde.",
+		"Logga in igen med en starkare inloggningsmetod, till exempel e-legitimation. Kontakta skolans IT-support om du inte har någon.",
+		"This service requires a stronger login than the one you made.",
+		"Log in again with a stronger method, for example an e-ID. Contact your school's IT support if you have none."}
 	failUnavailable = failure{http.StatusServiceUnavailable,
 		"Inloggningen är tillfälligt otillgänglig.",
 		"Vänta en stund och försök igen.",
@@ -85,6 +105,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, f failure, reason 
 }
 
 func (s *Server) failStatus(w http.ResponseWriter, r *http.Request, f failure, status int, reason string, cause error) {
+	s.failPage(w, r, f, status, reason, cause, nil)
+}
+
+// failPage is failStatus with, when ans is set, a button that takes the
+// vendor protocol's error back to the vendor.
+func (s *Server) failPage(w http.ResponseWriter, r *http.Request, f failure, status int, reason string, cause error, ans *vendorAnswer) {
 	l := zerolog.Ctx(r.Context())
 	ev := l.Warn()
 	if status >= 500 {
@@ -95,10 +121,16 @@ func (s *Server) failStatus(w http.ResponseWriter, r *http.Request, f failure, s
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
+	if ans != nil && ans.origin != "" {
+		// The button posts the SAML status to the vendor's ACS, and only
+		// there.
+		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action "+ans.origin+"; frame-ancestors 'none'; base-uri 'none'")
+	}
 	w.WriteHeader(status)
-	_ = s.tmpl.ExecuteTemplate(w, "error.html", map[string]string{
+	_ = s.tmpl.ExecuteTemplate(w, "error.html", map[string]any{
 		"MessageSV": f.messageSV, "NextSV": f.nextSV,
 		"MessageEN": f.messageEN, "NextEN": f.nextEN,
 		"RequestID": RequestID(r.Context()),
+		"Back":      ans,
 	})
 }

@@ -19,7 +19,10 @@ import (
 	"github.com/skolbro/skolbro/internal/mapping"
 	"github.com/skolbro/skolbro/internal/metrics"
 	"github.com/skolbro/skolbro/internal/policy"
+	"github.com/skolbro/skolbro/internal/protection"
 	"github.com/skolbro/skolbro/internal/release"
+	"github.com/skolbro/skolbro/internal/samlslo"
+	"github.com/skolbro/skolbro/internal/slo"
 	"github.com/skolbro/skolbro/internal/upstream/oidcrp"
 	"github.com/skolbro/skolbro/internal/upstream/samlsp"
 	"github.com/skolbro/skolbro/internal/xmlsig"
@@ -35,9 +38,15 @@ type pendingLogin struct {
 	Vendor   string `json:"v"`
 	// Via is "hub" when the vendor came through the hub's entity, which
 	// then answers; "" when the organiser's own entity does.
-	Via  string              `json:"h,omitempty"`
-	SAML *samlidp.Request    `json:"s,omitempty"`
-	OIDC *oidcop.AuthRequest `json:"o,omitempty"`
+	Via string `json:"h,omitempty"`
+	// Login is the login's id, logged on every line of the login (random,
+	// no personal data).
+	Login string              `json:"l,omitempty"`
+	SAML  *samlidp.Request    `json:"s,omitempty"`
+	OIDC  *oidcop.AuthRequest `json:"o,omitempty"`
+	// Demands is what the vendor and its policy ask of the login (fresh,
+	// passive, a level); nil for an admin's login.
+	Demands *demands `json:"d,omitempty"`
 }
 
 // handleSSO receives a vendor's AuthnRequest and sends the browser upstream.
@@ -76,13 +85,10 @@ func (s *Server) handleSSO(w http.ResponseWriter, r *http.Request, org *Organise
 }
 
 // unmet says which second-level SAML status answers a valid request the
-// bridge cannot meet, or "": a passive login (the bridge always asks the
-// school IdP), or a persistent or other NameID format the vendor's policy
-// does not give.
+// bridge cannot meet, or "": a persistent or other NameID format the
+// vendor's policy does not give. A passive login is passed to the school
+// IdP, whose answer comes back (answerUpstreamStatus).
 func unmet(req *samlidp.Request, pol *policy.Policy) string {
-	if req.IsPassive {
-		return samlidp.StatusNoPassive
-	}
 	pairwise := pol.SAML != nil && pol.SAML.NameID == policy.NameIDPairwise
 	switch req.NameIDFormat {
 	case "", samlidp.NameIDUnspecified:
@@ -107,18 +113,19 @@ func (s *Server) answerStatus(w http.ResponseWriter, r *http.Request, org *Organ
 // answerStatusWith answers with the given IdP entity (an organiser's own,
 // or the hub's).
 func (s *Server) answerStatusWith(w http.ResponseWriter, r *http.Request, idp *samlidp.IdP, req *samlidp.Request, sub string) {
-	top := samlidp.StatusRequester
-	if sub == samlidp.StatusNoPassive {
-		top = samlidp.StatusResponder
+	top, reason := samlidp.StatusRequester, "vendor_invalid_name_id_policy"
+	switch sub {
+	case samlidp.StatusNoPassive:
+		top, reason = samlidp.StatusResponder, "vendor_passive"
+	case samlidp.StatusNoAuthnContext:
+		top, reason = samlidp.StatusResponder, "vendor_no_authn_context"
+	case samlidp.StatusAuthnFailed:
+		top, reason = samlidp.StatusResponder, "vendor_authn_failed"
 	}
 	resp, err := idp.BuildStatusResponse(req, top, sub)
 	if err != nil {
 		s.fail(w, r, failInternal, "build_response", err)
 		return
-	}
-	reason := "vendor_invalid_name_id_policy"
-	if sub == samlidp.StatusNoPassive {
-		reason = "vendor_passive"
 	}
 	zerolog.Ctx(r.Context()).Info().Str("reason", reason).Msg("answered the vendor with a SAML status")
 	s.refusal(reason)
@@ -152,11 +159,6 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request, org *Or
 		s.refuse(w, r, org, "", pol, audit.ProtocolOIDC, nil, failAgreement, audit.ReasonAgreementEnded)
 		return
 	}
-	if req.Prompt == "none" {
-		// The bridge keeps no session: it cannot log anyone in silently.
-		http.Redirect(w, r, org.OP.ErrorResponse(req, "login_required", "the bridge always asks the school IdP").Redirect, http.StatusFound)
-		return
-	}
 	s.startLogin(w, r, org, pendingLogin{Protocol: audit.ProtocolOIDC, Vendor: pol.ID, OIDC: req}, oidcHints(r, req))
 }
 
@@ -171,6 +173,23 @@ func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, org *Organis
 			s.fail(w, r, failBusy, "vendor_rate_limited", nil)
 			return
 		}
+	}
+	if p.Login == "" {
+		p.Login = s.newLoginID()
+	}
+	r = withLogin(r, p.Login)
+	if p.Protocol != protocolAdmin {
+		pol, ok := org.Policies.ByID(p.Vendor)
+		if !ok {
+			s.fail(w, r, failVendorRequest, "vendor_no_policy", nil)
+			return
+		}
+		d, ok := vendorDemands(p, pol, s.now())
+		if !ok {
+			s.answerUnmet(w, r, org, p)
+			return
+		}
+		p.Demands = d
 	}
 	state, err := json.Marshal(p)
 	if err != nil {
@@ -238,7 +257,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, org *Organiser, 
 // decideProtection sets id.Protection from every configured source. A
 // source that fails makes the person protected for this login (fail
 // closed); the login still completes, masked.
-func (s *Server) decideProtection(r *http.Request, up *Upstream, id *identity.Identity) {
+func (s *Server) decideProtection(r *http.Request, up *Upstream, id *identity.Identity, in mapping.Input) {
 	res := up.Protection
 	if res == nil || len(res.Sources) == 0 {
 		if up.AssumeUnprotected {
@@ -251,9 +270,34 @@ func (s *Server) decideProtection(r *http.Request, up *Upstream, id *identity.Id
 	level, failures := res.Resolve(r.Context(), id)
 	id.Protection = level
 	for _, f := range failures {
-		zerolog.Ctx(r.Context()).Warn().Str("source", f.Source).Str("reason", f.Reason).
-			Msg("protection source failed: treated as protected")
+		ev := zerolog.Ctx(r.Context()).Warn().Str("source", f.Source).Str("reason", f.Reason)
+		if f.Source == protection.SourceUpstreamAttribute && up.Mapping != nil {
+			// Which attribute was expected, and whether the IdP sent it
+			// at all (a wrong security_marking name masks everyone):
+			// names only, never the value.
+			ev = ev.Str("attribute", up.Mapping.SecurityMarking).Bool("attribute_sent", mapping.SecurityMarkingSent(up.Mapping, in))
+		}
+		ev.Msg("protection source failed: treated as protected")
 	}
+}
+
+// decideGeneration sets id.Generation, starting a new identity when the
+// person is newly protected or an admin asked for one (package
+// generation). Without the organiser's store the bridge cannot know which
+// identifiers the person may still be given, so the login fails closed.
+func (s *Server) decideGeneration(w http.ResponseWriter, r *http.Request, org *Organiser, id *identity.Identity) bool {
+	gl, err := org.Generations.ForLogin(r.Context(), id, s.now())
+	if err != nil {
+		s.fail(w, r, failUnavailable, "generation_unavailable", err)
+		return false
+	}
+	id.Generation = gl.Generation
+	if gl.Started != "" {
+		// The cause and the number only: which person is for the
+		// release log's subject key, not for this log.
+		zerolog.Ctx(r.Context()).Info().Str("cause", gl.Started).Int("generation", gl.Generation).Msg("new identity issued")
+	}
+	return true
 }
 
 // finishAdmin completes an admin's login: the admin interface checks the
@@ -273,10 +317,11 @@ func (s *Server) finishAdmin(w http.ResponseWriter, r *http.Request, org *Organi
 
 // startUpstream sends the login to the school IdP in its own protocol.
 func (s *Server) startUpstream(r *http.Request, up *Upstream, binding string, state []byte) (string, error) {
+	so, oo := upstreamOptions(up, state)
 	if up.RP != nil {
-		return up.RP.StartLogin(r.Context(), binding, state)
+		return up.RP.StartLoginWith(r.Context(), binding, state, oo)
 	}
-	return up.SP.StartLogin(r.Context(), binding, state, "")
+	return up.SP.StartLoginWith(r.Context(), binding, state, "", so)
 }
 
 // handleRPCallback receives the school's OIDC IdP's answer and finishes
@@ -289,13 +334,20 @@ func (s *Server) handleRPCallback(w http.ResponseWriter, r *http.Request, org *O
 	}
 	res, state, err := up.RP.HandleCallback(r.Context(), r, binding)
 	if err != nil {
-		s.upstreamFailed(w, r, err)
+		if s.answerUpstreamStatus(w, r, org, up, err) {
+			return
+		}
+		s.upstreamFailed(w, r, org, up, err)
 		return
 	}
 	if !s.rotateBinding(w, r, org.binding) {
 		return
 	}
-	s.finish(w, r, org, up, state, res.Input())
+	us := &slo.Upstream{ID: up.ID, Protocol: slo.ProtocolOIDC, Subject: res.Subject}
+	if sid := res.Claims["sid"]; len(sid) == 1 && len(sid[0]) <= 256 {
+		us.SID = sid[0]
+	}
+	s.finish(w, withUpstreamSession(r, us), org, up, state, res.Input())
 }
 
 // handleACS receives the school IdP's SAML response and finishes the login.
@@ -312,12 +364,18 @@ func (s *Server) handleACS(w http.ResponseWriter, r *http.Request, org *Organise
 	}
 	a, state, err := up.SP.HandleResponse(r.Context(), r.PostForm.Get("SAMLResponse"), binding)
 	if err != nil {
-		s.upstreamFailed(w, r, err)
+		if s.answerUpstreamStatus(w, r, org, up, err) {
+			return
+		}
+		s.upstreamFailed(w, r, org, up, err)
 		return
 	}
 	if !s.rotateBinding(w, r, org.binding) {
 		return
 	}
+	r = withUpstreamSession(r, &slo.Upstream{ID: up.ID, Protocol: slo.ProtocolSAML, Subject: a.NameID,
+		NameID:       &samlslo.NameID{Value: a.NameID, Format: a.NameIDFormat, NameQualifier: a.NameQualifier, SPNameQualifier: a.SPNameQualifier},
+		SessionIndex: a.SessionIndex})
 	s.finish(w, r, org, up, state, mapping.Input{
 		Subject:       a.NameID,
 		Attributes:    a.Attributes,
@@ -332,12 +390,13 @@ func (s *Server) handleACS(w http.ResponseWriter, r *http.Request, org *Organise
 // vendor's policy allows, record the release, and answer the vendor in its
 // own protocol.
 func (s *Server) finish(w http.ResponseWriter, r *http.Request, org *Organiser, up *Upstream, state []byte, in mapping.Input) {
-	l := zerolog.Ctx(r.Context())
 	var p pendingLogin
 	if err := json.Unmarshal(state, &p); err != nil || (p.Protocol != protocolAdmin && (p.SAML == nil) == (p.OIDC == nil)) {
 		s.fail(w, r, failInternal, "state", errors.New("bad pending login state"))
 		return
 	}
+	r = withLogin(r, p.Login)
+	l := zerolog.Ctx(r.Context())
 	if p.Protocol == protocolAdmin {
 		s.finishAdmin(w, r, org, up, in)
 		return
@@ -351,6 +410,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, org *Organiser, 
 		s.refuse(w, r, org, up.ID, pol, p.Protocol, nil, failAgreement, audit.ReasonAgreementEnded)
 		return
 	}
+	s.noteUpstreamNames(r, org, up, in)
 	id, warnings, err := mapping.MapWithWarnings(up.Mapping, in, s.now())
 	if err != nil {
 		l.Warn().Err(err).Msg("upstream answer could not be mapped")
@@ -362,11 +422,20 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, org *Organiser, 
 		l.Warn().Str("attribute", w.Attribute).Str("reason", w.Reason).Msg("upstream attribute dropped")
 	}
 	s.notePersonalNumbersInValues(r, org, warnings)
-	s.decideProtection(r, up, id)
+	level, ok := s.checkLogin(w, r, org, up, p, pol, id)
+	if !ok {
+		return
+	}
+	s.decideProtection(r, up, id, in)
+	if !s.decideGeneration(w, r, org, id) {
+		return
+	}
 	if pol, ok = s.enabledFor(w, r, org, up.ID, pol, p.Protocol, id); !ok {
 		return
 	}
 	rel := release.Release(pol, id, org.Deriver)
+	// The level the vendor asked for when it asked, proven (checkLogin).
+	rel.AuthnContext = level
 	if p.OIDC != nil {
 		s.answerOIDC(w, r, org, up.ID, p.OIDC, pol, id, rel)
 		return
@@ -375,9 +444,18 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, org *Organiser, 
 	if p.SAML.NameIDFormat == samlidp.NameIDTransient {
 		opts.PersistentNameID = false // the vendor asked for less
 	}
-	resp, err := s.answeringIdP(org, p).BuildResponse(p.SAML, rel, opts)
+	idp := s.answeringIdP(org, p)
+	if idp == nil {
+		s.fail(w, r, failVendorRequest, "vendor_no_policy", nil)
+		return
+	}
+	resp, issued, err := idp.BuildResponseIssued(p.SAML, rel, opts)
 	if err != nil {
 		s.fail(w, r, failInternal, "build_response", err)
+		return
+	}
+	if !s.rememberLogin(w, r, org, slo.Participant{Vendor: pol.ID, Protocol: slo.ProtocolSAML, Hub: p.Via == viaHub,
+		EntityID: p.SAML.VendorEntityID, NameID: &issued.NameID, SessionIndex: issued.SessionIndex}) {
 		return
 	}
 	if !s.recordRelease(w, r, org, up.ID, audit.ProtocolSAML, pol, id, rel) {
@@ -395,11 +473,19 @@ func (s *Server) answerOIDC(w http.ResponseWriter, r *http.Request, org *Organis
 		s.fail(w, r, failInternal, "no_op", nil)
 		return
 	}
+	sid, err := org.OP.NewSID()
+	if err != nil {
+		s.fail(w, r, failInternal, "random", err)
+		return
+	}
+	if !s.rememberLogin(w, r, org, slo.Participant{Vendor: pol.ID, Protocol: slo.ProtocolOIDC, ClientID: req.ClientID, Sub: rel.Sub, SID: sid}) {
+		return
+	}
 	// Record first: a code, once issued, can be redeemed.
 	if !s.recordRelease(w, r, org, upstream, audit.ProtocolOIDC, pol, id, rel) {
 		return
 	}
-	to, err := org.OP.Complete(r.Context(), req, rel)
+	to, err := org.OP.CompleteSession(r.Context(), req, rel, sid)
 	if err != nil {
 		s.fail(w, r, failUnavailable, "code_unavailable", err)
 		return
@@ -426,18 +512,23 @@ func (s *Server) recordRelease(w http.ResponseWriter, r *http.Request, org *Orga
 	return true
 }
 
-func (s *Server) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) {
+// upstreamFailed shows the page for an answer the upstream side refused
+// and, when the bridge can tell which vendor's login it answered, records
+// a refusal event for that vendor (see recordUpstreamRefusal).
+func (s *Server) upstreamFailed(w http.ResponseWriter, r *http.Request, org *Organiser, up *Upstream, err error) {
 	var reason string
 	var status int
+	var state []byte
 	if e := (*samlsp.Error)(nil); errors.As(err, &e) {
-		reason, status = e.Reason, e.Status
+		reason, status, state = e.Reason, e.Status, e.State
 	} else if e := (*oidcrp.Error)(nil); errors.As(err, &e) {
-		reason, status = e.Reason, e.Status
+		reason, status, state = e.Reason, e.Status, e.State
 	} else {
 		s.fail(w, r, failUpstream, "upstream_malformed", err)
 		return
 	}
 	label := "upstream_" + reason
+	s.recordUpstreamRefusal(r, org, up, state, label)
 	switch {
 	case status == http.StatusServiceUnavailable:
 		s.fail(w, r, failUnavailable, label, err)
@@ -450,6 +541,58 @@ func (s *Server) upstreamFailed(w http.ResponseWriter, r *http.Request, err erro
 	default:
 		s.failStatus(w, r, failUpstream, status, label, err)
 	}
+}
+
+// recordUpstreamRefusal writes a refusal event for an answer refused at
+// the upstream (bad signature, replay, audience, expiry, the IdP's own
+// error...), against the vendor of the login it answered. state is that
+// login's pending state as the upstream package returned it with the
+// refusal: it comes from the bridge's own store, found through this
+// browser's binding (or, for a replay, through the verified assertion),
+// never from what the answer claims. Without it nothing is recorded: the
+// vendor is unknown, and an event for an answer anyone can post would be
+// free write amplification. The event carries the vendor, the protocol,
+// the upstream and the fixed reason: no subject key and nothing from the
+// refused answer. At most DefaultRefusalEventsPerMinute (or the
+// configured cap) per client are written; the rest are counted as
+// refusals_total{reason="refusal_event_capped"} and logged.
+func (s *Server) recordUpstreamRefusal(r *http.Request, org *Organiser, up *Upstream, state []byte, reason string) {
+	if len(state) == 0 || org.Audit == nil {
+		return
+	}
+	var p pendingLogin
+	if err := json.Unmarshal(state, &p); err != nil || p.Vendor == "" ||
+		(p.Protocol != audit.ProtocolSAML && p.Protocol != audit.ProtocolOIDC) {
+		return // an admin's login, or nothing the bridge wrote
+	}
+	l := zerolog.Ctx(r.Context())
+	if s.metrics != nil {
+		s.metrics.Login(p.Vendor, p.Protocol, metrics.OutcomeRefused)
+	}
+	if ok, _ := s.refusalEvents.Allow(org.ID + "|" + s.clientIP.Key(r)); !ok {
+		s.refusal("refusal_event_capped")
+		l.Warn().Str("vendor", p.Vendor).Str("reason", reason).Msg("refusal event not recorded: this client's cap is reached")
+		return
+	}
+	pol, _ := org.Policies.ByID(p.Vendor)
+	if err := s.record(r, org, audit.RefusalEvent(s.now(), RequestID(r.Context()), up.ID, p.Protocol, p.Vendor, pol, reason, "")); err != nil {
+		l.Error().Err(err).Msg("release log unavailable")
+	}
+}
+
+// replayNote is what the SAML replay cache keeps of an accepted login's
+// pending state: the protocol, vendor and entity, so that a replay can be
+// recorded against the vendor without keeping the vendor's whole request.
+func replayNote(state []byte) []byte {
+	var p pendingLogin
+	if err := json.Unmarshal(state, &p); err != nil || p.Vendor == "" {
+		return nil
+	}
+	b, err := json.Marshal(pendingLogin{Protocol: p.Protocol, Vendor: p.Vendor, Via: p.Via})
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 // responseOptions turns a vendor's policy into how its responses are
@@ -479,10 +622,16 @@ func responseOptions(p *policy.Policy) samlidp.ResponseOptions {
 }
 
 // answeringIdP is the entity that answers a SAML login: the organiser's
-// own, or the hub's when the vendor came through it.
+// own, or the hub's when the vendor came through it. It is nil when the
+// vendor came through the hub but a reload since took the organiser out
+// of the hub: an answer from the organiser's own entity would reach the
+// vendor from an issuer it never asked.
 func (s *Server) answeringIdP(org *Organiser, p pendingLogin) *samlidp.IdP {
-	if p.Via == viaHub && s.hub != nil {
-		return s.hub.IdP
+	if p.Via == viaHub {
+		if org.hub == nil {
+			return nil
+		}
+		return org.hub.IdP
 	}
 	return org.IdP
 }

@@ -43,10 +43,10 @@ type Hub struct {
 	binding binder
 }
 
-func (s *Server) hubRoutes(r *mux.Router) {
-	r.HandleFunc(HubPrefix+"/saml/idp/sso", s.handleHubSSO).Methods(http.MethodGet, http.MethodPost)
+func (s *Server) hubRoutes(r *mux.Router, hub *Hub) {
+	r.HandleFunc(HubPrefix+"/saml/idp/sso", func(w http.ResponseWriter, r *http.Request) { s.handleHubSSO(w, r, hub) }).Methods(http.MethodGet, http.MethodPost)
 	r.HandleFunc(HubPrefix+"/saml/idp/metadata", func(w http.ResponseWriter, r *http.Request) {
-		b, err := s.hub.Metadata.IdPMetadata()
+		b, err := hub.Metadata.IdPMetadata()
 		if err != nil {
 			s.fail(w, r, failInternal, "metadata", err)
 			return
@@ -54,7 +54,7 @@ func (s *Server) hubRoutes(r *mux.Router) {
 		w.Header().Set("Content-Type", "application/samlmetadata+xml")
 		w.Write(b)
 	}).Methods(http.MethodGet)
-	r.HandleFunc(HubPrefix+pathDiscovery, s.handleHubDiscovery).Methods(http.MethodGet)
+	r.HandleFunc(HubPrefix+pathDiscovery, func(w http.ResponseWriter, r *http.Request) { s.handleHubDiscovery(w, r, hub) }).Methods(http.MethodGet)
 }
 
 // hubStore is the hub's own namespace in the store.
@@ -63,9 +63,9 @@ func (s *Server) hubStore() store.Store { return store.Namespace(s.store, "hub/"
 // handleHubSSO receives a shared vendor's AuthnRequest at the hub's entity
 // and finds the person's organiser: the only one serving the vendor, one
 // a hint names, or the person's choice.
-func (s *Server) handleHubSSO(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleHubSSO(w http.ResponseWriter, r *http.Request, hub *Hub) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxACSBody)
-	req, err := s.hub.IdP.ParseRequest(r)
+	req, err := hub.IdP.ParseRequest(r)
 	if err != nil {
 		var e *samlidp.Error
 		if errors.As(err, &e) {
@@ -75,14 +75,15 @@ func (s *Server) handleHubSSO(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, failVendorRequest, "vendor_malformed", err)
 		return
 	}
-	candidates := s.hubCandidates(req.VendorEntityID)
+	candidates := hubCandidates(hub, req.VendorEntityID)
 	if len(candidates) == 0 {
 		s.fail(w, r, failVendorRequest, "vendor_no_policy", nil)
 		return
 	}
-	p := pendingLogin{Protocol: audit.ProtocolSAML, Via: viaHub, SAML: req}
+	p := pendingLogin{Protocol: audit.ProtocolSAML, Via: viaHub, SAML: req, Login: s.newLoginID()}
+	r = withLogin(r, p.Login)
 	if org := chooseOrganiser(r, candidates, samlHints(r, req)); org != nil {
-		s.startHubLogin(w, r, org, p, samlHints(r, req))
+		s.startHubLogin(w, r, hub, org, p, samlHints(r, req))
 		return
 	}
 	state, err := json.Marshal(p)
@@ -90,7 +91,7 @@ func (s *Server) handleHubSSO(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, failInternal, "state", err)
 		return
 	}
-	binding, err := s.binding(w, r, s.hub.binding)
+	binding, err := s.binding(w, r, hub.binding)
 	if err != nil {
 		s.fail(w, r, failInternal, "binding", err)
 		return
@@ -108,9 +109,9 @@ func (s *Server) handleHubSSO(w http.ResponseWriter, r *http.Request) {
 }
 
 // hubCandidates are the organisers whose policy names the vendor.
-func (s *Server) hubCandidates(entityID string) []*Organiser {
+func hubCandidates(hub *Hub, entityID string) []*Organiser {
 	var out []*Organiser
-	for _, org := range s.hub.Organisers {
+	for _, org := range hub.Organisers {
 		if _, ok := org.Policies.BySAMLEntityID(entityID); ok {
 			out = append(out, org)
 		}
@@ -171,10 +172,10 @@ func (s *Server) hubDiscoveryPage(w http.ResponseWriter, r *http.Request, candid
 // handleHubDiscovery continues a hub login with the chosen organiser. A
 // choice of an organiser that does not serve the vendor shows the page
 // again; the browser is only ever sent on to that organiser's login.
-func (s *Server) handleHubDiscovery(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleHubDiscovery(w http.ResponseWriter, r *http.Request, hub *Hub) {
 	q := r.URL.Query()
 	id := q.Get("d")
-	binding, reason := s.completedBinding(r, s.hub.binding)
+	binding, reason := s.completedBinding(r, hub.binding)
 	if id == "" || len(id) > 64 || reason != "" {
 		s.fail(w, r, failExpired, "discovery_no_login", nil)
 		return
@@ -194,7 +195,8 @@ func (s *Server) handleHubDiscovery(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, failInternal, "state", errors.New("bad pending hub login"))
 		return
 	}
-	candidates := s.hubCandidates(p.SAML.VendorEntityID)
+	r = withLogin(r, p.Login)
+	candidates := hubCandidates(hub, p.SAML.VendorEntityID)
 	var org *Organiser
 	for _, o := range candidates {
 		if o.ID == q.Get("organiser") {
@@ -210,12 +212,12 @@ func (s *Server) handleHubDiscovery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.rememberChoice(w, hubChoiceCookie, org.ID, HubPrefix)
-	s.startHubLogin(w, r, org, p, loginHints{})
+	s.startHubLogin(w, r, hub, org, p, loginHints{})
 }
 
 // startHubLogin continues at the chosen organiser under its own policy
 // for the vendor, exactly as a login at the organiser's own entity would.
-func (s *Server) startHubLogin(w http.ResponseWriter, r *http.Request, org *Organiser, p pendingLogin, hints loginHints) {
+func (s *Server) startHubLogin(w http.ResponseWriter, r *http.Request, hub *Hub, org *Organiser, p pendingLogin, hints loginHints) {
 	r = withOrganiser(r, org)
 	pol, ok := org.Policies.BySAMLEntityID(p.SAML.VendorEntityID)
 	if !ok {
@@ -227,7 +229,7 @@ func (s *Server) startHubLogin(w http.ResponseWriter, r *http.Request, org *Orga
 		return
 	}
 	if sub := unmet(p.SAML, pol); sub != "" {
-		s.answerStatusWith(w, r, s.hub.IdP, p.SAML, sub)
+		s.answerStatusWith(w, r, hub.IdP, p.SAML, sub)
 		return
 	}
 	p.Vendor = pol.ID

@@ -9,11 +9,12 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
-	"fmt"
 	"errors"
+	"fmt"
 	"html/template"
 	"io"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,10 +22,12 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/skolbro/skolbro/internal/admin"
+	"github.com/skolbro/skolbro/internal/assurance"
 	"github.com/skolbro/skolbro/internal/audit"
 	"github.com/skolbro/skolbro/internal/downstream/oidcop"
 	"github.com/skolbro/skolbro/internal/downstream/samlidp"
 	"github.com/skolbro/skolbro/internal/fedmeta"
+	"github.com/skolbro/skolbro/internal/generation"
 	"github.com/skolbro/skolbro/internal/mapping"
 	"github.com/skolbro/skolbro/internal/metrics"
 	"github.com/skolbro/skolbro/internal/ownmeta"
@@ -61,6 +64,10 @@ type Organiser struct {
 	// least 32 bytes). Every instance behind a load balancer must have the
 	// same key: app derives it from the pseudonym key.
 	BindingKey []byte
+	// Generations keeps which identity generation each person's
+	// pseudonyms derive from, in Store; New makes it from Store and
+	// Deriver when it is nil.
+	Generations *generation.Keeper
 	// Audit records every release and refusal; AuditKeys makes the
 	// subject keys. Both are required (New refuses an organiser without
 	// them): a release that cannot be recorded is not made.
@@ -77,9 +84,17 @@ type Organiser struct {
 	// Admin enables the organiser's admin interface when Entitlement is
 	// set; its admins see only this organiser.
 	Admin AdminOptions
+	// Logout configures Single Logout (see logout.go).
+	Logout LogoutOptions
+	// AssuranceLevels are the levels the organiser's upstreams can prove,
+	// from configuration: published in its metadata and discovery.
+	AssuranceLevels []string
 
 	admin   *admin.Admin
 	binding binder
+	// hub is the hub entity that answers this organiser's logins of
+	// shared vendors, when the organiser is one of the hub's.
+	hub *Hub
 }
 
 // Upstream is one of an organiser's school IdPs.
@@ -108,21 +123,34 @@ type Upstream struct {
 	SPMetadata []byte
 	// Certs are the SAML IdP's signing certificates (for expiry alerts).
 	Certs []*x509.Certificate
+	// Assurance maps the IdP's words for a login's strength to the
+	// organiser's levels and back (what to ask it for); nil understands
+	// the common words only.
+	Assurance *assurance.Map
+	// ClockSkew is allowed when a login's age is checked against the
+	// vendor's ForceAuthn or max_age (default 2m).
+	ClockSkew time.Duration
 }
 
 // Server serves the bridge: one or several organisers on one listener.
+// What it serves is a routing table built from one configuration; Reload
+// swaps in a new one at once, without a restart.
 type Server struct {
-	orgs  []*Organiser
-	hub   *Hub
-	store store.Store
-	log   zerolog.Logger
-	tmpl  *template.Template
+	// cur is the table new requests are served by.
+	cur atomic.Pointer[table]
+	// reloadMu makes reloads one at a time.
+	reloadMu sync.Mutex
+	store    store.Store
+	log      zerolog.Logger
+	tmpl     *template.Template
 	// secureCookies is true when the external URL is https.
 	secureCookies bool
 	now           func() time.Time
 	rand          io.Reader
 	// Mount adds extra routes (the demo's test IdP and vendors).
 	mounts []func(*mux.Router)
+	// names throttles the record of upstream attribute names.
+	names namesThrottle
 	// draining is set on SIGTERM: readiness fails first so that the load
 	// balancer stops sending new logins, while in-flight ones finish.
 	draining atomic.Bool
@@ -132,6 +160,9 @@ type Server struct {
 	clientIP    *ratelimit.ClientIP
 	vendorLimit *ratelimit.Limiter
 	maxInFlight int
+	// refusalEvents caps, per client, the refusal events that answers
+	// refused at the upstream write to the release log.
+	refusalEvents *ratelimit.Limiter
 }
 
 func (s *Server) refusal(reason string) {
@@ -164,46 +195,37 @@ type Options struct {
 	ClientIP    *ratelimit.ClientIP
 	VendorLimit *ratelimit.Limiter
 	MaxInFlight int
+	// RefusalEvents caps, per ClientIP key, the release log events of
+	// logins refused at the upstream: every bad answer posted for one
+	// pending login would otherwise write (and fsync) one event. nil uses
+	// DefaultRefusalEventsPerMinute.
+	RefusalEvents *ratelimit.Limiter
 }
+
+// DefaultRefusalEventsPerMinute is the per-client cap on refusal events
+// of answers refused at the upstream when Options.RefusalEvents is nil.
+const DefaultRefusalEventsPerMinute = 30
 
 // New builds a Server.
 func New(o Options) (*Server, error) {
-	for _, org := range o.Organisers {
-		if org.Audit == nil || org.AuditKeys == nil {
-			// Nothing is released that is not recorded.
-			return nil, fmt.Errorf("server: organiser %s has no release log (Audit and AuditKeys are required)", org.ID)
-		}
-	}
 	t, err := web.Templates()
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{orgs: o.Organisers, hub: o.Hub, store: o.Store, log: o.Logger, tmpl: t,
+	s := &Server{store: o.Store, log: o.Logger, tmpl: t,
 		secureCookies: o.SecureCookies, now: o.Now, rand: o.Rand, mounts: o.Mounts,
 		metrics: o.Metrics, clientLimit: o.ClientLimit, clientIP: o.ClientIP, vendorLimit: o.VendorLimit,
-		maxInFlight: o.MaxInFlight}
+		maxInFlight: o.MaxInFlight, refusalEvents: o.RefusalEvents}
 	if s.clientIP == nil {
 		s.clientIP = &ratelimit.ClientIP{}
 	}
-	for _, org := range s.orgs {
-		if len(org.BindingKey) < minBindingKey {
-			return nil, fmt.Errorf("server: organiser %s has no login binding key", org.ID)
+	if s.refusalEvents == nil {
+		// Never uncapped: the cap is what keeps refused answers from
+		// being a cheap way to fill the release log's disk.
+		if s.refusalEvents, err = ratelimit.New(DefaultRefusalEventsPerMinute/60.0, DefaultRefusalEventsPerMinute,
+			ratelimit.WithMaxKeys(ratelimit.DefaultMaxKeys)); err != nil {
+			return nil, err
 		}
-		org.binding = binder{key: org.BindingKey, name: s.bindingName(org.ID, org.Prefix)}
-	}
-	if s.hub != nil {
-		if len(s.hub.BindingKey) < minBindingKey {
-			return nil, errors.New("server: the hub has no login binding key")
-		}
-		s.hub.binding = binder{key: s.hub.BindingKey, name: s.bindingName("hub", HubPrefix)}
-	}
-	for _, org := range s.orgs {
-		if s.metrics == nil || org.OP == nil || org.OP.OnRefusal != nil {
-			continue
-		}
-		// Token and userinfo refusals (a foreign client's code, a reused
-		// code) show in refusals_total like the login flows' own.
-		org.OP.OnRefusal = s.metrics.Refusal
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -211,30 +233,172 @@ func New(o Options) (*Server, error) {
 	if s.rand == nil {
 		s.rand = rand.Reader
 	}
-	for _, org := range s.orgs {
-		if org.Admin.Entitlement != "" {
-			if org.admin, err = s.newAdmin(org); err != nil {
-				return nil, fmt.Errorf("organiser %s: %w", org.ID, err)
-			}
-		}
+	tb, err := s.newTable(o.Organisers, o.Hub)
+	if err != nil {
+		return nil, err
 	}
+	s.cur.Store(tb)
 	return s, nil
 }
 
-// Handler returns the HTTP handler with all routes.
+// table is what one configuration serves: its organisers, its hub entity
+// and the router over them. A request is served from start to end by the
+// table it began on; Reload swaps the table for new requests only.
+type table struct {
+	orgs []*Organiser
+	hub  *Hub
+	h    http.Handler
+
+	mu      sync.Mutex
+	active  int
+	retired bool
+	idle    chan struct{}
+}
+
+// enter counts a request in, unless the table was retired (the request
+// then takes the new one).
+func (t *table) enter() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.retired {
+		return false
+	}
+	t.active++
+	return true
+}
+
+func (t *table) leave() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.active--
+	if t.retired && t.active == 0 {
+		close(t.idle)
+	}
+}
+
+// retire takes the table out of service; the channel closes when its last
+// request has finished.
+func (t *table) retire() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.retired = true
+	if t.active == 0 {
+		close(t.idle)
+	}
+	return t.idle
+}
+
+// newTable prepares freshly built organisers (admin interface, refusal
+// metrics, hub membership) and the router over them.
+func (s *Server) newTable(orgs []*Organiser, hub *Hub) (*table, error) {
+	for _, org := range orgs {
+		if org.Audit == nil || org.AuditKeys == nil {
+			// Nothing is released that is not recorded.
+			return nil, fmt.Errorf("server: organiser %s has no release log (Audit and AuditKeys are required)", org.ID)
+		}
+		if len(org.BindingKey) < minBindingKey {
+			return nil, fmt.Errorf("server: organiser %s has no login binding key", org.ID)
+		}
+		org.binding = binder{key: org.BindingKey, name: s.bindingName(org.ID, org.Prefix)}
+		if org.Generations == nil {
+			org.Generations = generation.New(org.Store, org.Deriver)
+		}
+		for _, up := range org.Upstreams {
+			if up.SP != nil {
+				// A replayed assertion is then recorded against the
+				// vendor of the login it was first used for.
+				up.SP.SetReplayNote(replayNote)
+			}
+		}
+		if s.metrics != nil && org.OP != nil && org.OP.OnRefusal == nil {
+			// Token and userinfo refusals (a foreign client's code, a reused
+			// code) show in refusals_total like the login flows' own.
+			org.OP.OnRefusal = s.metrics.Refusal
+		}
+		org.hub = nil
+		if org.Admin.Entitlement != "" {
+			a, err := s.newAdmin(org)
+			if err != nil {
+				return nil, fmt.Errorf("organiser %s: %w", org.ID, err)
+			}
+			org.admin = a
+		}
+	}
+	if hub != nil {
+		if len(hub.BindingKey) < minBindingKey {
+			return nil, errors.New("server: the hub has no login binding key")
+		}
+		hub.binding = binder{key: hub.BindingKey, name: s.bindingName("hub", HubPrefix)}
+		for _, org := range hub.Organisers {
+			org.hub = hub
+		}
+	}
+	t := &table{orgs: orgs, hub: hub, idle: make(chan struct{})}
+	t.h = s.router(t)
+	return t, nil
+}
+
+// Reload serves orgs and hub from now on, in place of what the server
+// served: requests already being served finish on the previous
+// organisers, every new request takes the new ones. orgs must be freshly
+// built (app.BuildHub), never ones already served. The returned channel
+// closes when the last request on the previous organisers has finished,
+// after which their release logs may be closed.
+func (s *Server) Reload(orgs []*Organiser, hub *Hub) (<-chan struct{}, error) {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	t, err := s.newTable(orgs, hub)
+	if err != nil {
+		return nil, err
+	}
+	return s.cur.Swap(t).retire(), nil
+}
+
+// Organisers returns the organisers being served now.
+func (s *Server) Organisers() []*Organiser { return s.cur.Load().orgs }
+
+// dispatch serves a request by the current table.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	for {
+		t := s.cur.Load()
+		if !t.enter() {
+			continue // swapped just now: take the new table
+		}
+		defer t.leave()
+		t.h.ServeHTTP(w, r)
+		return
+	}
+}
+
+// Handler returns the HTTP handler with all routes. It serves whatever
+// table is current, so a Reload takes effect without a new handler.
 func (s *Server) Handler() http.Handler {
+	h := s.withRequestID(securityHeaders(http.HandlerFunc(s.dispatch)))
+	// Outermost the cheapest refusals: shedding and rate limiting come
+	// before request ids and access logs, so that a flood costs neither
+	// log volume nor work. Health checks are never limited, or an
+	// orchestrator would restart a busy bridge. Rejections are counted in
+	// metrics (refusals_total{reason="rate_limited"|"overloaded"}).
+	if s.clientLimit != nil {
+		h = ratelimit.Except(s.clientLimit.Middleware(s.clientIP.Key), "/healthz", "/readyz")(h)
+	}
+	return ratelimit.Except(ratelimit.MaxInFlight(s.maxInFlight, ratelimit.OnReject(s.refusal)), "/healthz", "/readyz")(h)
+}
+
+// router routes one table's organisers and hub.
+func (s *Server) router(t *table) http.Handler {
 	r := mux.NewRouter()
 	if s.metrics != nil {
 		r.Use(s.metrics.Middleware)
 	}
-	for _, org := range s.orgs {
+	for _, org := range t.orgs {
 		s.organiserRoutes(r, org)
 	}
-	if s.hub != nil {
-		s.hubRoutes(r)
+	if t.hub != nil {
+		s.hubRoutes(r, t.hub)
 	}
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	r.HandleFunc("/readyz", s.handleReady)
+	r.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) { s.handleReady(w, r, t.orgs) })
 	r.PathPrefix("/static/").Handler(http.StripPrefix("/static/", http.FileServerFS(web.Static())))
 	for _, m := range s.mounts {
 		m(r)
@@ -249,26 +413,59 @@ func (s *Server) Handler() http.Handler {
 		r.NotFoundHandler = s.metrics.Middleware(r.NotFoundHandler)
 		r.MethodNotAllowedHandler = s.metrics.Middleware(r.MethodNotAllowedHandler)
 	}
-	h := s.withRequestID(securityHeaders(r))
-	// Outermost the cheapest refusals: shedding and rate limiting come
-	// before request ids and access logs, so that a flood costs neither
-	// log volume nor work. Health checks are never limited, or an
-	// orchestrator would restart a busy bridge. Rejections are counted in
-	// metrics (refusals_total{reason="rate_limited"|"overloaded"}).
-	if s.clientLimit != nil {
-		h = ratelimit.Except(s.clientLimit.Middleware(s.clientIP.Key), "/healthz", "/readyz")(h)
-	}
-	return ratelimit.Except(ratelimit.MaxInFlight(s.maxInFlight, ratelimit.OnReject(s.refusal)), "/healthz", "/readyz")(h)
+	return r
 }
 
 type ctxKey int
 
-const requestIDKey ctxKey = 0
+const (
+	requestIDKey ctxKey = iota
+	requestInfoKey
+)
 
 // RequestID returns the request id of ctx, or "".
 func RequestID(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey).(string)
 	return id
+}
+
+// requestInfo is what a handler learns about its request that the access
+// log line should carry: the login the request belongs to.
+type requestInfo struct {
+	loginID string
+}
+
+// LoginID returns the id of the login ctx's request belongs to, or "".
+// A login id is random and carries no personal data; it joins every log
+// line of one login, from "login started" to "released" or the refusal,
+// across the requests (and instances) the login passes through.
+func LoginID(ctx context.Context) string {
+	if info, ok := ctx.Value(requestInfoKey).(*requestInfo); ok {
+		return info.loginID
+	}
+	return ""
+}
+
+// withLogin marks r as part of login id: every later log line of the
+// request, its access log line included, carries login_id.
+func withLogin(r *http.Request, id string) *http.Request {
+	if id == "" {
+		return r
+	}
+	if info, ok := r.Context().Value(requestInfoKey).(*requestInfo); ok {
+		info.loginID = id
+	}
+	l := zerolog.Ctx(r.Context()).With().Str("login_id", id).Logger()
+	return r.WithContext(l.WithContext(r.Context()))
+}
+
+// newLoginID is a fresh random login id.
+func (s *Server) newLoginID() string {
+	b := make([]byte, 12)
+	if _, err := io.ReadFull(s.rand, b); err != nil {
+		return ""
+	}
+	return hex.EncodeToString(b)
 }
 
 // withRequestID gives every request an id, a logger carrying it, and an
@@ -280,12 +477,18 @@ func (s *Server) withRequestID(next http.Handler) http.Handler {
 		_, _ = io.ReadFull(s.rand, b)
 		id := hex.EncodeToString(b)
 		l := s.log.With().Str("request_id", id).Logger()
+		info := &requestInfo{}
 		ctx := context.WithValue(l.WithContext(r.Context()), requestIDKey, id)
+		ctx = context.WithValue(ctx, requestInfoKey, info)
 		w.Header().Set("X-Request-Id", id)
 		rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		start := time.Now()
 		next.ServeHTTP(rw, r.WithContext(ctx))
-		l.Info().Str("method", r.Method).Str("path", r.URL.Path).Int("status", rw.status).
+		ev := l.Info()
+		if info.loginID != "" {
+			ev = ev.Str("login_id", info.loginID)
+		}
+		ev.Str("method", r.Method).Str("path", r.URL.Path).Int("status", rw.status).
 			Dur("duration", time.Since(start)).Msg("request")
 	})
 }
@@ -323,6 +526,14 @@ func (s *Server) organiserRoutes(r *mux.Router, org *Organiser) {
 	r.HandleFunc(p+"/saml/idp/sso", on(s.handleSSO)).Methods(http.MethodGet, http.MethodPost)
 	r.HandleFunc(p+"/saml/idp/metadata", on(s.handleIdPMetadata)).Methods(http.MethodGet)
 	r.HandleFunc(p+pathDiscovery, on(s.handleDiscovery)).Methods(http.MethodGet)
+	if org.IdP.SLOURL != "" {
+		r.HandleFunc(p+"/saml/idp/slo", on(s.handleIdPSLO)).Methods(http.MethodGet, http.MethodPost)
+	}
+	r.HandleFunc(p+pathLogout, on(s.handleLogoutPage)).Methods(http.MethodGet)
+	r.HandleFunc(p+pathLogout, on(s.handleLogoutPagePost)).Methods(http.MethodPost)
+	r.HandleFunc(p+pathLogoutRun, on(s.handleLogoutRun)).Methods(http.MethodGet)
+	r.HandleFunc(p+pathLogoutFrame, on(s.handleLogoutFrame)).Methods(http.MethodGet)
+	r.HandleFunc(p+pathLogoutNext, on(s.handleLogoutNext)).Methods(http.MethodGet, http.MethodPost)
 	for _, up := range org.Upstreams {
 		up := up
 		at := func(h func(http.ResponseWriter, *http.Request, *Organiser, *Upstream)) http.HandlerFunc {
@@ -331,26 +542,20 @@ func (s *Server) organiserRoutes(r *mux.Router, org *Organiser) {
 		if up.SP != nil {
 			r.HandleFunc(up.Prefix+"/acs", at(s.handleACS)).Methods(http.MethodPost)
 			r.HandleFunc(up.Prefix+"/metadata", at(s.handleSPMetadata)).Methods(http.MethodGet)
+			r.HandleFunc(up.Prefix+"/slo", at(s.handleSPSLO)).Methods(http.MethodGet, http.MethodPost)
 		}
 		if up.RP != nil {
 			r.HandleFunc(up.Prefix+"/callback", at(s.handleRPCallback)).Methods(http.MethodGet)
+			r.HandleFunc(up.Prefix+"/logout", at(s.handleRPLogout)).Methods(http.MethodGet)
 		}
 	}
 	if org.OP != nil {
 		r.HandleFunc(p+oidcop.PathAuthorize, on(s.handleAuthorize)).Methods(http.MethodGet, http.MethodPost)
+		r.HandleFunc(p+oidcop.PathEndSession, on(s.handleEndSession)).Methods(http.MethodGet, http.MethodPost)
 		org.OP.Routes(r)
 	}
 	if org.admin != nil {
-		if p == "" {
-			org.admin.Routes(r)
-		} else {
-			// TODO(hub): the admin pages link and scope their cookie to
-			// /admin/; until they learn the prefix, a prefixed organiser's
-			// admin is served with the prefix stripped.
-			sub := mux.NewRouter()
-			org.admin.Routes(sub)
-			r.PathPrefix(p + "/admin").Handler(http.StripPrefix(p, sub))
-		}
+		org.admin.Routes(r)
 	}
 }
 
@@ -386,7 +591,7 @@ func (s *Server) handleSPMetadata(w http.ResponseWriter, r *http.Request, org *O
 // fails when the manual protection register cannot answer (unreachable,
 // or its data lost): every person would be masked, and the admin must
 // restore it or re-initialise it on purpose.
-func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request, orgs []*Organiser) {
 	if s.draining.Load() {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
@@ -401,7 +606,7 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	// A lost register is a Redis-wide event (a flush, a failover, a
 	// restart without persistence), so any organiser's failing makes the
 	// instance unready.
-	for _, org := range s.orgs {
+	for _, org := range orgs {
 		if reg := org.Register; reg != nil {
 			if err := reg.Ready(ctx); err != nil {
 				zerolog.Ctx(r.Context()).Warn().Err(err).Str("organiser", org.ID).Msg("readiness: protection register not ready")

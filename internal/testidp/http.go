@@ -5,6 +5,7 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/beevik/etree"
@@ -48,6 +49,11 @@ func (idp *IdP) Metadata() ([]byte, error) {
 	kd.CreateAttr("use", "signing")
 	kd.CreateElement("ds:KeyInfo").CreateElement("ds:X509Data").CreateElement("ds:X509Certificate").
 		SetText(base64.StdEncoding.EncodeToString(idp.Signer.Pair().Cert.Raw))
+	if idp.SLOURL != "" {
+		slo := d.CreateElement("md:SingleLogoutService")
+		slo.CreateAttr("Binding", HTTPRedirectBinding)
+		slo.CreateAttr("Location", idp.SLOURL)
+	}
 	d.CreateElement("md:NameIDFormat").SetText(NameIDPersistent)
 	sso := d.CreateElement("md:SingleSignOnService")
 	sso.CreateAttr("Binding", HTTPRedirectBinding)
@@ -91,8 +97,20 @@ func parseAuthnRequest(samlRequest string) (Request, string, error) {
 		return Request{}, "", ErrBadRequest
 	}
 	req := Request{ID: id, ACSURL: root.SelectAttrValue("AssertionConsumerServiceURL", ""), SPEntityID: issuer}
+	req.ForceAuthn = isTrue(root.SelectAttrValue("ForceAuthn", ""))
+	req.IsPassive = isTrue(root.SelectAttrValue("IsPassive", ""))
+	if rac, err := samlxml.Child(root, samlxml.NSProtocol, "RequestedAuthnContext"); err == nil && rac != nil {
+		req.Comparison = rac.SelectAttrValue("Comparison", "exact")
+		for _, c := range samlxml.Children(rac, samlxml.NSAssertion, "AuthnContextClassRef") {
+			if v, err := samlxml.Text(c); err == nil {
+				req.AuthnContextClassRefs = append(req.AuthnContextClassRefs, v)
+			}
+		}
+	}
 	return req, root.SelectAttrValue("Destination", ""), nil
 }
+
+func isTrue(v string) bool { return v == "true" || v == "1" }
 
 // trusted resolves the ACS URL for req, or fails when it is not trusted.
 func (idp *IdP) trusted(req Request) (Request, error) {
@@ -119,7 +137,7 @@ var picker = template.Must(template.New("picker").Parse(`<!DOCTYPE html>
 </head>
 <body>
 <h1>Test-IdP</h1>
-<p>Välj vem du vill logga in som. / Choose who to log in as.</p>
+<p>Välj vem du vill logga in som, och hur. / Choose who to log in as, and how.</p>
 <form method="post">
 <input type="hidden" name="SAMLRequest" value="{{.SAMLRequest}}">
 {{- if .RelayState}}
@@ -127,7 +145,9 @@ var picker = template.Must(template.New("picker").Parse(`<!DOCTYPE html>
 {{- end}}
 <ul>
 {{- range .Users}}
-<li><button type="submit" name="user" value="{{.Login}}">{{.Label}}</button></li>
+<li>{{.Label}}:
+<button type="submit" name="user" value="{{.Login}}">lösenord / password</button>
+<button type="submit" name="user_otp" value="{{.Login}}">lösenord och engångskod / password and one-time code</button></li>
 {{- end}}
 </ul>
 </form>
@@ -183,15 +203,81 @@ func (idp *IdP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodGet {
+		_, ignoreForceAuthn := idp.flags()
+		if sess, ok := idp.session(r); ok && (!req.ForceAuthn || ignoreForceAuthn) {
+			// Single sign-on: the earlier login, as it was.
+			if u, ok := idp.User(sess.login); ok {
+				idp.answer(w, req, u, relayState, AuthnAt(sess.at), AuthnClass(sess.class))
+				return
+			}
+		}
+		if req.IsPassive {
+			idp.answer(w, req, User{}, relayState, Status(StatusResponder, StatusNoPassive))
+			return
+		}
 		idp.servePicker(w, samlRequest, relayState)
 		return
 	}
-	u, ok := idp.User(r.PostForm.Get("user"))
+	login, class := r.PostForm.Get("user"), PasswordProtected
+	if l := r.PostForm.Get("user_otp"); l != "" {
+		login, class = l, PasswordOTP
+	}
+	u, ok := idp.User(login)
 	if !ok {
 		http.Error(w, "unknown user", http.StatusBadRequest)
 		return
 	}
-	resp, err := idp.Respond(req, u)
+	now := idp.now()
+	if sso, _ := idp.flags(); sso {
+		if err := idp.remember(w, session{login: u.Login, class: class, at: now}); err != nil {
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+	}
+	idp.answer(w, req, u, relayState, At(now), AuthnClass(class))
+}
+
+// sessionCookie is the test IdP's single sign-on cookie.
+const sessionCookie = "testidp_session"
+
+// session returns the browser's remembered login, if sessions are on.
+func (idp *IdP) session(r *http.Request) (session, bool) {
+	if sso, _ := idp.flags(); !sso {
+		return session{}, false
+	}
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return session{}, false
+	}
+	idp.mu.Lock()
+	defer idp.mu.Unlock()
+	s, ok := idp.sessions[c.Value]
+	return s, ok
+}
+
+// remember keeps s under a fresh cookie.
+func (idp *IdP) remember(w http.ResponseWriter, s session) error {
+	id, err := idp.newID()
+	if err != nil {
+		return err
+	}
+	idp.mu.Lock()
+	if idp.sessions == nil {
+		idp.sessions = map[string]session{}
+	}
+	idp.sessions[id] = s
+	idp.mu.Unlock()
+	path := "/"
+	if u, err := url.Parse(idp.SSOURL); err == nil && u.Path != "" {
+		path = u.Path
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: path, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	return nil
+}
+
+// answer posts a response to req's ACS.
+func (idp *IdP) answer(w http.ResponseWriter, req Request, u User, relayState string, opts ...Option) {
+	resp, err := idp.Respond(req, u, opts...)
 	if err != nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/beevik/etree"
@@ -24,15 +25,19 @@ import (
 
 // SAML URIs the IdP writes.
 const (
-	StatusSuccess        = "urn:oasis:names:tc:SAML:2.0:status:Success"
-	StatusResponder      = "urn:oasis:names:tc:SAML:2.0:status:Responder"
-	StatusRequester      = "urn:oasis:names:tc:SAML:2.0:status:Requester"
-	StatusAuthnFailed    = "urn:oasis:names:tc:SAML:2.0:status:AuthnFailed"
-	NameIDPersistent     = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
-	NameIDEntity         = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
-	AttrNameFormatURI    = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
-	BearerMethod         = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
-	PasswordProtected    = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
+	StatusSuccess     = "urn:oasis:names:tc:SAML:2.0:status:Success"
+	StatusResponder   = "urn:oasis:names:tc:SAML:2.0:status:Responder"
+	StatusRequester   = "urn:oasis:names:tc:SAML:2.0:status:Requester"
+	StatusAuthnFailed = "urn:oasis:names:tc:SAML:2.0:status:AuthnFailed"
+	NameIDPersistent  = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+	NameIDEntity      = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
+	AttrNameFormatURI = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
+	BearerMethod      = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
+	PasswordProtected = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
+	// PasswordOTP is the class the IdP writes for a login with a password
+	// and a one-time code: REFEDS MFA, as many IdPs say it.
+	PasswordOTP          = "https://refeds.org/profile/mfa"
+	StatusNoPassive      = "urn:oasis:names:tc:SAML:2.0:status:NoPassive"
 	HTTPRedirectBinding  = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
 	HTTPPostBinding      = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
 	nsXS                 = "http://www.w3.org/2001/XMLSchema"
@@ -68,9 +73,51 @@ type IdP struct {
 	// TrustACS, when set, decides instead of ACSURL which ACS URLs a
 	// request may name.
 	TrustACS func(spEntityID, acsURL string) bool
+	// SLOURL is the IdP's SingleLogoutService (HTTP-Redirect, served by
+	// ServeSLO); SP is the one SP it logs out. Both are optional.
+	SLOURL string
+	SP     SP
 	// Options apply to every response, before those given to Respond
 	// (the load test's realistic IdP signs the Response too).
 	Options []Option
+
+	sloOnce  sync.Once
+	sloState *sloState
+	mu       sync.Mutex
+	sessions map[string]session
+	// sso and ignoreForceAuthn: see SetSessions and SetIgnoreForceAuthn.
+	sso, ignoreForceAuthn bool
+}
+
+// SetSessions makes ServeHTTP remember a login in a cookie, as a real
+// IdP's single sign-on does: the next request without ForceAuthn is
+// answered at once with the earlier AuthnInstant, and IsPassive is
+// answered without a picker (NoPassive when there is no session).
+func (idp *IdP) SetSessions(on bool) {
+	idp.mu.Lock()
+	defer idp.mu.Unlock()
+	idp.sso = on
+}
+
+// SetIgnoreForceAuthn makes ServeHTTP answer from the session even when
+// asked for a fresh login: a misbehaving IdP, for tests.
+func (idp *IdP) SetIgnoreForceAuthn(on bool) {
+	idp.mu.Lock()
+	defer idp.mu.Unlock()
+	idp.ignoreForceAuthn = on
+}
+
+func (idp *IdP) flags() (sso, ignoreForceAuthn bool) {
+	idp.mu.Lock()
+	defer idp.mu.Unlock()
+	return idp.sso, idp.ignoreForceAuthn
+}
+
+// session is one remembered login.
+type session struct {
+	login string
+	class string
+	at    time.Time
 }
 
 // Request is what the IdP needs from an AuthnRequest.
@@ -78,6 +125,10 @@ type Request struct {
 	ID         string
 	ACSURL     string
 	SPEntityID string
+	// ForceAuthn, IsPassive and the RequestedAuthnContext, as asked.
+	ForceAuthn, IsPassive bool
+	AuthnContextClassRefs []string
+	Comparison            string
 }
 
 // New returns an IdP with DemoUsers(scope).
@@ -104,6 +155,8 @@ func (idp *IdP) User(login string) (User, bool) {
 }
 
 type options struct {
+	authnAt       time.Time
+	class         string
 	signAssertion bool
 	signResponse  bool
 	at            time.Time
@@ -135,6 +188,13 @@ func Status(code, sub string) Option {
 	return func(o *options) { o.status, o.subStatus = code, sub }
 }
 
+// AuthnAt sets the AuthnInstant (default: the issue instant), e.g. an
+// earlier login's.
+func AuthnAt(t time.Time) Option { return func(o *options) { o.authnAt = t } }
+
+// AuthnClass sets the AuthnContextClassRef (default PasswordProtected).
+func AuthnClass(c string) Option { return func(o *options) { o.class = c } }
+
 // SignWith signs with s instead of the IdP's Signer.
 func SignWith(s *xmlsig.Signer) Option { return func(o *options) { o.signer = s } }
 
@@ -152,7 +212,7 @@ func AfterSigning(f func(*etree.Document)) Option {
 // the HTTP-POST binding carries it. By default the Assertion is signed and
 // the Response is not.
 func (idp *IdP) Respond(req Request, u User, opts ...Option) (string, error) {
-	o := options{signAssertion: true, lifetime: defaultLifetime, status: StatusSuccess, signer: idp.Signer}
+	o := options{signAssertion: true, lifetime: defaultLifetime, status: StatusSuccess, signer: idp.Signer, class: PasswordProtected}
 	for _, opt := range idp.Options {
 		opt(&o)
 	}
@@ -161,6 +221,9 @@ func (idp *IdP) Respond(req Request, u User, opts ...Option) (string, error) {
 	}
 	if o.at.IsZero() {
 		o.at = idp.now()
+	}
+	if o.authnAt.IsZero() {
+		o.authnAt = o.at
 	}
 	doc, err := idp.build(req, u, &o)
 	if err != nil {
@@ -248,6 +311,7 @@ func (idp *IdP) build(req Request, u User, o *options) (*etree.Document, error) 
 	if err != nil {
 		return nil, err
 	}
+	idp.noteSession(u.Login, sessionIndex)
 	until := Timestamp(o.at.Add(o.lifetime))
 	a := resp.CreateElement("saml:Assertion")
 	// The assertion declares its own namespaces, as most IdPs write it, so
@@ -283,9 +347,9 @@ func (idp *IdP) build(req Request, u User, o *options) (*etree.Document, error) 
 	cond.CreateElement("saml:AudienceRestriction").CreateElement("saml:Audience").SetText(req.SPEntityID)
 
 	as := a.CreateElement("saml:AuthnStatement")
-	as.CreateAttr("AuthnInstant", Timestamp(o.at))
+	as.CreateAttr("AuthnInstant", Timestamp(o.authnAt))
 	as.CreateAttr("SessionIndex", sessionIndex)
-	as.CreateElement("saml:AuthnContext").CreateElement("saml:AuthnContextClassRef").SetText(PasswordProtected)
+	as.CreateElement("saml:AuthnContext").CreateElement("saml:AuthnContextClassRef").SetText(o.class)
 
 	if len(u.Attributes) > 0 {
 		stmt := a.CreateElement("saml:AttributeStatement")

@@ -109,3 +109,90 @@ func DemoUsers(scope string) []User {
 	})
 	return users
 }
+
+// School unit codes of the second demo organiser's schools.
+const (
+	SchoolC = "23456781"
+	SchoolD = "34567812"
+)
+
+// GrannkommunEntitlement is the admin entitlement of the second demo
+// organiser: each organiser names its own, so that one organiser's admins
+// are never another's.
+const GrannkommunEntitlement = "urn:x-skolbro:entitlement:grannkommun-admin"
+
+// GrannkommunPrivacyEntitlement lets the second demo organiser's admin use
+// subject access and the protection register.
+const GrannkommunPrivacyEntitlement = "urn:x-skolbro:entitlement:grannkommun-privacy"
+
+// GrannkommunPupils returns the second demo organiser's pupils, who log
+// in at their own SAML IdP with scope. They are different people from
+// DemoUsers' (other names, numbers and identifiers), invented in the same
+// way: fictional, well-formed personal numbers with birth numbers 982-987.
+// ingrid.i has protected identity.
+func GrannkommunPupils(scope string) []User {
+	at := "@" + scope
+	pupil := func(login, label, nameID, pnr, given, sn, school, grade, marking string) User {
+		return User{
+			Login:  login,
+			Label:  label,
+			NameID: nameID,
+			Attributes: map[string][]string{
+				AttrEPPN:              {login + at},
+				AttrScopedAffiliation: {"student" + at, "member" + at},
+				AttrPersonalNumber:    {pnr},
+				AttrGivenName:         {given},
+				AttrSurname:           {sn},
+				AttrDisplayName:       {given + " " + sn},
+				AttrMail:              {login + at},
+				AttrSchoolUnitCode:    {school},
+				AttrSchoolGrade:       {grade},
+				AttrSecurityMarking:   {marking},
+			},
+		}
+	}
+	return []User{
+		pupil("gustav.g", "Elev, Skola C", "3b7e9c1d-2a4f-4c6e-9d8b-1f2e3d4c5b61",
+			"201105179830", "Gustav", "Gustafsson", SchoolC, "7", MarkingNone),
+		pupil("hanna.h", "Elev, Skola D", "3b7e9c1d-2a4f-4c6e-9d8b-1f2e3d4c5b62",
+			"200808239842", "Hanna", "Hedlund", SchoolD, "9", MarkingNone),
+		pupil("ingrid.i", "Elev med skyddad folkbokföring, Skola C", "3b7e9c1d-2a4f-4c6e-9d8b-1f2e3d4c5b63",
+			"201303059859", "Ingrid", "Isaksson", SchoolC, "5", MarkingProtected),
+	}
+}
+
+// GrannkommunStaff returns the second demo organiser's staff, who log in
+// through its OIDC IdP (internal/testop) with scope: a teacher at both of
+// its schools, and a teacher who is also its admin.
+func GrannkommunStaff(scope string) []User {
+	at := "@" + scope
+	staff := func(login, label, nameID, pnr, given, sn string, schools []string, affiliations ...string) User {
+		u := User{
+			Login:  login,
+			Label:  label,
+			NameID: nameID,
+			Attributes: map[string][]string{
+				AttrEPPN:            {login + at},
+				AttrPersonalNumber:  {pnr},
+				AttrGivenName:       {given},
+				AttrSurname:         {sn},
+				AttrDisplayName:     {given + " " + sn},
+				AttrMail:            {login + at},
+				AttrSchoolUnitCode:  schools,
+				AttrSecurityMarking: {MarkingNone},
+			},
+		}
+		for _, a := range affiliations {
+			u.Attributes[AttrScopedAffiliation] = append(u.Attributes[AttrScopedAffiliation], a+at)
+		}
+		return u
+	}
+	admin := staff("karl.k", "Lärare och administratör, Skola C", "3b7e9c1d-2a4f-4c6e-9d8b-1f2e3d4c5b65",
+		"198802129877", "Karl", "Kvist", []string{SchoolC}, "faculty", "staff", "employee", "member")
+	admin.Attributes[AttrEntitlement] = []string{GrannkommunEntitlement, GrannkommunPrivacyEntitlement}
+	return []User{
+		staff("johanna.j", "Lärare, Skola C och D", "3b7e9c1d-2a4f-4c6e-9d8b-1f2e3d4c5b64",
+			"197909269867", "Johanna", "Jansson", []string{SchoolC, SchoolD}, "faculty", "employee", "member"),
+		admin,
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,6 +45,8 @@ func (op *OP) Handler() http.Handler {
 			op.serveAuthorize(w, r)
 		case "/token":
 			op.serveToken(w, r)
+		case "/logout":
+			op.serveEndSession(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -78,10 +81,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 type authzRequest struct {
 	ResponseType, ClientID, RedirectURI, Scope, State string
 	Nonce, CodeChallenge, CodeChallengeMethod         string
+	Prompt, MaxAge                                    string
 }
 
 var authzParams = []string{"response_type", "client_id", "redirect_uri", "scope", "state",
-	"nonce", "code_challenge", "code_challenge_method"}
+	"nonce", "code_challenge", "code_challenge_method", "prompt", "max_age"}
 
 func readAuthz(v url.Values) (authzRequest, bool) {
 	for _, name := range authzParams {
@@ -98,6 +102,8 @@ func readAuthz(v url.Values) (authzRequest, bool) {
 		Nonce:               v.Get("nonce"),
 		CodeChallenge:       v.Get("code_challenge"),
 		CodeChallengeMethod: v.Get("code_challenge_method"),
+		Prompt:              v.Get("prompt"),
+		MaxAge:              v.Get("max_age"),
 	}, true
 }
 
@@ -146,6 +152,16 @@ func (op *OP) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodGet {
+		_, ignoreFreshness := op.flags()
+		if s, ok := op.session(r); ok && (ignoreFreshness || op.freshEnough(req, s)) {
+			// Single sign-on: the earlier login, as it was.
+			op.issue(w, r, req, s)
+			return
+		}
+		if req.Prompt == "none" {
+			op.redirectError(w, r, req, "login_required")
+			return
+		}
 		op.servePicker(w, req)
 		return
 	}
@@ -153,19 +169,87 @@ func (op *OP) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		op.redirectError(w, r, req, "access_denied")
 		return
 	}
-	u, ok := op.user(v.Get("user"))
+	login, acr, amr := v.Get("user"), ACR, amrPassword
+	if l := v.Get("user_otp"); l != "" {
+		login, acr, amr = l, ACROTP, amrOTP
+	}
+	u, ok := op.user(login)
 	if !ok {
 		http.Error(w, "unknown user", http.StatusBadRequest)
 		return
 	}
+	s := &session{user: u, acr: acr, amr: amr, authTime: op.Now()}
+	if sso, _ := op.flags(); sso {
+		if err := op.remember(w, s); err != nil {
+			op.redirectError(w, r, req, "server_error")
+			return
+		}
+	}
+	op.issue(w, r, req, s)
+}
+
+// freshEnough reports whether s meets the request's prompt and max_age.
+func (op *OP) freshEnough(req authzRequest, s *session) bool {
+	if slices.Contains(strings.Fields(req.Prompt), "login") {
+		return false
+	}
+	if req.MaxAge != "" {
+		n, err := strconv.ParseInt(req.MaxAge, 10, 64)
+		if err != nil || op.Now().Sub(s.authTime) > time.Duration(n)*time.Second {
+			return false
+		}
+	}
+	return true
+}
+
+// sessionCookie is the test OP's single sign-on cookie.
+const sessionCookie = "testop_session"
+
+func (op *OP) session(r *http.Request) (*session, bool) {
+	if sso, _ := op.flags(); !sso {
+		return nil, false
+	}
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return nil, false
+	}
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	s, ok := op.sessions[c.Value]
+	return s, ok
+}
+
+func (op *OP) remember(w http.ResponseWriter, s *session) error {
+	id, err := op.random()
+	if err != nil {
+		return err
+	}
+	op.mu.Lock()
+	if op.sessions == nil {
+		op.sessions = map[string]*session{}
+	}
+	op.sessions[id] = s
+	op.mu.Unlock()
+	path := op.issuerPath
+	if path == "" {
+		path = "/"
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: path, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	return nil
+}
+
+// issue answers req with a code for the login s.
+func (op *OP) issue(w http.ResponseWriter, r *http.Request, req authzRequest, s *session) {
 	now := op.Now()
 	code, err := op.newCode(&grant{
-		user:        u,
+		user:        s.user,
 		clientID:    req.ClientID,
 		redirectURI: req.RedirectURI,
 		challenge:   req.CodeChallenge,
 		nonce:       req.Nonce,
-		authTime:    now,
+		authTime:    s.authTime,
+		acr:         s.acr,
+		amr:         s.amr,
 		expires:     now.Add(CodeLifetime),
 	}, now)
 	if err != nil {
@@ -216,7 +300,9 @@ var picker = template.Must(template.New("picker").Parse(`<!DOCTYPE html>
 {{- end}}
 <ul>
 {{- range .Users}}
-<li><button type="submit" name="user" value="{{.Login}}">{{.Label}}</button></li>
+<li>{{.Label}}:
+<button type="submit" name="user" value="{{.Login}}">lösenord / password</button>
+<button type="submit" name="user_otp" value="{{.Login}}">lösenord och engångskod / password and one-time code</button></li>
 {{- end}}
 </ul>
 <p><button type="submit" name="cancel" value="1">Avbryt / Cancel</button></p>

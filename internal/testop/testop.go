@@ -47,8 +47,18 @@ const (
 	ClaimSecurityMarking = "security_marking"
 )
 
-// ACR is the acr the OP writes: the picker is as strong as a password.
-const ACR = testidp.PasswordProtected
+// ACR is the acr the OP writes for a login with a password; ACROTP for a
+// password and a one-time code (REFEDS MFA, as many IdPs say it).
+const (
+	ACR    = testidp.PasswordProtected
+	ACROTP = testidp.PasswordOTP
+)
+
+// AMR values (RFC 8176) the OP writes: pwd, or pwd, otp and mfa.
+var (
+	amrPassword = []string{"pwd"}
+	amrOTP      = []string{"pwd", "otp", "mfa"}
+)
 
 // Lifetimes.
 const (
@@ -110,10 +120,51 @@ type OP struct {
 	kid   string
 	other *ecdsa.PrivateKey // the key of FaultOtherKey and FaultUnknownKID
 
-	mu     sync.Mutex
-	codes  map[string]*grant
-	fault  Fault
-	editID func(claims map[string]any)
+	mu       sync.Mutex
+	codes    map[string]*grant
+	sessions map[string]*session
+	fault    Fault
+	editID   func(claims map[string]any)
+	// sso and ignoreFreshness: see SetSessions and SetIgnoreFreshness.
+	sso, ignoreFreshness bool
+	// postLogout is the registered post-logout redirect URI; logouts
+	// counts the end-session requests honoured.
+	postLogout string
+	logouts    int
+}
+
+// SetSessions makes the authorization endpoint remember a login in a
+// cookie, as a real IdP's single sign-on does: a later request is
+// answered at once with the earlier auth_time, unless prompt=login or
+// max_age asks for a fresher one; prompt=none is answered without a
+// picker (login_required when there is no session).
+func (op *OP) SetSessions(on bool) {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	op.sso = on
+}
+
+// SetIgnoreFreshness makes it answer from the session even when
+// prompt=login or max_age asks for a fresher login: a misbehaving IdP,
+// for tests.
+func (op *OP) SetIgnoreFreshness(on bool) {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	op.ignoreFreshness = on
+}
+
+func (op *OP) flags() (sso, ignoreFreshness bool) {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	return op.sso, op.ignoreFreshness
+}
+
+// session is one remembered login.
+type session struct {
+	user     testidp.User
+	acr      string
+	amr      []string
+	authTime time.Time
 }
 
 // grant is what an authorization code stands for.
@@ -124,6 +175,8 @@ type grant struct {
 	challenge   string
 	nonce       string
 	authTime    time.Time
+	acr         string
+	amr         []string
 	expires     time.Time
 }
 
@@ -245,7 +298,8 @@ func (op *OP) idToken(g *grant, now time.Time) (string, bool, error) {
 	c["iat"] = now.Unix()
 	c["exp"] = now.Add(IDTokenLifetime).Unix()
 	c["auth_time"] = g.authTime.Unix()
-	c["acr"] = ACR
+	c["acr"] = g.acr
+	c["amr"] = g.amr
 	if g.nonce != "" {
 		c["nonce"] = g.nonce
 	}
@@ -321,6 +375,7 @@ func (op *OP) discovery() map[string]any {
 		"authorization_endpoint":                base + "/authorize",
 		"token_endpoint":                        base + "/token",
 		"jwks_uri":                              base + "/jwks",
+		"end_session_endpoint":                  base + "/logout",
 		"response_types_supported":              []string{"code"},
 		"response_modes_supported":              []string{"query"},
 		"grant_types_supported":                 []string{"authorization_code"},
@@ -330,12 +385,13 @@ func (op *OP) discovery() map[string]any {
 		"code_challenge_methods_supported":      []string{"S256"},
 		"scopes_supported":                      []string{"openid", "profile", "email"},
 		"claims_supported": []string{
-			"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr",
+			"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr",
 			"given_name", "family_name", "name", "email",
 			ClaimScopedAffiliation, ClaimPrincipalName, ClaimEntitlement,
 			ClaimSchoolUnitCodes, ClaimSchoolGrade, ClaimPersonalNumber, ClaimSecurityMarking,
 		},
 		"authorization_response_iss_parameter_supported": true,
+		"acr_values_supported":                           []string{ACR, ACROTP},
 	}
 }
 

@@ -408,6 +408,7 @@ func TestIDToken(t *testing.T) {
 	wantClaims["aud"] = clientID
 	wantClaims["nonce"] = "n-1"
 	wantClaims["acr"] = testop.ACR
+	wantClaims["amr"] = []string{"pwd"}
 	wantClaims["iat"] = t0.Unix()
 	wantClaims["auth_time"] = t0.Unix()
 	wantClaims["exp"] = t0.Add(testop.IDTokenLifetime).Unix()

@@ -48,6 +48,13 @@ type AuthRequest struct {
 	Prompt string `json:"prompt,omitempty"`
 	// MaxAge is the max_age parameter, or nil.
 	MaxAge *int64 `json:"max_age,omitempty"`
+	// ACRValues are the acr_values the client asked for (voluntary: the
+	// login flow enforces those it knows), in order.
+	ACRValues []string `json:"acr_values,omitempty"`
+	// EssentialACR are the values of an essential acr claim requested
+	// through the claims parameter (OIDC Core 5.5.1.1): one of them must
+	// be met, or the login fails with unmet_authentication_requirements.
+	EssentialACR []string `json:"essential_acr,omitempty"`
 	// LoginHintDomain is the domain of a login_hint of the form
 	// user@domain, lower-cased: a discovery hint. The rest of the hint
 	// names a person and is never kept.
@@ -91,7 +98,7 @@ func (p *Provider) ParseAuthorize(r *http.Request) (*AuthRequest, *Error) {
 	if !ok || len(state) > maxStateLen {
 		return fail(CodeInvalidRequest, "state is repeated or too long")
 	}
-	for _, name := range []string{"response_type", "response_mode", "scope", "nonce", "code_challenge", "code_challenge_method", "prompt", "max_age", "request", "request_uri", "registration"} {
+	for _, name := range []string{"response_type", "response_mode", "scope", "nonce", "code_challenge", "code_challenge_method", "prompt", "max_age", "request", "request_uri", "registration", "acr_values", "claims"} {
 		if len(params[name]) > 1 {
 			return fail(CodeInvalidRequest, "a parameter is repeated")
 		}
@@ -141,7 +148,86 @@ func (p *Provider) ParseAuthorize(r *http.Request) (*AuthRequest, *Error) {
 		}
 		req.MaxAge = &n
 	}
+	if v := params.Get("acr_values"); v != "" {
+		if req.ACRValues = boundedList(v); req.ACRValues == nil {
+			return fail(CodeInvalidRequest, "acr_values is too long")
+		}
+	}
+	if params.Has("claims") {
+		acr, ok := essentialACR(params.Get("claims"))
+		if !ok {
+			return fail(CodeInvalidRequest, "claims is not a valid claims request")
+		}
+		req.EssentialACR = acr
+	}
 	return req, nil
+}
+
+// Bounds on the assurance a client may ask for.
+const (
+	maxACRValues  = 16
+	maxACRLen     = 1024
+	maxClaimsJSON = 8 << 10
+)
+
+// boundedList splits a space-separated list, or returns nil when it has
+// too many or too long entries.
+func boundedList(v string) []string {
+	fields := strings.Fields(v)
+	if len(fields) > maxACRValues {
+		return nil
+	}
+	for _, f := range fields {
+		if len(f) > maxACRLen {
+			return nil
+		}
+	}
+	return fields
+}
+
+// essentialACR reads the claims parameter (OIDC Core 5.5) for an
+// essential acr in the ID token or userinfo request, and returns its
+// values ("value" or "values"). The other claims it names change nothing:
+// the vendor's policy alone decides what is released. ok is false for a
+// parameter that is not a valid claims request.
+func essentialACR(raw string) ([]string, bool) {
+	if len(raw) > maxClaimsJSON {
+		return nil, false
+	}
+	type claimReq struct {
+		Essential bool     `json:"essential"`
+		Value     *string  `json:"value"`
+		Values    []string `json:"values"`
+	}
+	var req map[string]map[string]*claimReq
+	if err := json.Unmarshal([]byte(raw), &req); err != nil {
+		return nil, false
+	}
+	var out []string
+	for _, member := range []string{"id_token", "userinfo"} {
+		c := req[member]["acr"]
+		if c == nil || !c.Essential {
+			continue
+		}
+		vals := c.Values
+		if c.Value != nil {
+			vals = append(vals, *c.Value)
+		}
+		for _, v := range vals {
+			if v == "" || len(v) > maxACRLen || len(out) >= maxACRValues {
+				return nil, false
+			}
+			if !contains(out, v) {
+				out = append(out, v)
+			}
+		}
+		if len(vals) == 0 {
+			// An essential acr without values asks only that acr be
+			// present, which it always is.
+			continue
+		}
+	}
+	return out, true
 }
 
 // authorizeParams reads the request's parameters: the query of a GET, the
@@ -276,6 +362,9 @@ type grant struct {
 	AuthTime  int64          `json:"auth_time,omitempty"`
 	ACR       string         `json:"acr,omitempty"`
 	ExpiresAt time.Time      `json:"expires_at"`
+
+	// SID names the session for logout (Front- and Back-Channel Logout).
+	SID string `json:"sid,omitempty"`
 }
 
 // Complete issues a code for req, carrying what the release step produced
@@ -283,6 +372,13 @@ type grant struct {
 // It refuses a release without a pairwise subject (ErrNoSubject) or made
 // for another vendor.
 func (p *Provider) Complete(ctx context.Context, req *AuthRequest, rel *release.Released) (string, error) {
+	return p.CompleteSession(ctx, req, rel, "")
+}
+
+// CompleteSession is Complete for a login the bridge can log out: sid
+// (from NewSID) goes into the ID token, and names the session in
+// front- and back-channel logout.
+func (p *Provider) CompleteSession(ctx context.Context, req *AuthRequest, rel *release.Released, sid string) (string, error) {
 	ttl := p.codeTTL()
 	if ttl < 0 || ttl > MaxCodeTTL {
 		return "", fmt.Errorf("oidcop: code lifetime %s: must be at most %s", ttl, MaxCodeTTL)
@@ -309,6 +405,7 @@ func (p *Provider) Complete(ctx context.Context, req *AuthRequest, rel *release.
 		Sub:       rel.Sub,
 		Claims:    attributeClaims(rel),
 		ACR:       rel.AuthnContext,
+		SID:       sid,
 		ExpiresAt: now.Add(ttl),
 	}
 	if !rel.AuthnInstant.IsZero() {

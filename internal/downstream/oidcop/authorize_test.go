@@ -97,6 +97,9 @@ func TestParseAuthorizeRedirectErrors(t *testing.T) {
 		{"bad max_age", func(v url.Values) { v.Set("max_age", "-1") }, CodeInvalidRequest, false},
 		{"state too long", func(v url.Values) { v.Set("state", strings.Repeat("s", maxStateLen+1)) }, CodeInvalidRequest, true},
 		{"nonce too long", func(v url.Values) { v.Set("nonce", strings.Repeat("n", maxNonceLen+1)) }, CodeInvalidRequest, false},
+		{"claims not JSON", func(v url.Values) { v.Set("claims", "{not json") }, CodeInvalidRequest, false},
+		{"acr_values too many", func(v url.Values) { v.Set("acr_values", strings.Repeat("a ", maxACRValues+1)) }, CodeInvalidRequest, false},
+		{"repeated acr_values", func(v url.Values) { v.Add("acr_values", "a"); v.Add("acr_values", "b") }, CodeInvalidRequest, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -394,6 +397,8 @@ func TestAuthRequestSurvivesJSON(t *testing.T) {
 	v := authParams(basicClient, basicRedir)
 	v.Set("max_age", "0")
 	v.Set("prompt", "login")
+	v.Set("acr_values", "http://id.skolfederation.se/loa/2fa https://refeds.org/profile/mfa")
+	v.Set("claims", `{"id_token":{"acr":{"essential":true,"values":["http://id.elegnamnden.se/loa/1.0/loa2"]},"email":null}}`)
 	req, perr := f.parse(v)
 	if perr != nil {
 		t.Fatal(perr)
@@ -411,6 +416,12 @@ func TestAuthRequestSurvivesJSON(t *testing.T) {
 	}
 	if back.MaxAge == nil || *back.MaxAge != 0 || back.Prompt != "login" {
 		t.Errorf("max_age/prompt lost: %+v", back)
+	}
+	if diff := cmp.Diff([]string{"http://id.skolfederation.se/loa/2fa", "https://refeds.org/profile/mfa"}, back.ACRValues); diff != "" {
+		t.Errorf("acr_values (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"http://id.elegnamnden.se/loa/1.0/loa2"}, back.EssentialACR); diff != "" {
+		t.Errorf("essential acr (-want +got):\n%s", diff)
 	}
 	loc, err := f.p.Complete(context.Background(), &back, testRelease("vendor-b", "sub-b"))
 	if err != nil {

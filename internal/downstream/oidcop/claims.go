@@ -55,7 +55,7 @@ func attributeClaims(rel *release.Released) map[string]any {
 // supportedClaims lists the claims discovery announces: the protocol
 // claims of an ID token and every attribute's claim.
 func supportedClaims() []string {
-	out := []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "azp", "at_hash"}
+	out := []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "azp", "at_hash", "sid"}
 	for _, d := range attr.All() {
 		if !protocolClaims[d.Claim()] {
 			out = append(out, d.Claim())

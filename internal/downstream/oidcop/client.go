@@ -43,6 +43,13 @@ type Client struct {
 	SecretHash []byte
 	// IDTokenAlg is ES256 or RS256.
 	IDTokenAlg jose.SignatureAlgorithm
+	// PostLogoutRedirectURIs are compared byte for byte, like
+	// RedirectURIs (SECURITY.md case 50).
+	PostLogoutRedirectURIs []string
+	// FrontchannelLogoutURI and BackchannelLogoutURI, when set, are how
+	// the vendor is told that the person logged out elsewhere.
+	FrontchannelLogoutURI string
+	BackchannelLogoutURI  string
 }
 
 // ClientFromPolicy builds the client of an OIDC vendor, reading the JWKS
@@ -58,6 +65,10 @@ func ClientFromPolicy(p *policy.Policy) (*Client, error) {
 		RedirectURIs: append([]string(nil), o.RedirectURIs...),
 		Auth:         o.ClientAuth,
 		IDTokenAlg:   jose.SignatureAlgorithm(o.IDTokenAlg),
+
+		PostLogoutRedirectURIs: append([]string(nil), o.PostLogoutRedirectURIs...),
+		FrontchannelLogoutURI:  o.FrontchannelLogoutURI,
+		BackchannelLogoutURI:   o.BackchannelLogoutURI,
 	}
 	if c.IDTokenAlg == "" {
 		c.IDTokenAlg = jose.ES256

@@ -23,11 +23,13 @@ type discovery struct {
 	TokenEndpointAuthSigningAlgs      []string `json:"token_endpoint_auth_signing_alg_values_supported"`
 	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
 	ClaimsSupported                   []string `json:"claims_supported"`
+	ACRValuesSupported                []string `json:"acr_values_supported,omitempty"`
 	ClaimTypesSupported               []string `json:"claim_types_supported"`
 	IssParameterSupported             bool     `json:"authorization_response_iss_parameter_supported"`
 	ClaimsParameterSupported          bool     `json:"claims_parameter_supported"`
 	RequestParameterSupported         bool     `json:"request_parameter_supported"`
 	RequestURIParameterSupported      bool     `json:"request_uri_parameter_supported"`
+	logoutDiscovery
 }
 
 // discovery returns the provider metadata served at PathDiscovery.
@@ -54,6 +56,10 @@ func (p *Provider) discovery() discovery {
 		ClaimsSupported:                   supportedClaims(),
 		ClaimTypesSupported:               []string{"normal"},
 		IssParameterSupported:             true,
+		logoutDiscovery:                   p.logoutDiscovery(),
+		ACRValuesSupported:                append([]string(nil), p.ACRValues...),
+		// Only an essential acr in it changes anything (see AuthRequest).
+		ClaimsParameterSupported: true,
 	}
 }
 

@@ -28,7 +28,7 @@ func TestDiscovery(t *testing.T) {
 		return out
 	}
 	var claims []any
-	for _, c := range []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "azp", "at_hash"} {
+	for _, c := range []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "azp", "at_hash", "sid"} {
 		claims = append(claims, c)
 	}
 	for _, d := range attr.All() {
@@ -52,9 +52,16 @@ func TestDiscovery(t *testing.T) {
 		"claims_supported":                                 claims,
 		"claim_types_supported":                            strs("normal"),
 		"authorization_response_iss_parameter_supported":   true,
-		"claims_parameter_supported":                       false,
+		"claims_parameter_supported":                       true,
 		"request_parameter_supported":                      false,
 		"request_uri_parameter_supported":                  false,
+		// Logout (issue 14): RP-initiated, front- and back-channel, each
+		// with sid.
+		"end_session_endpoint":                  testIssuer + "/oidc/logout",
+		"frontchannel_logout_supported":         true,
+		"frontchannel_logout_session_supported": true,
+		"backchannel_logout_supported":          true,
+		"backchannel_logout_session_supported":  true,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("discovery (-want +got):\n%s", diff)
@@ -74,5 +81,18 @@ func TestRoutesBelowIssuerPath(t *testing.T) {
 		if w.Code != http.StatusOK {
 			t.Errorf("%s: status %d", path, w.Code)
 		}
+	}
+}
+
+// Discovery lists the levels the organiser's upstreams can prove, from
+// configuration (case 49).
+func TestCase49_DiscoveryListsACRValues(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.p.ACRValues = []string{"http://id.skolfederation.se/loa/bas", "http://id.skolfederation.se/loa/2fa"}
+	got := decodeJSON(t, f.do(httptestGet(testIssuer+PathDiscovery)).Body.Bytes())
+	want := []any{"http://id.skolfederation.se/loa/bas", "http://id.skolfederation.se/loa/2fa"}
+	if diff := cmp.Diff(want, got["acr_values_supported"]); diff != "" {
+		t.Errorf("acr_values_supported (-want +got):\n%s", diff)
 	}
 }

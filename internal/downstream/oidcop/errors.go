@@ -21,6 +21,13 @@ const (
 	CodeRegistrationUnsupported = "registration_not_supported"
 	CodeServerError             = "server_error"
 	CodeTemporarilyUnavailable  = "temporarily_unavailable"
+	// CodeLoginRequired answers prompt=none without a session upstream,
+	// and a login older than the client allowed (OIDC Core 3.1.2.6).
+	CodeLoginRequired = "login_required"
+	// CodeUnmetAuthenticationRequirements answers a request for an
+	// authentication level the login did not prove (OpenID Connect Core
+	// Unmet Authentication Requirements 1.0).
+	CodeUnmetAuthenticationRequirements = "unmet_authentication_requirements"
 )
 
 // Error is a protocol error. Description is a short fixed text that never

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -88,6 +89,13 @@ type Provider struct {
 	// Now and Rand default to time.Now and crypto/rand.Reader.
 	Now  func() time.Time
 	Rand io.Reader
+	// HTTPClient posts back-channel logout tokens to vendors; nil means
+	// http.DefaultClient. Each call is bounded by its context.
+	HTTPClient *http.Client
+	// ACRValues are the authentication levels the organiser's upstreams
+	// can prove (from configuration), listed in discovery as
+	// acr_values_supported.
+	ACRValues []string
 	// OnRefusal, when set, counts every refused token and userinfo
 	// request by its fixed reason (e.g. "oidc_code_other_client"), for
 	// metrics. It must not block.

@@ -290,6 +290,9 @@ func (p *Provider) signIDToken(client *Client, g *grant, accessToken string, now
 	if g.ACR != "" {
 		claims["acr"] = g.ACR
 	}
+	if g.SID != "" {
+		claims["sid"] = g.SID
+	}
 	// Both accepted algorithms hash with SHA-256 (OIDC Core 3.1.3.6).
 	sum := sha256.Sum256([]byte(accessToken))
 	claims["at_hash"] = base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2])

@@ -187,6 +187,9 @@ type authn struct {
 	NameIDFormat                          string
 	// Extra are further attributes of the AuthnRequest, in order.
 	Extra [][2]string
+	// RAC, when set, is written as a RequestedAuthnContext (an empty
+	// Comparison is left out; DeclRefs adds one AuthnContextDeclRef).
+	RAC *samlidp.RequestedAuthnContext
 }
 
 // newAuthn is a well-formed request from issuer, sent now, naming no ACS.
@@ -232,6 +235,18 @@ func (a authn) xml() string {
 		p := el.CreateElement("samlp:NameIDPolicy")
 		p.CreateAttr("Format", a.NameIDFormat)
 		p.CreateAttr("AllowCreate", "true")
+	}
+	if a.RAC != nil {
+		r := el.CreateElement("samlp:RequestedAuthnContext")
+		if a.RAC.Comparison != "" {
+			r.CreateAttr("Comparison", a.RAC.Comparison)
+		}
+		for _, c := range a.RAC.Classes {
+			r.CreateElement("saml:AuthnContextClassRef").SetText(c)
+		}
+		if a.RAC.DeclRefs {
+			r.CreateElement("saml:AuthnContextDeclRef").SetText("urn:x:decl")
+		}
 	}
 	doc := etree.NewDocument()
 	doc.SetRoot(el)

@@ -14,6 +14,7 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/skolbro/skolbro/internal/release"
+	"github.com/skolbro/skolbro/internal/samlslo"
 	"github.com/skolbro/skolbro/internal/xmlenc"
 	"github.com/skolbro/skolbro/internal/xmlsig"
 )
@@ -35,6 +36,9 @@ const (
 type IdP struct {
 	EntityID string
 	SSOURL   string
+	// SLOURL is the SingleLogoutService (both bindings); "" publishes none
+	// and refuses logout messages.
+	SLOURL string
 	// Scope is the organiser's scope, published as shibmd:Scope;
 	// ExtraScopes are its further scopes, published too.
 	Scope       string
@@ -168,9 +172,30 @@ func Encryption(v *Vendor, mode string) (bool, xmlenc.Options, error) {
 // BuildResponse makes the base64 SAMLResponse answering req with what the
 // release step produced. The vendor receives exactly rel.Attributes.
 func (idp *IdP) BuildResponse(req *Request, rel *release.Released, opts ResponseOptions) (string, error) {
+	resp, _, err := idp.BuildResponseIssued(req, rel, opts)
+	return resp, err
+}
+
+// Issued is what a response gave the vendor to name the session by: the
+// NameID as written and the SessionIndex, which its LogoutRequest must
+// name (Single Logout).
+type Issued struct {
+	NameID       samlslo.NameID
+	SessionIndex string
+}
+
+// BuildResponseIssued is BuildResponse that also returns the NameID and
+// SessionIndex the response carries.
+func (idp *IdP) BuildResponseIssued(req *Request, rel *release.Released, opts ResponseOptions) (string, Issued, error) {
+	resp, issued, err := idp.buildResponse(req, rel, opts)
+	return resp, issued, err
+}
+
+func (idp *IdP) buildResponse(req *Request, rel *release.Released, opts ResponseOptions) (string, Issued, error) {
+	var issued Issued
 	vendor, ok := idp.Vendor(req.VendorEntityID)
 	if !ok {
-		return "", fmt.Errorf("samlidp: unknown vendor")
+		return "", issued, fmt.Errorf("samlidp: unknown vendor")
 	}
 	if opts.SignResponseIfWanted && vendor.WantsSignedResponse {
 		opts.SignResponse = true
@@ -183,33 +208,33 @@ func (idp *IdP) BuildResponse(req *Request, rel *release.Released, opts Response
 		if s, ok := idp.AltSigners[opts.SignatureMethod]; ok {
 			signer = s
 		} else {
-			return "", fmt.Errorf("samlidp: no key for signature method %s", opts.SignatureMethod)
+			return "", issued, fmt.Errorf("samlidp: no key for signature method %s", opts.SignatureMethod)
 		}
 	}
 	// Decided first: a vendor that cannot be answered costs no signature.
 	encrypt, eo, err := Encryption(vendor, opts.Encrypt)
 	if err != nil {
-		return "", err
+		return "", issued, err
 	}
 	now := idp.now().UTC()
-	assertion, err := idp.buildAssertion(req, rel, opts, now)
+	assertion, issued, err := idp.buildAssertion(req, rel, opts, now)
 	if err != nil {
-		return "", err
+		return "", issued, err
 	}
 	if opts.SignAssertion {
 		// In place: the assertion was built for this response alone.
 		if err = signer.SignInPlace(assertion); err != nil {
-			return "", fmt.Errorf("samlidp: sign assertion: %w", err)
+			return "", issued, fmt.Errorf("samlidp: sign assertion: %w", err)
 		}
 	}
 	if encrypt {
 		if assertion, err = xmlenc.EncryptAssertion(assertion, vendor.EncryptionCert, eo, idp.rand()); err != nil {
-			return "", fmt.Errorf("samlidp: encrypt assertion: %w", err)
+			return "", issued, fmt.Errorf("samlidp: encrypt assertion: %w", err)
 		}
 	}
 	respID, err := idp.newID()
 	if err != nil {
-		return "", err
+		return "", issued, err
 	}
 	resp := etree.NewElement("samlp:Response")
 	resp.CreateAttr("xmlns:samlp", "urn:oasis:names:tc:SAML:2.0:protocol")
@@ -224,7 +249,7 @@ func (idp *IdP) BuildResponse(req *Request, rel *release.Released, opts Response
 	resp.AddChild(assertion)
 	if opts.SignResponse {
 		if err = signer.SignInPlace(resp); err != nil {
-			return "", fmt.Errorf("samlidp: sign response: %w", err)
+			return "", issued, fmt.Errorf("samlidp: sign response: %w", err)
 		}
 	}
 	// Written as a document holding only resp would write it; the buffer
@@ -232,7 +257,7 @@ func (idp *IdP) BuildResponse(req *Request, rel *release.Released, opts Response
 	var buf bytes.Buffer
 	buf.Grow(16 << 10)
 	resp.WriteTo(&buf, &etree.WriteSettings{})
-	return base64.StdEncoding.EncodeToString(buf.Bytes()), nil
+	return base64.StdEncoding.EncodeToString(buf.Bytes()), issued, nil
 }
 
 // Second-level status codes the bridge answers with.
@@ -241,6 +266,8 @@ const (
 	StatusResponder           = "urn:oasis:names:tc:SAML:2.0:status:Responder"
 	StatusNoPassive           = "urn:oasis:names:tc:SAML:2.0:status:NoPassive"
 	StatusInvalidNameIDPolicy = "urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy"
+	StatusAuthnFailed         = "urn:oasis:names:tc:SAML:2.0:status:AuthnFailed"
+	StatusNoAuthnContext      = "urn:oasis:names:tc:SAML:2.0:status:NoAuthnContext"
 )
 
 // BuildStatusResponse makes a signed Response without an assertion that
@@ -279,10 +306,11 @@ func (idp *IdP) BuildStatusResponse(req *Request, code, subCode string) (string,
 
 func stamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
-func (idp *IdP) buildAssertion(req *Request, rel *release.Released, opts ResponseOptions, now time.Time) (*etree.Element, error) {
+func (idp *IdP) buildAssertion(req *Request, rel *release.Released, opts ResponseOptions, now time.Time) (*etree.Element, Issued, error) {
+	var issued Issued
 	id, err := idp.newID()
 	if err != nil {
-		return nil, err
+		return nil, issued, err
 	}
 	notAfter := stamp(now.Add(idp.lifetime()))
 	a := etree.NewElement("saml:Assertion")
@@ -301,15 +329,17 @@ func (idp *IdP) buildAssertion(req *Request, rel *release.Released, opts Respons
 		nameID.CreateAttr("NameQualifier", idp.EntityID)
 		nameID.CreateAttr("SPNameQualifier", req.VendorEntityID)
 		nameID.SetText(rel.NameID)
+		issued.NameID = samlslo.NameID{Value: rel.NameID, Format: NameIDPersistent, NameQualifier: idp.EntityID, SPNameQualifier: req.VendorEntityID}
 	} else {
 		transient, err := idp.newID()
 		if err != nil {
-			return nil, err
+			return nil, issued, err
 		}
 		nameID.CreateAttr("Format", NameIDTransient)
 		nameID.CreateAttr("NameQualifier", idp.EntityID)
 		nameID.CreateAttr("SPNameQualifier", req.VendorEntityID)
 		nameID.SetText(transient)
+		issued.NameID = samlslo.NameID{Value: transient, Format: NameIDTransient, NameQualifier: idp.EntityID, SPNameQualifier: req.VendorEntityID}
 	}
 	sc := subj.CreateElement("saml:SubjectConfirmation")
 	sc.CreateAttr("Method", confirmBearer)
@@ -327,7 +357,7 @@ func (idp *IdP) buildAssertion(req *Request, rel *release.Released, opts Respons
 
 	sessionIndex, err := idp.newID()
 	if err != nil {
-		return nil, err
+		return nil, issued, err
 	}
 	as := a.CreateElement("saml:AuthnStatement")
 	instant := rel.AuthnInstant
@@ -336,6 +366,7 @@ func (idp *IdP) buildAssertion(req *Request, rel *release.Released, opts Respons
 	}
 	as.CreateAttr("AuthnInstant", stamp(instant))
 	as.CreateAttr("SessionIndex", sessionIndex)
+	issued.SessionIndex = sessionIndex
 	class := rel.AuthnContext
 	if class == "" {
 		class = classUnspecified
@@ -358,7 +389,7 @@ func (idp *IdP) buildAssertion(req *Request, rel *release.Released, opts Respons
 			}
 		}
 	}
-	return a, nil
+	return a, issued, nil
 }
 
 // Metadata returns the bridge's IdP metadata (unsigned) as a document.
@@ -408,6 +439,13 @@ func (idp *IdP) MetadataElement(validFor time.Duration) *etree.Element {
 		kd.CreateAttr("use", "signing")
 		kd.CreateElement("ds:KeyInfo").CreateElement("ds:X509Data").CreateElement("ds:X509Certificate").
 			SetText(base64.StdEncoding.EncodeToString(c.Raw))
+	}
+	if idp.SLOURL != "" {
+		for _, b := range []string{BindingRedirect, BindingPOST} {
+			e := sso.CreateElement("md:SingleLogoutService")
+			e.CreateAttr("Binding", b)
+			e.CreateAttr("Location", idp.SLOURL)
+		}
 	}
 	for _, f := range []string{NameIDTransient, NameIDPersistent} {
 		sso.CreateElement("md:NameIDFormat").SetText(f)

@@ -25,10 +25,14 @@ type Request struct {
 	VendorEntityID string `json:"vendor"`
 	ACSURL         string `json:"acs"`
 	RelayState     string `json:"relay_state,omitempty"`
-	ForceAuthn     bool   `json:"force_authn,omitempty"`
-	// IsPassive asks for a login without interaction; the bridge always
-	// asks the school IdP, so it answers such a request with NoPassive.
+	// ForceAuthn asks for a fresh login; the bridge asks the school IdP
+	// for one and refuses an older one.
+	ForceAuthn bool `json:"force_authn,omitempty"`
+	// IsPassive asks for a login without interaction; the bridge passes
+	// it to the school IdP, whose NoPassive comes back to the vendor.
 	IsPassive bool `json:"is_passive,omitempty"`
+	// AuthnContext is the RequestedAuthnContext, or nil.
+	AuthnContext *RequestedAuthnContext `json:"authn_context,omitempty"`
 	// NameIDFormat is the NameIDPolicy format the vendor asked for, if any.
 	NameIDFormat string `json:"name_id_format,omitempty"`
 	// IDPList are the ProviderIDs of Scoping/IDPList: the school IdPs the
@@ -36,6 +40,23 @@ type Request struct {
 	// authorisation).
 	IDPList []string `json:"idp_list,omitempty"`
 }
+
+// RequestedAuthnContext is what a vendor asked of the authentication.
+type RequestedAuthnContext struct {
+	// Comparison is exact (the default), minimum, better or maximum.
+	Comparison string `json:"comparison,omitempty"`
+	// Classes are the AuthnContextClassRef values, in order.
+	Classes []string `json:"classes,omitempty"`
+	// DeclRefs is set when the vendor named AuthnContextDeclRefs, which
+	// the bridge cannot meet.
+	DeclRefs bool `json:"decl_refs,omitempty"`
+}
+
+// Bounds on a RequestedAuthnContext.
+const (
+	maxRequestedClasses = 16
+	maxClassLen         = 1024
+)
 
 // Error is a refused AuthnRequest. Reason is a fixed snake_case word, safe
 // to log and to use as a metric label; the user sees a fixed page. No
@@ -339,6 +360,10 @@ func (idp *IdP) parseRequestXML(b []byte, relay string) (*Request, *etree.Elemen
 			}
 		}
 	}
+	rac, err := requestedAuthnContext(root)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	fa, ip := root.SelectAttrValue("ForceAuthn", ""), root.SelectAttrValue("IsPassive", "")
 	return &Request{
 		IDPList:        idpList,
@@ -349,5 +374,43 @@ func (idp *IdP) parseRequestXML(b []byte, relay string) (*Request, *etree.Elemen
 		ForceAuthn:     fa == "true" || fa == "1",
 		IsPassive:      ip == "true" || ip == "1",
 		NameIDFormat:   nameIDFormat,
+		AuthnContext:   rac,
 	}, root, vendor, nil
+}
+
+// requestedAuthnContext reads samlp:RequestedAuthnContext, bounded. A
+// comparison that is not one of SAML's four is refused as malformed.
+func requestedAuthnContext(root *etree.Element) (*RequestedAuthnContext, error) {
+	el, err := samlxml.Child(root, samlxml.NSProtocol, "RequestedAuthnContext")
+	if err != nil {
+		return nil, refuse("malformed", err)
+	}
+	if el == nil {
+		return nil, nil
+	}
+	rac := &RequestedAuthnContext{Comparison: el.SelectAttrValue("Comparison", "exact")}
+	switch rac.Comparison {
+	case "exact", "minimum", "better", "maximum":
+	default:
+		return nil, refuse("malformed", errors.New("unknown RequestedAuthnContext comparison"))
+	}
+	for _, c := range el.ChildElements() {
+		switch {
+		case samlxml.Is(c, samlxml.NSAssertion, "AuthnContextClassRef"):
+			v, err := samlxml.Text(c)
+			v = strings.TrimSpace(v)
+			if err != nil || v == "" || len(v) > maxClassLen || len(rac.Classes) >= maxRequestedClasses {
+				return nil, refuse("malformed", errors.New("bad AuthnContextClassRef"))
+			}
+			rac.Classes = append(rac.Classes, v)
+		case samlxml.Is(c, samlxml.NSAssertion, "AuthnContextDeclRef"):
+			rac.DeclRefs = true
+		default:
+			return nil, refuse("malformed", errors.New("unexpected element in RequestedAuthnContext"))
+		}
+	}
+	if len(rac.Classes) == 0 && !rac.DeclRefs {
+		return nil, refuse("malformed", errors.New("empty RequestedAuthnContext"))
+	}
+	return rac, nil
 }

@@ -577,3 +577,45 @@ func TestCase24_SignedRequestWithoutDestinationRefused(t *testing.T) {
 		})
 	}
 }
+
+// RequestedAuthnContext is read (comparison exact by default, the classes
+// in order) for the login flow to ask upstream and check; a malformed one
+// is refused like any malformed request (case 49).
+func TestCase49_RequestedAuthnContextParsed(t *testing.T) {
+	t.Parallel()
+	fx := newFixture(t)
+	base := newAuthn(plainVendor)
+	const twofa = "http://id.skolfederation.se/loa/2fa"
+	tests := []struct {
+		name   string
+		rac    *samlidp.RequestedAuthnContext
+		want   *samlidp.RequestedAuthnContext
+		refuse bool
+	}{
+		{"exact by default", &samlidp.RequestedAuthnContext{Classes: []string{twofa}},
+			&samlidp.RequestedAuthnContext{Comparison: "exact", Classes: []string{twofa}}, false},
+		{"minimum, two classes", &samlidp.RequestedAuthnContext{Comparison: "minimum", Classes: []string{twofa, "urn:x:b"}},
+			&samlidp.RequestedAuthnContext{Comparison: "minimum", Classes: []string{twofa, "urn:x:b"}}, false},
+		{"a declaration reference is recorded", &samlidp.RequestedAuthnContext{Comparison: "exact", DeclRefs: true},
+			&samlidp.RequestedAuthnContext{Comparison: "exact", DeclRefs: true}, false},
+		{"unknown comparison", &samlidp.RequestedAuthnContext{Comparison: "sideways", Classes: []string{twofa}}, nil, true},
+		{"empty", &samlidp.RequestedAuthnContext{Comparison: "minimum"}, nil, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			x := base.with(func(a *authn) { a.RAC = tc.rac }).xml()
+			got, err := fx.idp.ParseRequest(postRequest(b64(x), nil))
+			if tc.refuse {
+				checkRefused(t, err, "malformed", http.StatusBadRequest)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got.AuthnContext); diff != "" {
+				t.Errorf("RequestedAuthnContext (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

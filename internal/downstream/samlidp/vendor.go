@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/crewjam/saml"
+
+	"github.com/skolbro/skolbro/internal/samlslo"
 )
 
 // Binding URIs.
@@ -52,6 +54,12 @@ type Vendor struct {
 	WantsSignedResponse bool
 	// RequestedAttributes are the SAML names of md:RequestedAttribute.
 	RequestedAttributes []string
+	// SLO are the vendor's SingleLogoutService endpoints with the
+	// HTTP-Redirect or HTTP-POST binding, in metadata order. They are
+	// empty when the metadata lists no signing key: the bridge could not
+	// verify the vendor's logout messages (SLONoKey is then set).
+	SLO      []samlslo.Endpoint
+	SLONoKey bool
 }
 
 // VendorFromMetadata reads one SP entity. URLs that a browser would be sent
@@ -122,6 +130,23 @@ func VendorFromMetadata(file string, ed *saml.EntityDescriptor, devMode bool) (*
 		}
 	}
 	sort.Strings(v.RequestedAttributes)
+	for _, e := range sd.SingleLogoutServices {
+		if e.Binding != BindingRedirect && e.Binding != BindingPOST {
+			continue // SOAP and others: the bridge logs out through the browser
+		}
+		for i, u := range []string{e.Location, e.ResponseLocation} {
+			if i == 1 && u == "" {
+				continue // no ResponseLocation: responses go to Location
+			}
+			if err := CheckBrowserURL(u, devMode); err != nil {
+				return nil, fmt.Errorf("entity %q: SingleLogoutService: %w", ed.EntityID, err)
+			}
+		}
+		v.SLO = append(v.SLO, samlslo.Endpoint{Binding: e.Binding, Location: e.Location, ResponseLocation: e.ResponseLocation})
+	}
+	if len(v.SLO) > 0 && len(v.SigningCerts) == 0 {
+		v.SLO, v.SLONoKey = nil, true
+	}
 	return v, nil
 }
 

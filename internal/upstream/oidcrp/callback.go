@@ -37,6 +37,8 @@ type Result struct {
 	AuthnInstant time.Time
 	// AuthnContext is acr; empty when the IdP did not send it.
 	AuthnContext string
+	// AMR are the amr values (RFC 8176), e.g. Entra ID's "mfa".
+	AMR []string
 }
 
 // Input returns the result as input to package mapping, with the claims
@@ -51,6 +53,7 @@ func (r *Result) Input() mapping.Input {
 		Attributes:   attrs,
 		AuthnInstant: r.AuthnInstant,
 		AuthnContext: r.AuthnContext,
+		AMR:          slices.Clone(r.AMR),
 	}
 }
 
@@ -111,36 +114,45 @@ func (rp *RP) handle(ctx context.Context, r *http.Request, binding string) (*Res
 	if e != nil {
 		return nil, nil, e
 	}
-	if e := rp.checkIss(q); e != nil {
+	res, e := rp.redeem(ctx, q, p, errPresent, upstreamErr)
+	if e != nil {
+		// The pending login is this browser's: say which it was.
+		e.State = p.State
 		return nil, nil, e
 	}
+	return res, p.State, nil
+}
+
+// redeem checks the rest of the callback for the browser's pending login
+// p (the IdP's error, when errPresent), redeems the code and verifies the
+// ID token.
+func (rp *RP) redeem(ctx context.Context, q url.Values, p *pending, errPresent bool, upstreamErr string) (*Result, *Error) {
+	if e := rp.checkIss(q); e != nil {
+		return nil, e
+	}
 	if errPresent {
-		return nil, nil, rp.upstreamError(upstreamErr)
+		return nil, rp.upstreamError(upstreamErr)
 	}
 	code, present, ok := single(q, "code")
 	if !ok || !present || code == "" {
-		return nil, nil, refuse(ReasonExchange, errNoCode)
+		return nil, refuse(ReasonExchange, errNoCode)
 	}
 
 	tok, err := rp.oauth.Exchange(oidc.ClientContext(ctx, rp.client), code, oauth2.VerifierOption(p.Verifier))
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) {
-			return nil, nil, refuse(ReasonExchange, errTokenRefused)
+			return nil, refuse(ReasonExchange, errTokenRefused)
 		}
 		e := refuse(ReasonExchange, errTokenUnreachable)
 		e.Status = http.StatusBadGateway
-		return nil, nil, e
+		return nil, e
 	}
 	rawID, _ := tok.Extra("id_token").(string)
 	if rawID == "" {
-		return nil, nil, refuse(ReasonIDToken, errNoIDToken)
+		return nil, refuse(ReasonIDToken, errNoIDToken)
 	}
-	res, e := rp.verify(ctx, rawID, p.Nonce)
-	if e != nil {
-		return nil, nil, e
-	}
-	return res, p.State, nil
+	return rp.verify(ctx, rawID, p.Nonce)
 }
 
 // peekPending checks that state is pending for the browser binding,
@@ -254,6 +266,19 @@ func (rp *RP) verify(ctx context.Context, raw, nonce string) (*Result, *Error) {
 			return nil, refuse(ReasonIDToken, errClaims)
 		}
 		res.AuthnContext = s
+	}
+	if v, ok := claims["amr"]; ok {
+		arr, isArr := v.([]any)
+		if !isArr {
+			return nil, refuse(ReasonIDToken, errClaims)
+		}
+		for _, el := range arr {
+			s, isStr := el.(string)
+			if !isStr {
+				return nil, refuse(ReasonIDToken, errClaims)
+			}
+			res.AMR = append(res.AMR, s)
+		}
 	}
 	for name, allowed := range rp.required {
 		if !slices.ContainsFunc(res.Claims[name], func(v string) bool { return slices.Contains(allowed, v) }) {

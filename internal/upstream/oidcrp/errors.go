@@ -47,7 +47,15 @@ type Error struct {
 	// the registered OAuth 2.0 and OIDC codes, or "other" (so that it is
 	// safe to log).
 	UpstreamError string
-	err           error
+	// State is the state given to StartLogin of the login the refused
+	// callback answered, once that pending login was redeemed for this
+	// browser (the state parameter named it and the binding matched);
+	// nil for refusals before that. It is for recording the refusal
+	// against the vendor, never for going on with the login. For Reason "status" (the IdP's error answered this browser's
+	// pending login) the caller may also answer that login's vendor with
+	// it, such as a vendor's passive login.
+	State []byte
+	err   error
 }
 
 // Error returns the reason and the cause; neither carries input text.
@@ -103,7 +111,8 @@ func safeUpstreamError(code string) string {
 		"invalid_scope", "server_error", "temporarily_unavailable",
 		"interaction_required", "login_required", "account_selection_required", "consent_required",
 		"invalid_request_uri", "invalid_request_object", "request_not_supported",
-		"request_uri_not_supported", "registration_not_supported":
+		"request_uri_not_supported", "registration_not_supported",
+		"unmet_authentication_requirements":
 		return code
 	}
 	return "other"

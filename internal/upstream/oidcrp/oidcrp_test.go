@@ -134,6 +134,7 @@ func TestLoginReturnsClaims(t *testing.T) {
 					"exp":                         {strconv.FormatInt(at+int64(testop.IDTokenLifetime/time.Second), 10)},
 					"auth_time":                   {strconv.FormatInt(at, 10)},
 					"acr":                         {testop.ACR},
+					"amr":                         {"pwd"},
 					"given_name":                  u.Attributes[testidp.AttrGivenName],
 					"family_name":                 u.Attributes[testidp.AttrSurname],
 					"name":                        u.Attributes[testidp.AttrDisplayName],
@@ -146,6 +147,7 @@ func TestLoginReturnsClaims(t *testing.T) {
 				},
 				AuthnInstant: t0,
 				AuthnContext: testop.ACR,
+				AMR:          []string{"pwd"},
 			}
 			if g := u.Attributes[testidp.AttrSchoolGrade]; len(g) > 0 {
 				want.Claims[testop.ClaimSchoolGrade] = g
@@ -154,7 +156,7 @@ func TestLoginReturnsClaims(t *testing.T) {
 				t.Errorf("result (-want +got):\n%s", diff)
 			}
 			in := res.Input()
-			wantIn := mapping.Input{Subject: u.NameID, Attributes: res.Claims, AuthnInstant: t0, AuthnContext: testop.ACR}
+			wantIn := mapping.Input{Subject: u.NameID, Attributes: res.Claims, AuthnInstant: t0, AuthnContext: testop.ACR, AMR: []string{"pwd"}}
 			if diff := cmp.Diff(wantIn, in); diff != "" {
 				t.Errorf("Input (-want +got):\n%s", diff)
 			}

@@ -70,6 +70,8 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -138,6 +140,10 @@ type Config struct {
 	// Rand is the source of state, nonce and PKCE verifier; nil means
 	// crypto/rand.
 	Rand io.Reader
+	// PostLogoutRedirectURL is where the IdP's end_session_endpoint sends
+	// the browser back after a logout the bridge asked for (register it
+	// at the IdP). Empty: the IdP is not asked to log out.
+	PostLogoutRedirectURL string
 }
 
 // RP is the bridge's OIDC relying party for one upstream IdP. It is safe
@@ -154,6 +160,8 @@ type RP struct {
 	client       *http.Client
 	now          func() time.Time
 	rand         io.Reader
+	endSession   string
+	postLogout   string
 }
 
 // discovered is what the RP reads from the IdP's discovery document.
@@ -166,6 +174,7 @@ type discovered struct {
 	AuthMethods   []string `json:"token_endpoint_auth_methods_supported"`
 	IssParameter  bool     `json:"authorization_response_iss_parameter_supported"`
 	ResponseTypes []string `json:"response_types_supported"`
+	EndSession    string   `json:"end_session_endpoint"`
 }
 
 // New checks cfg, fetches the IdP's discovery document through
@@ -210,6 +219,9 @@ func New(ctx context.Context, cfg Config) (*RP, error) {
 		if !secureURL(u) {
 			errs = append(errs, fmt.Errorf("oidcrp: discovery: %s must be an https URL", name))
 		}
+	}
+	if md.EndSession != "" && !secureURL(md.EndSession) {
+		errs = append(errs, errors.New("oidcrp: discovery: end_session_endpoint must be an https URL"))
 	}
 	if len(md.ResponseTypes) > 0 && !slices.Contains(md.ResponseTypes, "code") {
 		errs = append(errs, errors.New("oidcrp: discovery: the IdP does not support response_type code"))
@@ -262,7 +274,30 @@ func New(ctx context.Context, cfg Config) (*RP, error) {
 		client:       client,
 		now:          cfg.Now,
 		rand:         cfg.Rand,
+		endSession:   md.EndSession,
+		postLogout:   cfg.PostLogoutRedirectURL,
 	}, nil
+}
+
+// CanLogout reports whether the IdP has an end_session_endpoint and the
+// RP a post-logout redirect URL.
+func (rp *RP) CanLogout() bool { return rp.endSession != "" && rp.postLogout != "" }
+
+// LogoutURL is the IdP's end_session_endpoint for an RP-initiated logout
+// (OpenID Connect RP-Initiated Logout 1.0) with client_id, the
+// post-logout redirect URL and state. No id_token_hint is sent: the bridge
+// keeps no upstream ID token, since it carries the person's claims.
+func (rp *RP) LogoutURL(state string) string {
+	u, err := url.Parse(rp.endSession)
+	if err != nil {
+		return rp.endSession
+	}
+	q := u.Query()
+	q.Set("client_id", rp.clientID)
+	q.Set("post_logout_redirect_uri", rp.postLogout)
+	q.Set("state", state)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // shortError bounds the text of a library error that may quote a whole
@@ -296,6 +331,11 @@ func (cfg *Config) validate() error {
 	if u, err := url.Parse(cfg.RedirectURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") ||
 		u.Host == "" || u.User != nil || u.Fragment != "" {
 		errs = append(errs, errors.New("oidcrp: RedirectURL must be an absolute http(s) URL without fragment"))
+	}
+	if pl := cfg.PostLogoutRedirectURL; pl != "" {
+		if u, err := url.Parse(pl); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" {
+			errs = append(errs, errors.New("oidcrp: PostLogoutRedirectURL must be an absolute http(s) URL without fragment"))
+		}
 	}
 	if len(cfg.Scopes) > 0 && !slices.Contains(cfg.Scopes, oidc.ScopeOpenID) {
 		errs = append(errs, errors.New("oidcrp: Scopes must include openid"))
@@ -425,6 +465,22 @@ type pending struct {
 // cookie), the nonce, the PKCE verifier, and state (opaque bytes returned
 // by HandleCallback; not personal data).
 func (rp *RP) StartLogin(ctx context.Context, binding string, state []byte) (string, error) {
+	return rp.StartLoginWith(ctx, binding, state, LoginOptions{})
+}
+
+// LoginOptions are what a login asks of the IdP beyond identification.
+type LoginOptions struct {
+	// Prompt is sent as prompt: "login" for a fresh login, "none" for a
+	// login without interaction; "" sends none.
+	Prompt string
+	// MaxAge, when set, is sent as max_age (seconds).
+	MaxAge *int64
+	// ACRValues, when set, are sent as acr_values.
+	ACRValues []string
+}
+
+// StartLoginWith is StartLogin with what the login asks of the IdP.
+func (rp *RP) StartLoginWith(ctx context.Context, binding string, state []byte, o LoginOptions) (string, error) {
 	if binding == "" {
 		return "", errors.New("oidcrp: empty browser binding")
 	}
@@ -446,7 +502,17 @@ func (rp *RP) StartLogin(ctx context.Context, binding string, state []byte) (str
 	if err := rp.store.Put(ctx, stateKeyPrefix+stateID, val, rp.stateTTL); err != nil {
 		return "", refuse(ReasonStoreUnavailable, fmt.Errorf("store pending login: %w", err))
 	}
-	return rp.oauth.AuthCodeURL(stateID, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce)), nil
+	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce)}
+	if o.Prompt != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", o.Prompt))
+	}
+	if o.MaxAge != nil {
+		opts = append(opts, oauth2.SetAuthURLParam("max_age", strconv.FormatInt(*o.MaxAge, 10)))
+	}
+	if len(o.ACRValues) > 0 {
+		opts = append(opts, oauth2.SetAuthURLParam("acr_values", strings.Join(o.ACRValues, " ")))
+	}
+	return rp.oauth.AuthCodeURL(stateID, opts...), nil
 }
 
 // Issuer returns the IdP's issuer identifier.

@@ -89,6 +89,7 @@ func (sp *SP) readAssertion(v *etree.Element, wantID string, now time.Time) (*As
 		return nil, nil, refuse(ReasonMalformed, errSubject)
 	}
 	a.NameIDFormat = plainAttr(nid, "Format")
+	a.NameQualifier, a.SPNameQualifier = plainAttr(nid, "NameQualifier"), plainAttr(nid, "SPNameQualifier")
 	for _, c := range subj.ChildElements() {
 		if !samlxml.Is(c, samlxml.NSAssertion, "NameID") && !samlxml.Is(c, samlxml.NSAssertion, "SubjectConfirmation") {
 			return nil, nil, refuse(ReasonMalformed, errSubject)

@@ -55,7 +55,18 @@ type Error struct {
 	// UpstreamSubStatus is the second-level status code, if any, under the
 	// same rule.
 	UpstreamSubStatus string
-	err               error
+	// State is the state given to StartLogin of the login the refused
+	// response answered, when the SP can tell without trusting the
+	// response: the pending request it names was started by this same
+	// browser (the binding matches; the request is not consumed by a
+	// refusal the browser could still recover from), or, for Reason
+	// "replay", the verified assertion was first accepted for that login
+	// (what SetReplayNote kept). nil otherwise. It is for recording the
+	// refusal against the vendor, never for going on with the login.
+	// For Reason "status" the caller may also answer that login's vendor
+	// with it, such as a vendor's passive login.
+	State []byte
+	err   error
 }
 
 // Error returns the reason and the cause; neither carries input text.

@@ -29,6 +29,10 @@ type Assertion struct {
 	Attributes map[string][]string
 	// FriendlyNames maps Name to FriendlyName where one was given.
 	FriendlyNames map[string]string
+
+	// NameQualifier and SPNameQualifier are the NameID's, as written: a
+	// LogoutRequest to the IdP names the NameID exactly as issued.
+	NameQualifier, SPNameQualifier string
 }
 
 // Fixed causes. None carries input.
@@ -77,11 +81,68 @@ var requestIDPattern = regexp.MustCompile(`^_[0-9a-f]{32}$`)
 // the browser identified by binding, and returns the assertion and the
 // state given to StartLogin. Every refusal is an *Error.
 func (sp *SP) HandleResponse(ctx context.Context, samlResponse string, binding string) (*Assertion, []byte, error) {
-	a, state, e := sp.handle(ctx, samlResponse, binding)
+	var inResponseTo string
+	a, state, e := sp.handle(ctx, samlResponse, binding, &inResponseTo)
 	if e != nil {
+		if e.State == nil && e.Reason != ReasonStoreUnavailable && e.Reason != ReasonBinding && requestIDPattern.MatchString(inResponseTo) {
+			e.State = sp.peekState(ctx, inResponseTo, binding)
+		}
 		return nil, nil, e
 	}
 	return a, state, nil
+}
+
+// peekState returns the state of the pending request id when this
+// browser (binding) started it, without consuming it: the refused
+// response, verified or not, only chose which of the browser's own
+// pending logins to look at. nil when there is none or the store fails.
+func (sp *SP) peekState(ctx context.Context, id, binding string) []byte {
+	p, err := sp.peekPending(ctx, id)
+	if err != nil || binding == "" {
+		return nil
+	}
+	h := sha256.Sum256([]byte(binding))
+	if subtle.ConstantTimeCompare(h[:], p.BindingHash) != 1 {
+		return nil
+	}
+	return p.State
+}
+
+// peekPending reads the pending request id without consuming it.
+func (sp *SP) peekPending(ctx context.Context, id string) (*pending, error) {
+	val, err := sp.store.Get(ctx, requestKeyPrefix+id)
+	if err != nil {
+		return nil, err
+	}
+	var p pending
+	if err := json.Unmarshal(val, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// noteFor is what the replay cache keeps for the pending request id: its
+// note (SetReplayNote), or one byte.
+func (sp *SP) noteFor(ctx context.Context, id string) []byte {
+	if f := sp.replayNote.Load(); f != nil {
+		// The assertion is verified and names id: whichever browser
+		// posted it, that login is the one it was issued for.
+		if p, err := sp.peekPending(ctx, id); err == nil {
+			if n := (*f)(p.State); len(n) > 0 {
+				return n
+			}
+		}
+	}
+	return []byte{1}
+}
+
+// replayedState returns the note kept for a replayed assertion, or nil.
+func (sp *SP) replayedState(ctx context.Context, key string) []byte {
+	b, err := sp.store.Get(ctx, key)
+	if err != nil || len(b) < 2 {
+		return nil
+	}
+	return b
 }
 
 func parseError(err error) *Error {
@@ -161,7 +222,9 @@ func (s *scan) walk(el *etree.Element) {
 	}
 }
 
-func (sp *SP) handle(ctx context.Context, samlResponse, binding string) (*Assertion, []byte, *Error) {
+// handle does HandleResponse's work; it sets *inResponseTo to the
+// Response's InResponseTo as soon as it has read it (not yet verified).
+func (sp *SP) handle(ctx context.Context, samlResponse, binding string, inResponseToOut *string) (*Assertion, []byte, *Error) {
 	if binding == "" {
 		return nil, nil, refuse(ReasonBinding, errBinding)
 	}
@@ -182,6 +245,7 @@ func (sp *SP) handle(ctx context.Context, samlResponse, binding string) (*Assert
 	if !idPattern.MatchString(plainAttr(root, "ID")) {
 		return nil, nil, refuse(ReasonMalformed, errBadID)
 	}
+	*inResponseToOut = plainAttr(root, "InResponseTo")
 
 	s := scan{ids: map[string]bool{}}
 	s.walk(root)
@@ -261,18 +325,20 @@ func (sp *SP) handle(ctx context.Context, samlResponse, binding string) (*Assert
 	// match it below. A request that is not (or no longer) pending is
 	// refused further on, after the replay check, so that a replayed
 	// assertion is reported as one.
-	if _, e := sp.peekPending(ctx, inResponseTo, binding); e != nil && e.Reason != ReasonInResponseTo {
+	if _, e := sp.checkPending(ctx, inResponseTo, binding); e != nil && e.Reason != ReasonInResponseTo {
 		return nil, nil, e
 	}
 
 	if code != StatusSuccess {
 		// The user's login ends here: consume the pending request (only
 		// the browser that started it may), then report the IdP's status.
-		if _, e := sp.takePending(ctx, inResponseTo, binding); e != nil {
+		p, e := sp.takePending(ctx, inResponseTo, binding)
+		if e != nil {
 			return nil, nil, e
 		}
-		e := refuse(ReasonStatus, errUpstreamStatus)
+		e = refuse(ReasonStatus, errUpstreamStatus)
 		e.UpstreamStatus, e.UpstreamSubStatus = safeStatus(code), safeStatus(sub)
+		e.State = p.State
 		return nil, nil, e
 	}
 
@@ -298,9 +364,12 @@ func (sp *SP) handle(ctx context.Context, samlResponse, binding string) (*Assert
 	if ttl < time.Second {
 		ttl = time.Second
 	}
-	if err := sp.store.Add(ctx, replayKeyPrefix+sp.idpEntityID+"|"+a.ID, []byte{1}, ttl); err != nil {
+	replayKey := replayKeyPrefix + sp.idpEntityID + "|" + a.ID
+	if err := sp.store.Add(ctx, replayKey, sp.noteFor(ctx, inResponseTo), ttl); err != nil {
 		if errors.Is(err, store.ErrExists) {
-			return nil, nil, refuse(ReasonReplay, errReplay)
+			e := refuse(ReasonReplay, errReplay)
+			e.State = sp.replayedState(ctx, replayKey)
+			return nil, nil, e
 		}
 		return nil, nil, refuse(ReasonStoreUnavailable, fmt.Errorf("replay cache: %w", err))
 	}
@@ -329,9 +398,9 @@ func plainAttr(el *etree.Element, key string) string {
 	return v
 }
 
-// peekPending checks that the pending request id exists and belongs to
+// checkPending checks that the pending request id exists and belongs to
 // the browser binding, without consuming it.
-func (sp *SP) peekPending(ctx context.Context, id, binding string) (*pending, *Error) {
+func (sp *SP) checkPending(ctx context.Context, id, binding string) (*pending, *Error) {
 	val, err := sp.store.Get(ctx, requestKeyPrefix+id)
 	return pendingFor(val, err, binding)
 }

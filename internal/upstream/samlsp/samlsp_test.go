@@ -422,6 +422,10 @@ func TestValidLogin(t *testing.T) {
 				AuthnContext:  testidp.PasswordProtected,
 				Attributes:    wantAttrs(f.user),
 				FriendlyNames: a.FriendlyNames,
+				// The NameID's qualifiers as the IdP wrote them (Single
+				// Logout names the NameID exactly).
+				NameQualifier:   idpEntityID,
+				SPNameQualifier: f.sp.entityID,
 			}
 			if d := cmp.Diff(want, a); d != "" {
 				t.Errorf("assertion (-want +got):\n%s", d)

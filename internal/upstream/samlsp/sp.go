@@ -25,12 +25,15 @@ import (
 	"io"
 	"net/url"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/beevik/etree"
 
+	"github.com/skolbro/skolbro/internal/samlslo"
 	"github.com/skolbro/skolbro/internal/samlxml"
 	"github.com/skolbro/skolbro/internal/store"
+	"github.com/skolbro/skolbro/internal/xmlsig"
 )
 
 // SAML URIs used here.
@@ -84,6 +87,14 @@ type Config struct {
 	Now func() time.Time
 	// Rand is the source of request IDs; nil means crypto/rand.
 	Rand io.Reader
+	// Signer signs the SP's logout messages; its certificate is published
+	// in the SP metadata. Single Logout needs it.
+	Signer *xmlsig.Signer
+	// SLOURL is the SP's SingleLogoutService (both bindings); IdPSLO are
+	// the IdP's, from its metadata. Without both, the IdP is not sent
+	// logout requests and its own are refused.
+	SLOURL string
+	IdPSLO []samlslo.Endpoint
 }
 
 // SP is the bridge's SAML SP for one upstream IdP. It is safe for
@@ -97,6 +108,9 @@ type SP struct {
 	skew, requestTTL time.Duration
 	now              func() time.Time
 	rand             io.Reader
+	signer           *xmlsig.Signer
+	sloURL           string
+	idpSLO           []samlslo.Endpoint
 	// deflaters is a free list of DEFLATE writers: each holds about 1 MB
 	// of compressor state, whatever the level, and allocating one for every
 	// AuthnRequest made the garbage collector run several times as often.
@@ -105,6 +119,24 @@ type SP struct {
 	// deflate step never waits, so no more run at once) and a writer keeps
 	// nothing of one request once Reset for the next.
 	deflaters chan *flate.Writer
+	// replayNote, when set, says what the replay cache keeps of an
+	// accepted login's state (see SetReplayNote).
+	replayNote atomic.Pointer[func([]byte) []byte]
+}
+
+// SetReplayNote makes the replay cache keep note(state) of every accepted
+// login, where state is what StartLogin was given, so that a replay of
+// the assertion is refused with that note as Error.State: the caller can
+// then tell which vendor's login was replayed. note must return no
+// personal data and should return little (it lives as long as the
+// assertion could be accepted); nil or an empty result keeps nothing.
+// It costs one more store read per accepted login.
+func (sp *SP) SetReplayNote(note func(state []byte) []byte) {
+	if note == nil {
+		sp.replayNote.Store(nil)
+		return
+	}
+	sp.replayNote.Store(&note)
 }
 
 // deflater returns a DEFLATE writer onto w, reused when one is free. The
@@ -158,6 +190,15 @@ func New(cfg Config) (*SP, error) {
 	if cfg.Store == nil {
 		errs = append(errs, errors.New("samlsp: Store is nil"))
 	}
+	if cfg.SLOURL != "" && !absoluteHTTP(cfg.SLOURL) {
+		errs = append(errs, errors.New("samlsp: SLOURL must be an absolute http(s) URL"))
+	}
+	for _, e := range cfg.IdPSLO {
+		if !absoluteHTTP(e.Location) || (e.ResponseLocation != "" && !absoluteHTTP(e.ResponseLocation)) {
+			errs = append(errs, errors.New("samlsp: an IdP SingleLogoutService is not an absolute http(s) URL"))
+			break
+		}
+	}
 	if cfg.ClockSkew == 0 {
 		cfg.ClockSkew = DefaultClockSkew
 	}
@@ -191,6 +232,9 @@ func New(cfg Config) (*SP, error) {
 		now:         cfg.Now,
 		rand:        cfg.Rand,
 		deflaters:   make(chan *flate.Writer, runtime.GOMAXPROCS(0)),
+		signer:      cfg.Signer,
+		sloURL:      cfg.SLOURL,
+		idpSLO:      append([]samlslo.Endpoint(nil), cfg.IdPSLO...),
 	}, nil
 }
 
@@ -214,6 +258,24 @@ type pending struct {
 // HandleResponse; not personal data). relayState goes into the URL as it
 // is; at most MaxRelayState bytes.
 func (sp *SP) StartLogin(ctx context.Context, binding string, state []byte, relayState string) (string, error) {
+	return sp.StartLoginWith(ctx, binding, state, relayState, LoginOptions{})
+}
+
+// LoginOptions are what a login asks of the IdP beyond identification.
+type LoginOptions struct {
+	// ForceAuthn asks the IdP to authenticate the person afresh.
+	ForceAuthn bool
+	// IsPassive asks the IdP not to interact with the person; without a
+	// session it answers NoPassive.
+	IsPassive bool
+	// AuthnContextClassRefs, when set, are sent as a RequestedAuthnContext
+	// with Comparison (exact when empty).
+	AuthnContextClassRefs []string
+	Comparison            string
+}
+
+// StartLoginWith is StartLogin with what the login asks of the IdP.
+func (sp *SP) StartLoginWith(ctx context.Context, binding string, state []byte, relayState string, o LoginOptions) (string, error) {
 	if binding == "" {
 		return "", errors.New("samlsp: empty browser binding")
 	}
@@ -237,8 +299,25 @@ func (sp *SP) StartLogin(ctx context.Context, binding string, state []byte, rela
 	req.CreateAttr("Destination", sp.ssoURL.String())
 	req.CreateAttr("AssertionConsumerServiceURL", sp.acsURL)
 	req.CreateAttr("ProtocolBinding", HTTPPostBinding)
+	if o.ForceAuthn {
+		req.CreateAttr("ForceAuthn", "true")
+	}
+	if o.IsPassive {
+		req.CreateAttr("IsPassive", "true")
+	}
 	req.CreateElement("saml:Issuer").SetText(sp.entityID)
 	req.CreateElement("samlp:NameIDPolicy").CreateAttr("AllowCreate", "true")
+	if len(o.AuthnContextClassRefs) > 0 {
+		rac := req.CreateElement("samlp:RequestedAuthnContext")
+		comparison := o.Comparison
+		if comparison == "" {
+			comparison = "exact"
+		}
+		rac.CreateAttr("Comparison", comparison)
+		for _, c := range o.AuthnContextClassRefs {
+			rac.CreateElement("saml:AuthnContextClassRef").SetText(c)
+		}
+	}
 	xmlBytes, err := doc.WriteToBytes()
 	if err != nil {
 		return "", fmt.Errorf("samlsp: authn request: %w", err)
@@ -276,7 +355,9 @@ func (sp *SP) StartLogin(ctx context.Context, binding string, state []byte, rela
 }
 
 // Metadata returns the SP's EntityDescriptor: an SPSSODescriptor that does
-// not sign its requests, wants signed assertions, and has one HTTP-POST ACS.
+// not sign its AuthnRequests, wants signed assertions, and has one
+// HTTP-POST ACS; with a Signer, its signing key (for logout messages), and
+// with an SLOURL, its SingleLogoutService in both bindings.
 func (sp *SP) Metadata() ([]byte, error) {
 	doc := etree.NewDocument()
 	doc.CreateProcInst("xml", `version="1.0" encoding="UTF-8"`)
@@ -287,6 +368,20 @@ func (sp *SP) Metadata() ([]byte, error) {
 	d.CreateAttr("protocolSupportEnumeration", samlxml.NSProtocol)
 	d.CreateAttr("AuthnRequestsSigned", "false")
 	d.CreateAttr("WantAssertionsSigned", "true")
+	if sp.signer != nil {
+		ed.CreateAttr("xmlns:ds", samlxml.NSDSig)
+		kd := d.CreateElement("md:KeyDescriptor")
+		kd.CreateAttr("use", "signing")
+		kd.CreateElement("ds:KeyInfo").CreateElement("ds:X509Data").CreateElement("ds:X509Certificate").
+			SetText(base64.StdEncoding.EncodeToString(sp.signer.Pair().Cert.Raw))
+	}
+	if sp.sloURL != "" {
+		for _, b := range []string{HTTPRedirectBinding, HTTPPostBinding} {
+			e := d.CreateElement("md:SingleLogoutService")
+			e.CreateAttr("Binding", b)
+			e.CreateAttr("Location", sp.sloURL)
+		}
+	}
 	acs := d.CreateElement("md:AssertionConsumerService")
 	acs.CreateAttr("Binding", HTTPPostBinding)
 	acs.CreateAttr("Location", sp.acsURL)
