@@ -118,7 +118,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	live, rep, err := app.StartLive(cfg, st, app.LiveOptions{Build: app.Options{Now: time.Now},
+	live, rep, err := app.StartLive(cfg, st, app.LiveOptions{Build: app.Options{Now: time.Now, PinSectors: true},
 		Logger: log, Reloads: reloads, Applied: applied})
 	if err != nil {
 		if rep != nil && rep.Fatal(0) != nil {

@@ -101,6 +101,10 @@ type Options struct {
 	// Instrument wraps the store used by the login flows (metrics); the
 	// raw store stays with what needs the backend itself.
 	Instrument func(store.Store) store.Store
+	// PinSectors writes the OIDC vendors' sector pins (package
+	// sectorpin) to each organiser's audit directory: serve sets it;
+	// check and the other commands only read them.
+	PinSectors bool
 }
 
 // BuildWith is Build with options.
@@ -259,6 +263,7 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 			rep.Errors = append(rep.Errors, p.String())
 		}
 	}
+	resolveSectors(rep, cfg, o, pols, opts.PinSectors, now())
 	for _, p := range pols {
 		if pr := p.SharedEPPNProblem(); pr != nil {
 			pr.Warning = false // the report says it is a warning

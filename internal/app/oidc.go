@@ -4,7 +4,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -35,7 +34,6 @@ func buildOP(rep *Report, cfg *config.Config, o *config.Organiser, pols []*polic
 			continue
 		}
 		clients[c.ID] = c
-		noteSector(rep, p)
 	}
 	ks0, keysAt := cfg.SigningKeys(o)
 	oidcKeys := ks0.OIDC
@@ -87,30 +85,4 @@ func buildOP(rep *Report, cfg *config.Config, o *config.Organiser, pols []*polic
 		return nil
 	}
 	return op
-}
-
-// noteSector tells the admin, for a vendor on the default sector, that its
-// sub is its own and what it was before vendor sectors: a deployment that
-// served the vendor then, and did not add sector: legacy-host, now gives
-// every person a new sub there. (Legacy and shared sectors are warned
-// about by the policy loader.)
-func noteSector(rep *Report, p *policy.Policy) {
-	if p.OIDC.SectorKind != policy.SectorVendor {
-		return
-	}
-	hosts := map[string]bool{}
-	for _, u := range p.OIDC.RedirectURIs {
-		if pu, err := url.Parse(u); err == nil {
-			hosts[pu.Host] = true
-		}
-	}
-	if len(hosts) != 1 {
-		return // the old derivation refused several hosts without a sector
-	}
-	for h := range hosts {
-		rep.Notes = append(rep.Notes, location(p.File, "oidc.sector")+fmt.Sprintf(
-			"vendor %s gets a sub of its own (sector %s). Bridges before vendor sectors derived it from the host %s: "+
-				"if this vendor was served that way, every person is a new user to it unless the policy says sector: %s",
-			p.ID, p.OIDC.Sector, h, policy.LegacyHostSector))
-	}
 }

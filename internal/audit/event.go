@@ -63,6 +63,12 @@ type Event struct {
 	PolicyVersion string `json:"policy_version"`
 	// Masked is true when the person was treated as protected.
 	Masked bool `json:"masked"`
+	// Sector is, for an OIDC release, the kind of pairwise sector the sub
+	// derived from (policy.SectorKind: vendor, legacy-host or named), so
+	// that the organiser's sector pins can be rebuilt from the log
+	// (package sectorpin). A fixed label; empty for SAML and refusals,
+	// and in events written before it existed.
+	Sector string `json:"sector,omitempty"`
 	// Generation is the identity generation the released pseudonyms
 	// derive from: 0 (left out) for the person's original identity, n
 	// after the n-th new identity (package generation). The subject key
@@ -170,6 +176,14 @@ func (e *Event) Validate() error {
 	if e.Generation < 0 || e.Generation > maxGeneration {
 		return bad("generation")
 	}
+	switch policy.SectorKind(e.Sector) {
+	case "", policy.SectorVendor, policy.SectorLegacyHost, policy.SectorNamed:
+	default:
+		return bad("sector")
+	}
+	if e.Sector != "" && (e.Protocol != ProtocolOIDC || e.Outcome != OutcomeReleased) {
+		return bad("sector set outside an OIDC release")
+	}
 	return nil
 }
 
@@ -234,6 +248,9 @@ func ReleaseEvent(now time.Time, txnID, upstream, protocol string, p *policy.Pol
 		Masked:        r.Masked,
 		Generation:    r.Generation,
 		Outcome:       OutcomeReleased,
+	}
+	if protocol == ProtocolOIDC && p.OIDC != nil {
+		e.Sector = string(p.OIDC.SectorKind)
 	}
 	e.setSubject(subjectKeys)
 	return e

@@ -33,6 +33,8 @@ func TestEventHasNoFieldForValues(t *testing.T) {
 		"SubjectKeys": "[]string", // hex MACs only, checked by Validate
 		// The identity generation: a small number, no value can go there.
 		"Generation": "int",
+		// A sector kind label, checked by Validate.
+		"Sector": "string",
 	}
 	got := map[string]string{}
 	typ := reflect.TypeOf(Event{})

@@ -8,6 +8,7 @@
 package cfgdiff
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"reflect"
@@ -16,9 +17,11 @@ import (
 	"time"
 
 	"github.com/skolbro/skolbro/internal/attr"
+	"github.com/skolbro/skolbro/internal/audit"
 	"github.com/skolbro/skolbro/internal/config"
 	"github.com/skolbro/skolbro/internal/policy"
 	"github.com/skolbro/skolbro/internal/pseudonym"
+	"github.com/skolbro/skolbro/internal/sectorpin"
 )
 
 // Change is one difference.
@@ -60,12 +63,35 @@ func Load(path string, now time.Time) (*Tree, error) {
 				errs = append(errs, p.String())
 			}
 		}
+		if err := effectiveSectors(cfg, o, pols, now); err != nil {
+			errs = append(errs, err.Error())
+		}
 		t.Policies[o.ID] = pols
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%s", strings.Join(errs, "\n"))
 	}
 	return t, nil
+}
+
+// effectiveSectors gives the OIDC vendors without a sector line the
+// sector the pins in the tree's audit directory (or its release log)
+// give them, reading only (package sectorpin). A checkout without the
+// running bridge's audit directory has no pins: there every such vendor
+// shows its own sector, and a changed sector line is flagged anyway.
+func effectiveSectors(cfg *config.Config, o *config.Organiser, pols []*policy.Policy, now time.Time) error {
+	if o.Audit.Dir == "" {
+		return nil
+	}
+	dir := cfg.Path(o.Audit.Dir)
+	pins, err := sectorpin.Load(dir)
+	if err != nil {
+		return err
+	}
+	_, _, _, err = sectorpin.Resolve(context.Background(), pols, pins, func(ctx context.Context) (map[string]string, error) {
+		return audit.OIDCSectorHistory(ctx, dir)
+	}, now)
+	return err
 }
 
 // Diff lists what changes from old to new, organiser by organiser and
@@ -350,15 +376,23 @@ func vendorChanges(org string, op, np *policy.Policy) []Change {
 		if oo.ClientID != no.ClientID {
 			add(Change{What: "oidc.client_id", Old: oo.ClientID, New: no.ClientID})
 		}
-		if oo.Sector != no.Sector || oo.SectorKind != no.SectorKind {
+		switch {
+		case oo.Sector != no.Sector || oo.SectorKind != no.SectorKind:
 			add(Change{What: "oidc.sector", Old: sector(oo), New: sector(no), Identity: true,
 				Note: "the pairwise sub derives from the sector: every person gets a new sub at this vendor"})
+		case oo.SectorDefault != no.SectorDefault:
+			add(Change{What: "oidc.sector", Old: sector(oo), New: sector(no), Identity: true,
+				Note: "the sector line changes: a vendor without one keeps the sector the running bridge pinned for it (run skolbro check on the deployment), " +
+					"which may be its old host sector; if it is, every person gets a new sub at this vendor"})
 		}
 	}
 	return out
 }
 
 func sector(o *policy.OIDCSettings) string {
+	if o.SectorDefault {
+		return fmt.Sprintf("%s (%s, no sector line: pinned)", o.Sector, o.SectorKind)
+	}
 	return fmt.Sprintf("%s (%s)", o.Sector, o.SectorKind)
 }
 

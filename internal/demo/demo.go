@@ -783,7 +783,7 @@ func (d *Demo) LiveHandler(log zerolog.Logger, st store.Store, reloads *metrics.
 		return nil, nil, err
 	}
 	d.Config = cfg
-	live, rep, err := app.StartLive(cfg, st, app.LiveOptions{Build: app.Options{Now: time.Now, HTTPClient: d.providers()}, Logger: log, Reloads: reloads,
+	live, rep, err := app.StartLive(cfg, st, app.LiveOptions{Build: app.Options{Now: time.Now, HTTPClient: d.providers(), PinSectors: true}, Logger: log, Reloads: reloads,
 		Prepare: func(_ *config.Config, orgs []*server.Organiser) error {
 			for _, org := range orgs {
 				org.Admin.Identities = d.previewIdentities(org)

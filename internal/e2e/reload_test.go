@@ -141,7 +141,7 @@ func (e *env) tryLogin(ctx context.Context, vendor, user string) error {
 // releaseEvents reads the release log's events.
 func releaseEvents(t *testing.T, dir string) []audit.Event {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dir, "*"))
+	files, err := filepath.Glob(filepath.Join(dir, "releases-*"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -217,7 +217,7 @@ func sharedSectors(policies []*Policy) []Problem {
 			}
 			problems = append(problems, u.p.problem(u.key, true,
 				"SHARED PAIRWISE SECTOR %q with %s: these vendors receive the same pseudonymous identifier (sub or pairwise-id) for every person and can join their data; "+
-					"keep this only if they are one controller's services on purpose, otherwise remove oidc.sector so that each vendor gets its own",
+					"keep this only if they are one controller's services on purpose, otherwise write sector: vendor so that each vendor gets its own (every person then gets a new sub there)",
 				clip(sector), strings.Join(others, ", ")))
 		}
 	}

@@ -29,6 +29,15 @@ type OIDCSettings struct {
 	Sector string
 	// SectorKind says where Sector came from.
 	SectorKind SectorKind
+	// SectorDefault is true when the policy has no sector line. Such a
+	// vendor's sector is decided once per organiser and pinned (package
+	// sectorpin): its own sector, or for a vendor the organiser served
+	// before vendor sectors, the host-derived sector it had then, so that
+	// an upgrade re-identifies no one.
+	SectorDefault bool
+	// Host is the one host of the redirect URIs (the derivation before
+	// vendor sectors), or "" when they are on several hosts.
+	Host string
 	// PostLogoutRedirectURIs are where the vendor may ask to be sent
 	// after it logs the person out (RP-Initiated Logout), matched exactly.
 	PostLogoutRedirectURIs []string
@@ -60,6 +69,11 @@ const (
 
 // LegacyHostSector is the oidc.sector value that keeps the old derivation.
 const LegacyHostSector = "legacy-host"
+
+// OwnSector is the oidc.sector value that chooses the vendor's own sector
+// explicitly: the way to move a vendor pinned to its legacy host sector
+// onto its own (every person then gets a new sub at that vendor).
+const OwnSector = "vendor"
 
 // vendorSectorPrefix starts every default sector. A named sector may not
 // use it, so that no policy can take another vendor's default sector; it
@@ -228,9 +242,15 @@ func (l *loader) vendorURL(key, u string) bool {
 func (l *loader) validateSector(o *OIDCSettings, raw, id string, hosts map[string]bool) {
 	const key = "oidc.sector"
 	sector := strings.TrimSpace(raw)
+	if len(hosts) == 1 {
+		for h := range hosts {
+			o.Host = h
+		}
+	}
 	switch {
-	case sector == "":
+	case sector == "" || sector == OwnSector:
 		o.SectorKind = SectorVendor
+		o.SectorDefault = sector == ""
 		if id != "" && idPattern.MatchString(id) {
 			o.Sector = VendorSector(id)
 		}
@@ -265,7 +285,7 @@ func (l *loader) validateSector(o *OIDCSettings, raw, id string, hosts map[strin
 func (l *loader) warnLegacySector(host string) {
 	l.warnf("oidc.sector", "the pairwise sector is the redirect URIs' host %s (the derivation before vendor sectors): "+
 		"every vendor whose redirect URIs are on that host and who keeps it gets the same sub for a person, so they can join their data; "+
-		"remove oidc.sector to give this vendor its own sector (every person then gets a new sub at this vendor)", host)
+		"write sector: vendor to give this vendor its own sector, together with the vendor (every person then gets a new sub at this vendor)", host)
 }
 
 func isLoopback(host string) bool {
