@@ -645,7 +645,18 @@ func OpenStore(cfg *config.Config) (store.Store, error) {
 		if r.TLS {
 			tc = &tls.Config{MinVersion: tls.VersionTLS12}
 		}
-		return store.NewRedisFromConfig(r.Addrs, r.Username, password, r.DB, r.MasterName, tc, r.Prefix)
+		rs, err := store.NewRedisFromConfig(r.Addrs, r.Username, password, r.DB, r.MasterName, tc, r.Prefix)
+		if err != nil {
+			return nil, err
+		}
+		if n := r.ReplicaAcksOrDefault(); n > 0 {
+			timeout := time.Duration(r.ReplicaAckTimeout)
+			if timeout == 0 {
+				timeout = 500 * time.Millisecond
+			}
+			rs.RequireReplicaAcks(n, timeout)
+		}
+		return rs, nil
 	default:
 		return store.NewMemory(nil), nil
 	}

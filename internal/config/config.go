@@ -401,6 +401,28 @@ type Redis struct {
 	DB           int      `yaml:"db"`
 	TLS          bool     `yaml:"tls"`
 	Prefix       string   `yaml:"prefix"`
+	// ReplicaAcks, above 0, makes every write wait until that many
+	// replicas have it (Redis WAIT), at most ReplicaAckTimeout (default
+	// 500ms), and fail closed otherwise: so that no spent code or replayed
+	// assertion id comes back after a failover to a replica that missed
+	// the write. Unset, it is 1 with Sentinel (master_name) and 0
+	// otherwise; see ReplicaAcksOrDefault.
+	ReplicaAcks       *int     `yaml:"replica_acks"`
+	ReplicaAckTimeout Duration `yaml:"replica_ack_timeout"`
+}
+
+// ReplicaAcksOrDefault is the number of replicas every write waits for:
+// replica_acks, or 1 with Sentinel (whose failover promotes a replica,
+// which must have every write) and 0 otherwise.
+func (r Redis) ReplicaAcksOrDefault() int {
+	switch {
+	case r.ReplicaAcks != nil:
+		return *r.ReplicaAcks
+	case r.MasterName != "":
+		return 1
+	default:
+		return 0
+	}
 }
 
 // Limits bound request rates and concurrency. Schools often share one
@@ -739,6 +761,12 @@ func (c *Config) Validate() error {
 			if _, err := os.Stat(c.Path(c.Store.Redis.PasswordFile)); err != nil {
 				bad("store.redis.password_file", "cannot be read: %v", err)
 			}
+		}
+		if n := c.Store.Redis.ReplicaAcks; n != nil && (*n < 0 || *n > 16) {
+			bad("store.redis.replica_acks", "must be between 0 and 16")
+		}
+		if t := time.Duration(c.Store.Redis.ReplicaAckTimeout); t < 0 || t > 10*time.Second {
+			bad("store.redis.replica_ack_timeout", "must be between 0 (the default, 500ms) and 10s")
 		}
 	default:
 		bad("store.type", "must be memory or redis")

@@ -26,6 +26,59 @@ const (
 type Redis struct {
 	client redis.UniversalClient
 	prefix string
+	// acks, when above 0, is the number of replicas that must confirm
+	// every write (WAIT) before it counts; see RequireReplicaAcks.
+	acks       int
+	ackTimeout time.Duration
+}
+
+// ErrNotReplicated is returned (wrapped in ErrBackend) for a write that
+// fewer replicas than RequireReplicaAcks asks for confirmed in time. The
+// write may have reached the master: a caller fails closed, as for any
+// backend error.
+var ErrNotReplicated = errors.New("store: redis: write not confirmed by enough replicas")
+
+// RequireReplicaAcks makes every write (Put, Add, Take, Delete) wait until
+// n replicas have it (Redis WAIT, sent on the same connection as the
+// write), at most timeout. Redis replicates asynchronously: without this,
+// a write the master confirmed can be lost when a replica that missed it
+// is promoted, and a spent code or an assertion id recorded against
+// replay comes back to life across the failover. A write not confirmed in
+// time returns ErrNotReplicated, so the login fails closed (503) instead.
+// n = 0 turns it off (the default).
+func (r *Redis) RequireReplicaAcks(n int, timeout time.Duration) {
+	r.acks, r.ackTimeout = n, timeout
+}
+
+// write runs one write command and, with RequireReplicaAcks, a WAIT on the
+// same connection (the master that owns key, in a Cluster).
+func (r *Redis) write(ctx context.Context, op, key string, cmd func(redis.Cmdable) redis.Cmder) (redis.Cmder, error) {
+	if r.acks <= 0 {
+		c := cmd(r.client)
+		return c, nil
+	}
+	var node redis.Cmdable = r.client
+	if cc, ok := r.client.(*redis.ClusterClient); ok {
+		n, err := cc.MasterForKey(ctx, r.prefix+key)
+		if err != nil {
+			return nil, backendError(op, err)
+		}
+		node = n
+	}
+	pipe := node.Pipeline()
+	c := cmd(pipe)
+	w := pipe.Do(ctx, "wait", r.acks, r.ackTimeout.Milliseconds())
+	_, _ = pipe.Exec(ctx) // each command's error is read below
+	if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, backendError(op, err)
+	}
+	if err := w.Err(); err != nil {
+		return nil, backendError(op, err)
+	}
+	if n, err := w.Int64(); err != nil || n < int64(r.acks) {
+		return nil, fmt.Errorf("store: redis %s: %w: %w (%d of %d)", op, ErrBackend, ErrNotReplicated, n, r.acks)
+	}
+	return c, nil
 }
 
 var _ Store = (*Redis)(nil)
@@ -102,7 +155,11 @@ func (r *Redis) Put(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err := checkTTL(ttl); err != nil {
 		return fmt.Errorf("store: redis put: %w", err)
 	}
-	if err := r.client.Set(ctx, r.prefix+key, value, ttl).Err(); err != nil {
+	c, err := r.write(ctx, "put", key, func(c redis.Cmdable) redis.Cmder { return c.Set(ctx, r.prefix+key, value, ttl) })
+	if err != nil {
+		return err
+	}
+	if err := c.Err(); err != nil {
 		return backendError("put", err)
 	}
 	return nil
@@ -114,7 +171,11 @@ func (r *Redis) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err := checkTTL(ttl); err != nil {
 		return fmt.Errorf("store: redis add: %w", err)
 	}
-	ok, err := r.client.SetNX(ctx, r.prefix+key, value, ttl).Result()
+	c, err := r.write(ctx, "add", key, func(c redis.Cmdable) redis.Cmder { return c.SetNX(ctx, r.prefix+key, value, ttl) })
+	if err != nil {
+		return err
+	}
+	ok, err := c.(*redis.BoolCmd).Result()
 	if err != nil {
 		return backendError("add", err)
 	}
@@ -133,13 +194,21 @@ func (r *Redis) Get(ctx context.Context, key string) ([]byte, error) {
 // Take returns the value under key and deletes it in one command (GETDEL),
 // or returns ErrNotFound.
 func (r *Redis) Take(ctx context.Context, key string) ([]byte, error) {
-	v, err := r.client.GetDel(ctx, r.prefix+key).Bytes()
+	c, err := r.write(ctx, "take", key, func(c redis.Cmdable) redis.Cmder { return c.GetDel(ctx, r.prefix+key) })
+	if err != nil {
+		return nil, err
+	}
+	v, err := c.(*redis.StringCmd).Bytes()
 	return result("take", v, err)
 }
 
 // Delete removes key (DEL); deleting an absent key is not an error.
 func (r *Redis) Delete(ctx context.Context, key string) error {
-	if err := r.client.Del(ctx, r.prefix+key).Err(); err != nil {
+	c, err := r.write(ctx, "delete", key, func(c redis.Cmdable) redis.Cmder { return c.Del(ctx, r.prefix+key) })
+	if err != nil {
+		return err
+	}
+	if err := c.Err(); err != nil {
 		return backendError("delete", err)
 	}
 	return nil
