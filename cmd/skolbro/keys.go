@@ -25,11 +25,12 @@ import (
 	"github.com/skolbro/skolbro/internal/pseudonym"
 )
 
-const usageKeys = `usage: skolbro keys init|rotate signing|show --config FILE
+const usageKeys = `usage: skolbro keys init|rotate signing|rotate encryption|show --config FILE
 
-  init             create every key file the configuration names that is missing (mode 0600; never overwrites)
-  rotate signing   start a signing key rollover: write the next key pair and set next_signing_cert
-  show             print each key's type, fingerprint and expiry
+  init               create every key file the configuration names that is missing (mode 0600; never overwrites)
+  rotate signing     start a signing key rollover: write the next key pair and set next_signing_cert
+  rotate encryption  start an SP encryption key rollover: write the next key pair and set next_encryption
+  show               print each key's type, fingerprint and expiry
 `
 
 // cmdKeys makes and shows the bridge's own keys, so that an admin needs
@@ -51,8 +52,11 @@ func cmdKeys(args []string, stdout, stderr io.Writer) int {
 		if len(args) > 1 && isHelp(args[1]) {
 			return cmdKeysRotate(args[1:], stdout, stderr)
 		}
+		if len(args) >= 2 && args[1] == "encryption" {
+			return cmdKeysRotateEncryption(args[2:], stdout, stderr)
+		}
 		if len(args) < 2 || args[1] != "signing" {
-			fmt.Fprint(stderr, "usage: skolbro keys rotate signing --config FILE [--organiser ID]\n")
+			fmt.Fprint(stderr, "usage: skolbro keys rotate signing|encryption --config FILE [--organiser ID]\n")
 			return 2
 		}
 		return cmdKeysRotate(args[2:], stdout, stderr)
@@ -114,6 +118,8 @@ func configuredKeys(cfg *config.Config) []keyFile {
 		pair(o.Key("keys.signing"), name+" signing", &o.Keys.Signing, keys.RSA3072)
 		pair(o.Key("keys.signing_ecdsa"), name+" signing (ECDSA)", o.Keys.SigningECDSA, keys.P256)
 		pair(o.Key("metadata.signing"), name+" metadata signing", o.Metadata.Signing, keys.RSA3072)
+		pair(o.Key("keys.encryption"), name+" SP encryption", o.Keys.Encryption, keys.RSA3072)
+		pair(o.Key("keys.next_encryption"), name+" SP encryption", o.Keys.NextEncryption, keys.RSA3072)
 		for i, ok := range o.Keys.OIDC {
 			add(keyFile{key: o.Key(fmt.Sprintf("keys.oidc[%d]", i)), kind: kindPrivate, path: cfg.Path(ok.Key), alg: keys.P256})
 		}
@@ -411,27 +417,8 @@ func cmdKeysRotate(args []string, stdout, stderr io.Writer) int {
 	if _, isEC := cur.Signer.Public().(*ecdsa.PublicKey); isEC {
 		alg = keys.P256
 	}
-	now := time.Now()
-	stem := strings.TrimSuffix(k.Signing.Cert, filepath.Ext(k.Signing.Cert))
-	stem = datedStem.ReplaceAllString(stem, "") // keys/signing-20260101 rotates to keys/signing-<today>
-	relCert := stem + "-" + now.Format("20060102") + ".crt"
-	relKey := stem + "-" + now.Format("20060102") + ".key"
-	next, err := keys.Generate(cur.Cert.Subject.CommonName, alg, now)
+	relCert, relKey, next, err := writeNextPair(cfg, k.Signing.Cert, cur.Cert.Subject.CommonName, alg, time.Now())
 	if err != nil {
-		fmt.Fprintf(stderr, "skolbro keys rotate signing: %v\n", err)
-		return 1
-	}
-	kp, err := next.KeyPEM()
-	if err != nil {
-		fmt.Fprintf(stderr, "skolbro keys rotate signing: %v\n", err)
-		return 1
-	}
-	if err := writeNew(cfg.Path(relKey), kp, 0o600); err != nil {
-		fmt.Fprintf(stderr, "skolbro keys rotate signing: %v\n", err)
-		return 1
-	}
-	if err := writeNew(cfg.Path(relCert), next.CertPEM(), 0o644); err != nil {
-		os.Remove(cfg.Path(relKey))
 		fmt.Fprintf(stderr, "skolbro keys rotate signing: %v\n", err)
 		return 1
 	}
@@ -455,6 +442,80 @@ func cmdKeysRotate(args []string, stdout, stderr io.Writer) int {
 }
 
 var datedStem = regexp.MustCompile(`-\d{8}$`)
+
+// writeNextPair writes the next key pair of a rollover beside the current
+// certificate cur (keys/signing.crt becomes keys/signing-<today>.crt and
+// .key) and returns the paths relative to the configuration.
+func writeNextPair(cfg *config.Config, cur, cn string, alg keys.Algorithm, now time.Time) (relCert, relKey string, next *keys.Pair, err error) {
+	stem := strings.TrimSuffix(cur, filepath.Ext(cur))
+	stem = datedStem.ReplaceAllString(stem, "") // keys/signing-20260101 rotates to keys/signing-<today>
+	relCert = stem + "-" + now.Format("20060102") + ".crt"
+	relKey = stem + "-" + now.Format("20060102") + ".key"
+	if next, err = keys.Generate(cn, alg, now); err != nil {
+		return "", "", nil, err
+	}
+	kp, err := next.KeyPEM()
+	if err != nil {
+		return "", "", nil, err
+	}
+	if err := writeNew(cfg.Path(relKey), kp, 0o600); err != nil {
+		return "", "", nil, err
+	}
+	if err := writeNew(cfg.Path(relCert), next.CertPEM(), 0o644); err != nil {
+		os.Remove(cfg.Path(relKey))
+		return "", "", nil, err
+	}
+	return relCert, relKey, next, nil
+}
+
+func cmdKeysRotateEncryption(args []string, stdout, stderr io.Writer) int {
+	orgID := ""
+	cfg, code, ok := configFromArgs("keys rotate encryption", args, stdout, stderr,
+		"skolbro keys rotate encryption --config FILE [--organiser ID]",
+		"Starts an SP encryption key rollover: writes the next key pair beside the current one and sets keys.next_encryption, "+
+			"so that the SP metadata lists both keys and the bridge decrypts with either. Reload, give the school IdP the new SP "+
+			"metadata, and once it encrypts to the new key, point keys.encryption at the new pair and remove next_encryption.",
+		func(fs2 *flag.FlagSet) {
+			fs2.StringVar(&orgID, "organiser", "", "the organiser's id (when the configuration lists several)")
+		})
+	if !ok {
+		return code
+	}
+	o, err := pickOrganiser(cfg, orgID)
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro keys rotate encryption: %v\n", err)
+		return 2
+	}
+	at := o.Key("keys")
+	if o.Keys.NextEncryption != nil {
+		fmt.Fprintf(stderr, "skolbro keys rotate encryption: %s: %s.next_encryption is already set: finish that rollover first\n", cfg.File(), at)
+		return 1
+	}
+	line := cfg.Line(at + ".encryption")
+	if o.Keys.Encryption == nil || line == 0 {
+		fmt.Fprintf(stderr, "skolbro keys rotate encryption: %s: %s.encryption is not set (add it and run skolbro keys init)\n", cfg.File(), at)
+		return 1
+	}
+	relCert, relKey, next, err := writeNextPair(cfg, o.Keys.Encryption.Cert, "skolbro "+o.ID+" SP encryption", keys.RSA3072, time.Now())
+	if err != nil {
+		fmt.Fprintf(stderr, "skolbro keys rotate encryption: %v\n", err)
+		return 1
+	}
+	if err := insertLine(cfg.File(), line, "next_encryption: {cert: "+yamlString(relCert)+", key: "+yamlString(relKey)+"}"); err != nil {
+		os.Remove(cfg.Path(relKey))
+		os.Remove(cfg.Path(relCert))
+		fmt.Fprintf(stderr, "skolbro keys rotate encryption: %s: %v\n", cfg.File(), err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "wrote the next SP encryption key pair: %s and %s (%s, %s)\n", relKey, relCert, describeKey(next.Signer), fingerprint(next.Cert.Raw))
+	fmt.Fprintf(stdout, "set %s.next_encryption in %s\n", at, cfg.File())
+	fmt.Fprintf(stdout, `next:
+  1. skolbro check, then reload the bridge (skolbro reload): its SP metadata lists both keys, and it decrypts with either
+  2. give the school IdP the new SP metadata (ADFS: update the relying party trust, or let it poll the metadata URL)
+  3. once the IdP encrypts to the new key, point %[1]s.encryption at %[2]s and %[3]s, remove %[1]s.next_encryption, reload
+`, at, relCert, relKey)
+	return 0
+}
 
 // yamlString quotes s for a YAML scalar when it needs it.
 func yamlString(s string) string {

@@ -212,3 +212,46 @@ func TestKeys_RotateSigningStartsRollover(t *testing.T) {
 	}
 	_ = dir
 }
+
+// keys init makes the SP encryption key the configuration names, and
+// keys rotate encryption starts its rollover: the SP metadata then lists
+// both keys for encryption, and a second rotation waits for the first
+// (issue 17, item 7).
+func TestKeys_EncryptionKeyInitAndRotate(t *testing.T) {
+	_, cfg := keylessDir(t)
+	b, _ := os.ReadFile(cfg)
+	write(t, cfg, strings.Replace(string(b), "      key: keys/signing.key\n", "      key: keys/signing.key\n    encryption: {cert: keys/sp-encryption.crt, key: keys/sp-encryption.key}\n", 1))
+	if code, out := runCmd("keys", "init", "--config", cfg); code != 0 || !strings.Contains(out, "created organiser.keys.encryption") {
+		t.Fatalf("keys init: exit %d\n%s", code, out)
+	}
+	code, out := runCmd("keys", "rotate", "encryption", "--config", cfg)
+	if code != 0 {
+		t.Fatalf("keys rotate encryption: exit %d\n%s", code, out)
+	}
+	c, err := config.Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := c.Organisers[0].Keys.NextEncryption
+	if next == nil {
+		t.Fatal("next_encryption not set")
+	}
+	if fi, err := os.Stat(c.Path(next.Key)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the next key: %v", err)
+	}
+	orgs, rep := app.Build(c, store.NewMemory(nil), time.Now)
+	if len(orgs) != 1 || rep.Err() != nil {
+		t.Fatalf("build after rotate: %v", rep.Err())
+	}
+	md := string(orgs[0].Upstreams[0].SPMetadata)
+	if n := strings.Count(md, `use="encryption"`); n != 2 {
+		t.Errorf("the SP metadata lists %d encryption keys, want the current and the next:\n%s", n, md)
+	}
+	if !strings.Contains(md, "rsa-oaep-mgf1p") || strings.Contains(md, "rsa-1_5") {
+		t.Errorf("the SP metadata's encryption methods:\n%s", md)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"keys", "rotate", "encryption", "--config", cfg}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "already set") {
+		t.Errorf("second rotate: exit %d, %q; want refused", code, stderr.String())
+	}
+}

@@ -7,7 +7,9 @@ package app
 
 import (
 	"context"
+	"crypto"
 	"crypto/hkdf"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/tls"
 	"errors"
@@ -325,9 +327,10 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 	if signing != nil {
 		spSigner, _ = xmlsig.NewSigner(signing) // an error is reported below
 	}
+	dec := loadDecryptionKeys(rep, cfg, o)
 	ups := make([]*server.Upstream, 0, len(o.Upstreams))
 	for _, u := range o.Upstreams {
-		if up := buildUpstream(rep, cfg, o, u, st, opts, orgSources, pm, spSigner); up != nil {
+		if up := buildUpstream(rep, cfg, o, u, st, opts, orgSources, pm, spSigner, dec); up != nil {
 			ups = append(ups, up)
 		}
 	}
@@ -428,7 +431,7 @@ func Namespace(o *config.Organiser) string {
 
 // buildUpstream builds one of the organiser's school IdPs: its SAML SP or
 // OIDC RP, its attribute mapping and its protection sources.
-func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *config.Upstream, st store.Store, opts Options, orgSources []protection.Source, pm *protection.Metrics, spSigner *xmlsig.Signer) *server.Upstream {
+func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *config.Upstream, st store.Store, opts Options, orgSources []protection.Source, pm *protection.Metrics, spSigner *xmlsig.Signer, dec []samlsp.DecryptionKey) *server.Upstream {
 	file := cfg.File()
 	prefix := o.UpstreamPrefix(u)
 	up := &server.Upstream{
@@ -491,6 +494,9 @@ func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *conf
 			Signer:      spSigner,
 			SLOURL:      cfg.URL(prefix + "/slo"),
 			IdPSLO:      md.slo,
+
+			DecryptionKeys:    dec,
+			RequireEncryption: u.RequireEncryption,
 		})
 		if err != nil {
 			rep.errorf(file, u.Key(""), "%v", err)
@@ -545,6 +551,31 @@ func splitJoined(err error) []error {
 		return j.Unwrap()
 	}
 	return []error{err}
+}
+
+// loadDecryptionKeys loads the organiser's SP encryption key and, during
+// a rollover, the next one: both are published and both decrypt.
+func loadDecryptionKeys(rep *Report, cfg *config.Config, o *config.Organiser) []samlsp.DecryptionKey {
+	var out []samlsp.DecryptionKey
+	for _, k := range []struct {
+		key string
+		p   *config.KeyPair
+	}{{"keys.encryption", o.Keys.Encryption}, {"keys.next_encryption", o.Keys.NextEncryption}} {
+		if k.p == nil {
+			continue
+		}
+		pair := loadPair(rep, cfg.File(), o.Key(k.key), cfg.Path(k.p.Cert), cfg.Path(k.p.Key))
+		if pair == nil {
+			continue
+		}
+		d, ok := pair.Signer.(crypto.Decrypter)
+		if _, rsaKey := pair.Signer.Public().(*rsa.PublicKey); !ok || !rsaKey {
+			rep.errorf(cfg.File(), o.Key(k.key), "must be an RSA key: SAML key transport is RSA-OAEP")
+			continue
+		}
+		out = append(out, samlsp.DecryptionKey{Cert: pair.Cert, Key: d})
+	}
+	return out
 }
 
 func loadPair(rep *Report, file, key, certFile, keyFile string) *keys.Pair {

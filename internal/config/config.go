@@ -202,6 +202,9 @@ type Upstream struct {
 	OIDCScopes       []string `yaml:"oidc_scopes"`
 	// Metadata is the IdP's SAML metadata file.
 	Metadata string `yaml:"metadata"`
+	// RequireEncryption refuses an assertion the IdP did not encrypt to
+	// the organiser's keys.encryption (SAML only).
+	RequireEncryption bool `yaml:"require_encryption"`
 	// EntityID selects the IdP when the metadata file holds several.
 	EntityID string `yaml:"entity_id"`
 	// Attributes maps extra upstream attribute names to the bridge's names.
@@ -267,6 +270,13 @@ type Keys struct {
 	// NextSigningCert announces the next signing certificate in the
 	// bridge's metadata before it is used (key rollover without outage).
 	NextSigningCert string `yaml:"next_signing_cert"`
+	// Encryption is the organiser's SP encryption key (RSA): published in
+	// its SP metadata, so that a school IdP that encrypts assertions (ADFS
+	// does when the SP has a key) encrypts to it. Organisers only.
+	Encryption *KeyPair `yaml:"encryption"`
+	// NextEncryption is the next encryption key of a rollover: published
+	// beside Encryption, and both decrypt.
+	NextEncryption *KeyPair `yaml:"next_encryption"`
 	// OIDC are the OpenID Provider's token signing keys, for rotation:
 	// each is published from the start and used from UseFrom.
 	OIDC []OIDCKey `yaml:"oidc"`
@@ -775,6 +785,9 @@ func (c *Config) Validate() error {
 		bad("organisers", "required: the organiser (organiser:) or the organisers (organisers:) this bridge serves")
 	}
 	if k := c.Keys; k != nil {
+		if k.Encryption != nil || k.NextEncryption != nil {
+			bad("keys.encryption", "an SP encryption key belongs to one organiser: set it under the organiser's keys")
+		}
 		if k.Signing.Cert == "" || k.Signing.Key == "" {
 			bad("keys.signing", "required when keys is set: the hub's default signing key pair")
 		} else {
@@ -984,6 +997,26 @@ func (c *Config) validateOrganiser(o *Organiser, bad func(key, msg string, args 
 	fileKey(o.Key("pseudonym.key_file"), o.Pseudonym.KeyFile)
 	if o.Keys.NextSigningCert != "" {
 		fileKey(o.Key("keys.next_signing_cert"), o.Keys.NextSigningCert)
+	}
+	for _, e := range []struct {
+		key string
+		p   *KeyPair
+	}{{"keys.encryption", o.Keys.Encryption}, {"keys.next_encryption", o.Keys.NextEncryption}} {
+		if e.p != nil {
+			fileKey(o.Key(e.key+".cert"), e.p.Cert)
+			fileKey(o.Key(e.key+".key"), e.p.Key)
+		}
+	}
+	if o.Keys.NextEncryption != nil && o.Keys.Encryption == nil {
+		bad(o.Key("keys.next_encryption"), "needs keys.encryption: the next key is published beside the current one")
+	}
+	for _, u := range o.Upstreams {
+		if u.RequireEncryption && o.Keys.Encryption == nil {
+			bad(u.Key("require_encryption"), "needs %s: an SP without an encryption key cannot ask the IdP to encrypt", o.Key("keys.encryption"))
+		}
+		if u.RequireEncryption && u.Type == "oidc" {
+			bad(u.Key("require_encryption"), "applies to SAML upstreams only")
+		}
 	}
 	if m := o.Metadata.Signing; m != nil {
 		fileKey(o.Key("metadata.signing.cert"), m.Cert)

@@ -159,6 +159,7 @@ type options struct {
 	class         string
 	signAssertion bool
 	signResponse  bool
+	encrypt       func(*etree.Element) (*etree.Element, error)
 	at            time.Time
 	lifetime      time.Duration
 	status        string
@@ -203,6 +204,13 @@ func BeforeSigning(f func(*etree.Document)) Option {
 	return func(o *options) { o.before = append(o.before, f) }
 }
 
+// EncryptAssertion replaces the (signed) Assertion with what encrypt
+// returns for it, a saml:EncryptedAssertion, before the Response is
+// signed: the shape ADFS sends to an SP that publishes an encryption key.
+func EncryptAssertion(encrypt func(assertion *etree.Element) (*etree.Element, error)) Option {
+	return func(o *options) { o.encrypt = encrypt }
+}
+
 // AfterSigning runs f on the document after signing, before encoding.
 func AfterSigning(f func(*etree.Document)) Option {
 	return func(o *options) { o.after = append(o.after, f) }
@@ -235,6 +243,20 @@ func (idp *IdP) Respond(req Request, u User, opts ...Option) (string, error) {
 	if o.signAssertion {
 		if err := signAssertions(doc, o.signer); err != nil {
 			return "", err
+		}
+	}
+	if o.encrypt != nil {
+		root := doc.Root()
+		for _, a := range root.ChildElements() {
+			if a.Tag != "Assertion" {
+				continue
+			}
+			enc, err := o.encrypt(a)
+			if err != nil {
+				return "", fmt.Errorf("testidp: encrypt assertion: %w", err)
+			}
+			root.InsertChildAt(a.Index(), enc)
+			root.RemoveChild(a)
 		}
 	}
 	if o.signResponse {

@@ -2,11 +2,14 @@ package samlsp
 
 import (
 	"context"
+	"crypto/rand"
+	"sync/atomic"
 	"testing"
 
 	"github.com/beevik/etree"
 
 	"github.com/skolbro/skolbro/internal/testidp"
+	"github.com/skolbro/skolbro/internal/xmlenc"
 )
 
 // BenchmarkHostileAttributes times the refusal of a maximal message whose
@@ -41,14 +44,25 @@ func BenchmarkBadSignature(b *testing.B) {
 // pending request). Making the login and the IdP's response is not timed.
 //
 // signed_twice is what SimpleSAMLphp sends by default (issue 13): the
-// Response signed as well as the assertion, both verified.
+// Response signed as well as the assertion, both verified. encrypted is
+// what ADFS sends to an SP with an encryption key: the signed assertion
+// encrypted (AES-256-GCM, RSA-OAEP) inside a signed Response.
 func BenchmarkHandleResponse(b *testing.B) {
+	k := encKeys(b)
+	encrypt := testidp.EncryptAssertion(func(a *etree.Element) (*etree.Element, error) {
+		return xmlenc.EncryptAssertion(a, k[0].Cert, xmlenc.Options{}, rand.Reader)
+	})
 	for _, bc := range []struct {
 		name string
 		opts []testidp.Option
-	}{{"assertion_signed", nil}, {"signed_twice", []testidp.Option{testidp.SignResponse()}}} {
+		fo   []fixtureOpt
+	}{
+		{"assertion_signed", nil, nil},
+		{"signed_twice", []testidp.Option{testidp.SignResponse()}, nil},
+		{"encrypted", []testidp.Option{encrypt, testidp.SignResponse()}, []fixtureOpt{withDecryption(new(atomic.Int32), k[0])}},
+	} {
 		b.Run(bc.name, func(b *testing.B) {
-			f := newFixture(b)
+			f := newFixture(b, bc.fo...)
 			// Made first, so that the process's CPU time (cpu-ms/op, which
 			// a busy machine inflates less than wall time) is the bridge's.
 			resps := make([]string, b.N)

@@ -37,7 +37,16 @@ const (
 	ReasonTooManyNamespaces    = "too_many_namespaces"
 	ReasonTooManyNodes         = "too_many_nodes"
 	ReasonEncryptedUnsupported = "encrypted_unsupported"
-	ReasonStoreUnavailable     = "store_unavailable"
+	// ReasonEncryptionRefused: an encryption algorithm the bridge never
+	// accepts (RSA-1_5, unknown), or AES-CBC outside a signed response.
+	ReasonEncryptionRefused = "encryption_refused"
+	// ReasonDecrypt: an encrypted assertion that does not decrypt, with
+	// any of the SP's keys, to one well-formed assertion. One reason for
+	// every such failure, so that no answer tells them apart.
+	ReasonDecrypt = "decrypt_failed"
+	// ReasonUnencrypted: a plain assertion from an IdP that must encrypt.
+	ReasonUnencrypted      = "unencrypted"
+	ReasonStoreUnavailable = "store_unavailable"
 )
 
 // Error is what HandleResponse returns for every refusal.

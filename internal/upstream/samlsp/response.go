@@ -166,14 +166,19 @@ func parseError(err error) *Error {
 // scan is what one walk over the received tree finds.
 type scan struct {
 	assertions []*etree.Element // local name Assertion, any namespace
-	signatures []*etree.Element // local name Signature, any namespace
-	responses  int              // local name Response, any namespace
-	encrypted  bool             // any Encrypted* element
-	comments   bool             // a comment or PI inside the root
-	directive  bool             // a <!...> declaration inside the root
-	ids        map[string]bool
-	dupID      bool
-	dupAttr    bool
+	// encAssertions are the elements of local name EncryptedAssertion.
+	encAssertions []*etree.Element
+	// inEncrypted counts the EncryptedAssertions the walk is inside, where
+	// EncryptedData and EncryptedKey belong.
+	inEncrypted int
+	signatures  []*etree.Element // local name Signature, any namespace
+	responses   int              // local name Response, any namespace
+	encrypted   bool             // an Encrypted* element outside an EncryptedAssertion
+	comments    bool             // a comment or PI inside the root
+	directive   bool             // a <!...> declaration inside the root
+	ids         map[string]bool
+	dupID       bool
+	dupAttr     bool
 }
 
 func (s *scan) walk(el *etree.Element) {
@@ -184,7 +189,15 @@ func (s *scan) walk(el *etree.Element) {
 		s.signatures = append(s.signatures, el)
 	case "Response":
 		s.responses++
-	case "EncryptedAssertion", "EncryptedID", "EncryptedAttribute", "EncryptedData", "EncryptedKey":
+	case "EncryptedAssertion":
+		s.encAssertions = append(s.encAssertions, el)
+		s.inEncrypted++
+		defer func() { s.inEncrypted-- }()
+	case "EncryptedData", "EncryptedKey":
+		if s.inEncrypted == 0 {
+			s.encrypted = true
+		}
+	case "EncryptedID", "EncryptedAttribute":
 		s.encrypted = true
 	}
 	// Two attributes with one local name (ID and x:ID) are refused even
@@ -258,9 +271,10 @@ func (sp *SP) handle(ctx context.Context, samlResponse, binding string, inRespon
 		return nil, nil, refuse(ReasonDuplicateID, errDuplicateID)
 	case s.responses != 1:
 		return nil, nil, refuse(ReasonWrapped, errNestedResponse)
-	case s.encrypted:
-		// Refused before any decryption is attempted: the bridge publishes
-		// no encryption key, and this costs what every other refusal costs.
+	case s.encrypted, len(s.encAssertions) > 0 && len(sp.decryptionKeys) == 0:
+		// Refused before any decryption is attempted: encrypted NameIDs
+		// and attributes are not supported, and an SP without an
+		// encryption key has none to decrypt with.
 		return nil, nil, refuse(ReasonEncryptedUnsupported, errEncrypted)
 	case s.comments:
 		// Canonicalisation drops comments, so "a<!---->b" would verify and
@@ -284,13 +298,25 @@ func (sp *SP) handle(ctx context.Context, samlResponse, binding string, inRespon
 		return nil, nil, e
 	}
 	var assertion *etree.Element
-	if code == StatusSuccess {
+	encrypted := len(s.encAssertions) > 0
+	switch {
+	case code == StatusSuccess && encrypted:
+		// One EncryptedAssertion, a child of the Response, and no plain
+		// assertion anywhere beside it.
+		if len(s.encAssertions) != 1 || len(s.assertions) != 0 || s.encAssertions[0].Parent() != root ||
+			!samlxml.Is(s.encAssertions[0], samlxml.NSAssertion, "EncryptedAssertion") {
+			return nil, nil, refuse(ReasonAssertionCount, errTwoEncrypted)
+		}
+	case code == StatusSuccess:
 		if len(s.assertions) != 1 || s.assertions[0].Parent() != root ||
 			!samlxml.Is(s.assertions[0], samlxml.NSAssertion, "Assertion") {
 			return nil, nil, refuse(ReasonAssertionCount, errAssertionCount)
 		}
+		if sp.requireEncryption {
+			return nil, nil, refuse(ReasonUnencrypted, errUnencrypted)
+		}
 		assertion = s.assertions[0]
-	} else if len(s.assertions) != 0 {
+	case len(s.assertions) != 0 || encrypted:
 		return nil, nil, refuse(ReasonAssertionCount, errAssertionCount)
 	}
 
@@ -342,6 +368,18 @@ func (sp *SP) handle(ctx context.Context, samlResponse, binding string, inRespon
 		return nil, nil, e
 	}
 
+	if encrypted {
+		// Decrypted from the verified copy of a signed Response, whose
+		// signature covers the ciphertext.
+		var e *Error
+		enc := samlxml.Children(resp, samlxml.NSAssertion, "EncryptedAssertion")
+		if len(enc) != 1 {
+			return nil, nil, refuse(ReasonAssertionCount, errTwoEncrypted)
+		}
+		if assertion, e = sp.decryptAssertion(enc[0], directSignature(root) != nil); e != nil {
+			return nil, nil, e
+		}
+	}
 	if directSignature(assertion) == nil {
 		return nil, nil, refuse(ReasonUnsigned, errNoSignature)
 	}

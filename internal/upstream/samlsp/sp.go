@@ -95,22 +95,30 @@ type Config struct {
 	// logout requests and its own are refused.
 	SLOURL string
 	IdPSLO []samlslo.Endpoint
+	// DecryptionKeys decrypt EncryptedAssertions: the SP's encryption key
+	// and, during a rollover, the next one. Each is published in the SP
+	// metadata. Without any, an encrypted assertion is refused.
+	DecryptionKeys []DecryptionKey
+	// RequireEncryption refuses an assertion that is not encrypted.
+	RequireEncryption bool
 }
 
 // SP is the bridge's SAML SP for one upstream IdP. It is safe for
 // concurrent use.
 type SP struct {
-	entityID, acsURL string
-	idpEntityID      string
-	ssoURL           *url.URL
-	certs            []*x509.Certificate
-	store            store.Store
-	skew, requestTTL time.Duration
-	now              func() time.Time
-	rand             io.Reader
-	signer           *xmlsig.Signer
-	sloURL           string
-	idpSLO           []samlslo.Endpoint
+	entityID, acsURL  string
+	idpEntityID       string
+	ssoURL            *url.URL
+	certs             []*x509.Certificate
+	store             store.Store
+	skew, requestTTL  time.Duration
+	now               func() time.Time
+	rand              io.Reader
+	signer            *xmlsig.Signer
+	sloURL            string
+	idpSLO            []samlslo.Endpoint
+	decryptionKeys    []DecryptionKey
+	requireEncryption bool
 	// deflaters is a free list of DEFLATE writers: each holds about 1 MB
 	// of compressor state, whatever the level, and allocating one for every
 	// AuthnRequest made the garbage collector run several times as often.
@@ -199,6 +207,12 @@ func New(cfg Config) (*SP, error) {
 			break
 		}
 	}
+	if err := checkDecryptionKeys(cfg.DecryptionKeys); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.RequireEncryption && len(cfg.DecryptionKeys) == 0 {
+		errs = append(errs, errors.New("samlsp: RequireEncryption without a decryption key"))
+	}
 	if cfg.ClockSkew == 0 {
 		cfg.ClockSkew = DefaultClockSkew
 	}
@@ -235,6 +249,9 @@ func New(cfg Config) (*SP, error) {
 		signer:      cfg.Signer,
 		sloURL:      cfg.SLOURL,
 		idpSLO:      append([]samlslo.Endpoint(nil), cfg.IdPSLO...),
+
+		decryptionKeys:    append([]DecryptionKey(nil), cfg.DecryptionKeys...),
+		requireEncryption: cfg.RequireEncryption,
 	}, nil
 }
 
@@ -374,6 +391,18 @@ func (sp *SP) Metadata() ([]byte, error) {
 		kd.CreateAttr("use", "signing")
 		kd.CreateElement("ds:KeyInfo").CreateElement("ds:X509Data").CreateElement("ds:X509Certificate").
 			SetText(base64.StdEncoding.EncodeToString(sp.signer.Pair().Cert.Raw))
+	}
+	for _, k := range sp.decryptionKeys {
+		if sp.signer == nil && ed.SelectAttr("xmlns:ds") == nil {
+			ed.CreateAttr("xmlns:ds", samlxml.NSDSig)
+		}
+		kd := d.CreateElement("md:KeyDescriptor")
+		kd.CreateAttr("use", "encryption")
+		kd.CreateElement("ds:KeyInfo").CreateElement("ds:X509Data").CreateElement("ds:X509Certificate").
+			SetText(base64.StdEncoding.EncodeToString(k.Cert.Raw))
+		for _, m := range encryptionMethods {
+			kd.CreateElement("md:EncryptionMethod").CreateAttr("Algorithm", m)
+		}
 	}
 	if sp.sloURL != "" {
 		for _, b := range []string{HTTPRedirectBinding, HTTPPostBinding} {
