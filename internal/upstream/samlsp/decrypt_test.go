@@ -319,4 +319,3 @@ func flipIn(t *testing.T, ea *etree.Element, at int) {
 	b[i] ^= 0x5a
 	cv.SetText(base64.StdEncoding.EncodeToString(b))
 }
-
