@@ -25,6 +25,7 @@ import (
 	"github.com/skolbro/skolbro/internal/audit"
 	"github.com/skolbro/skolbro/internal/config"
 	"github.com/skolbro/skolbro/internal/downstream/samlidp"
+	"github.com/skolbro/skolbro/internal/fedmeta"
 	"github.com/skolbro/skolbro/internal/keys"
 	"github.com/skolbro/skolbro/internal/mapping"
 	"github.com/skolbro/skolbro/internal/policy"
@@ -330,7 +331,7 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 	dec := loadDecryptionKeys(rep, cfg, o)
 	ups := make([]*server.Upstream, 0, len(o.Upstreams))
 	for _, u := range o.Upstreams {
-		if up := buildUpstream(rep, cfg, o, u, st, opts, orgSources, pm, spSigner, dec); up != nil {
+		if up := buildUpstream(rep, cfg, o, u, st, opts, orgSources, pm, spSigner, dec, fed); up != nil {
 			ups = append(ups, up)
 		}
 	}
@@ -431,7 +432,7 @@ func Namespace(o *config.Organiser) string {
 
 // buildUpstream builds one of the organiser's school IdPs: its SAML SP or
 // OIDC RP, its attribute mapping and its protection sources.
-func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *config.Upstream, st store.Store, opts Options, orgSources []protection.Source, pm *protection.Metrics, spSigner *xmlsig.Signer, dec []samlsp.DecryptionKey) *server.Upstream {
+func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *config.Upstream, st store.Store, opts Options, orgSources []protection.Source, pm *protection.Metrics, spSigner *xmlsig.Signer, dec []samlsp.DecryptionKey, fed *fedmeta.Refresher) *server.Upstream {
 	file := cfg.File()
 	prefix := o.UpstreamPrefix(u)
 	up := &server.Upstream{
@@ -478,7 +479,7 @@ func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *conf
 		}
 		up.EntityID = u.Issuer
 	} else {
-		md := loadUpstream(rep, cfg, u)
+		md := loadUpstream(rep, cfg, u, fed)
 		if md.entityID == "" {
 			return nil
 		}
@@ -507,6 +508,7 @@ func buildUpstream(rep *Report, cfg *config.Config, o *config.Organiser, u *conf
 			return nil
 		}
 		up.SP, up.EntityID, up.Certs, scopes = sp, md.entityID, md.certs, md.scopes
+		followMetadata(u, fed, sp)
 		declared = md.attributes
 	}
 	if len(u.Scopes) > 0 {

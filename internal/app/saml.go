@@ -3,20 +3,36 @@ package app
 import (
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"time"
 
+	"github.com/crewjam/saml"
+
 	"github.com/skolbro/skolbro/internal/config"
 	"github.com/skolbro/skolbro/internal/downstream/samlidp"
+	"github.com/skolbro/skolbro/internal/fedmeta"
 	"github.com/skolbro/skolbro/internal/policy"
 	"github.com/skolbro/skolbro/internal/samlmeta"
 	"github.com/skolbro/skolbro/internal/samlslo"
+	"github.com/skolbro/skolbro/internal/upstream/samlsp"
 	"github.com/skolbro/skolbro/internal/xmlenc"
 )
 
-func loadUpstream(rep *Report, cfg *config.Config, u *config.Upstream) upstream {
+// loadUpstream reads the school IdP's metadata: the pinned file, or what
+// fed holds for it (its metadata_url, or a federation by entityID).
+func loadUpstream(rep *Report, cfg *config.Config, u *config.Upstream, fed *fedmeta.Refresher) upstream {
+	if u.MetadataURL != "" || u.MetadataFromFederation {
+		ed, scopes, where, ok := upstreamDescriptor(u, fed)
+		if !ok {
+			rep.errorf(cfg.File(), u.Key(where), "no usable metadata for this IdP (%s): check shows why; with no last good copy the upstream cannot be served",
+				upstreamMetadataState(u, fed))
+			return upstream{}
+		}
+		return fromDescriptor(rep, cfg, cfg.File()+": "+u.Key(where), ed, scopes)
+	}
 	var out upstream
 	if u.Metadata == "" {
 		return out
@@ -47,19 +63,74 @@ func loadUpstream(rep *Report, cfg *config.Config, u *config.Upstream) upstream 
 		rep.errorf(cfg.File(), u.Key("entity_id"), "required: %s holds %d entities", path, len(eds))
 		return out
 	}
+	scopes, err := samlmeta.Scopes(b, ed.EntityID)
+	if err != nil {
+		rep.errorf(path, "IDPSSODescriptor/Extensions/shibmd:Scope", "%v", err)
+	}
+	return fromDescriptor(rep, cfg, path, ed, scopes)
+}
+
+// upstreamDescriptor is the IdP's descriptor as fed holds it now, with its
+// scopes, and the configuration key it came by.
+func upstreamDescriptor(u *config.Upstream, fed *fedmeta.Refresher) (ed *saml.EntityDescriptor, scopes []string, key string, ok bool) {
+	if fed == nil {
+		return nil, nil, "metadata_url", false
+	}
+	if u.MetadataFromFederation {
+		if ed, ok = fed.Entity(u.EntityID); ok {
+			scopes, _ = fed.Scopes(u.EntityID)
+		}
+		return ed, scopes, "metadata_from_federation", ok
+	}
+	id := u.EntityID
+	if id == "" {
+		if id, ok = fed.Only(upstreamSourceName(u)); !ok {
+			return nil, nil, "entity_id", false
+		}
+	}
+	ed, scopes, ok = fed.EntityIn(upstreamSourceName(u), id)
+	return ed, scopes, "metadata_url", ok
+}
+
+// upstreamMetadataState says why an upstream's fetched metadata is not
+// usable, from the refresher's status.
+func upstreamMetadataState(u *config.Upstream, fed *fedmeta.Refresher) string {
+	if fed == nil {
+		return "no source"
+	}
+	for _, st := range fed.Status() {
+		if u.MetadataURL != "" && st.Source == upstreamSourceName(u) {
+			switch {
+			case st.LastError != "":
+				return "last fetch: " + st.LastError
+			case st.Entities != 1 && u.EntityID == "":
+				return fmt.Sprintf("%d entities: set entity_id", st.Entities)
+			}
+			return "the entity is not in it, or it has expired"
+		}
+	}
+	return "the entity is in no federation source, or they have expired"
+}
+
+// fromDescriptor reads what the SP needs from the IdP's descriptor; where
+// names the file or configuration key in errors.
+func fromDescriptor(rep *Report, cfg *config.Config, where string, ed *saml.EntityDescriptor, scopes []string) upstream {
+	var out upstream
+	var err error
 	out.entityID = ed.EntityID
+	out.scopes = scopes
 	if out.certs, err = samlmeta.IdPSigningCerts(ed); err != nil || len(out.certs) == 0 {
-		rep.errorf(path, "IDPSSODescriptor/KeyDescriptor", "no usable signing certificate")
+		rep.errorf(where, "IDPSSODescriptor/KeyDescriptor", "no usable signing certificate")
 	}
 	for _, c := range out.certs {
 		if time.Now().After(c.NotAfter) {
-			rep.warnf(path, "IDPSSODescriptor/KeyDescriptor", "signing certificate %q expired on %s", c.Subject.CommonName, c.NotAfter.Format(time.DateOnly))
+			rep.warnf(where, "IDPSSODescriptor/KeyDescriptor", "signing certificate %q expired on %s", c.Subject.CommonName, c.NotAfter.Format(time.DateOnly))
 		}
 	}
 	if out.ssoURL, err = samlmeta.IdPSSORedirectURL(ed); err != nil {
-		rep.errorf(path, "IDPSSODescriptor/SingleSignOnService", "%v", err)
+		rep.errorf(where, "IDPSSODescriptor/SingleSignOnService", "%v", err)
 	} else if err := samlidp.CheckBrowserURL(out.ssoURL, cfg.DevMode); err != nil {
-		rep.errorf(path, "IDPSSODescriptor/SingleSignOnService", "%v", err)
+		rep.errorf(where, "IDPSSODescriptor/SingleSignOnService", "%v", err)
 	}
 	out.slo = samlmeta.IdPSLO(ed)
 	for _, e := range out.slo {
@@ -68,12 +139,9 @@ func loadUpstream(rep *Report, cfg *config.Config, u *config.Upstream) upstream 
 				continue
 			}
 			if err := samlidp.CheckBrowserURL(u, cfg.DevMode); err != nil {
-				rep.errorf(path, "IDPSSODescriptor/SingleLogoutService", "%v", err)
+				rep.errorf(where, "IDPSSODescriptor/SingleLogoutService", "%v", err)
 			}
 		}
-	}
-	if out.scopes, err = samlmeta.Scopes(b, ed.EntityID); err != nil {
-		rep.errorf(path, "IDPSSODescriptor/Extensions/shibmd:Scope", "%v", err)
 	}
 	for _, d := range ed.IDPSSODescriptors {
 		for _, a := range d.Attributes {
@@ -81,6 +149,30 @@ func loadUpstream(rep *Report, cfg *config.Config, u *config.Upstream) upstream 
 		}
 	}
 	return out
+}
+
+// followMetadata keeps sp's trusted IdP keys those of the IdP's metadata
+// in fed after every refresh: a key rollover announced in the metadata
+// needs no restart. When the metadata expires (or no longer lists the
+// IdP), no key is trusted and every response is refused (SECURITY.md case
+// 39); the endpoints stay those the upstream was built with (a reload
+// takes new ones).
+func followMetadata(u *config.Upstream, fed *fedmeta.Refresher, sp *samlsp.SP) {
+	if fed == nil || (u.MetadataURL == "" && !u.MetadataFromFederation) {
+		return
+	}
+	fed.OnRefresh(func() {
+		ed, _, _, ok := upstreamDescriptor(u, fed)
+		if !ok {
+			sp.SetIdPCerts(nil)
+			return
+		}
+		if certs, err := samlmeta.IdPSigningCerts(ed); err == nil && len(certs) > 0 {
+			sp.SetIdPCerts(certs)
+		} else {
+			sp.SetIdPCerts(nil)
+		}
+	})
 }
 
 func loadVendors(rep *Report, cfg *config.Config, o *config.Organiser) map[string]*samlidp.Vendor {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -202,6 +203,22 @@ type Upstream struct {
 	OIDCScopes       []string `yaml:"oidc_scopes"`
 	// Metadata is the IdP's SAML metadata file.
 	Metadata string `yaml:"metadata"`
+	// MetadataURL fetches the IdP's metadata instead of Metadata (a pinned
+	// file), checked with MetadataSigningCert or over a TLS connection to
+	// a key in MetadataTLSPins, refreshed on its cacheDuration and kept as
+	// a last good copy in MetadataCacheDir (default <audit.dir>/upstream-
+	// metadata). MetadataMaxAge (default 7 days) is how long a document
+	// without validUntil is used after it was fetched.
+	MetadataURL         string   `yaml:"metadata_url"`
+	MetadataSigningCert string   `yaml:"metadata_signing_cert"`
+	MetadataTLSPins     []string `yaml:"metadata_tls_pins"`
+	MetadataCacheDir    string   `yaml:"metadata_cache_dir"`
+	MetadataMaxAge      Duration `yaml:"metadata_max_age"`
+	MetadataMinRefresh  Duration `yaml:"metadata_min_refresh"`
+	MetadataMaxRefresh  Duration `yaml:"metadata_max_refresh"`
+	// MetadataFromFederation takes the IdP's metadata from the organiser's
+	// federation sources, by EntityID, refreshed with them.
+	MetadataFromFederation bool `yaml:"metadata_from_federation"`
 	// RequireEncryption refuses an assertion the IdP did not encrypt to
 	// the organiser's keys.encryption (SAML only).
 	RequireEncryption bool `yaml:"require_encryption"`
@@ -420,6 +437,9 @@ type Redis struct {
 	ReplicaAcks       *int     `yaml:"replica_acks"`
 	ReplicaAckTimeout Duration `yaml:"replica_ack_timeout"`
 }
+
+// tlsPinPattern is a pin as fedmeta.Source.TLSPins takes it.
+var tlsPinPattern = regexp.MustCompile(`^sha256/[A-Za-z0-9+/]{43}=$`)
 
 // ReplicaAcksOrDefault is the number of replicas every write waits for:
 // replica_acks, or 1 with Sentinel (whose failover promotes a replica,
@@ -913,7 +933,43 @@ func (c *Config) validateOrganiser(o *Organiser, bad func(key, msg string, args 
 			bad(u.Key("type"), "must be saml or oidc")
 		}
 		if u.Type == "saml" {
-			fileKey(u.Key("metadata"), u.Metadata)
+			n := 0
+			for _, set := range []bool{u.Metadata != "", u.MetadataURL != "", u.MetadataFromFederation} {
+				if set {
+					n++
+				}
+			}
+			switch {
+			case n > 1:
+				bad(u.Key("metadata"), "set one of metadata (a file), metadata_url or metadata_from_federation")
+			case u.MetadataURL != "":
+				if mu, err := url.Parse(u.MetadataURL); err != nil || mu.Scheme != "https" || mu.Host == "" {
+					bad(u.Key("metadata_url"), "must be an https URL")
+				}
+				if u.MetadataSigningCert == "" && len(u.MetadataTLSPins) == 0 {
+					bad(u.Key("metadata_url"), "needs metadata_signing_cert (the key that signs the metadata) or metadata_tls_pins (the https server's key): a fetched document is trusted only so")
+				}
+				if u.MetadataSigningCert != "" {
+					fileKey(u.Key("metadata_signing_cert"), u.MetadataSigningCert)
+				}
+				for i, p := range u.MetadataTLSPins {
+					if !tlsPinPattern.MatchString(p) {
+						bad(u.Key(fmt.Sprintf("metadata_tls_pins[%d]", i)), "must be sha256/ and the base64 SHA-256 of the server key's SubjectPublicKeyInfo (openssl x509 -pubkey | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64)")
+					}
+				}
+				if d := time.Duration(u.MetadataMaxAge); d < 0 || d > 90*24*time.Hour {
+					bad(u.Key("metadata_max_age"), "must be between 0 (7 days) and 90 days")
+				}
+			case u.MetadataFromFederation:
+				if u.EntityID == "" {
+					bad(u.Key("entity_id"), "required with metadata_from_federation: the IdP's entityID in the federation's metadata")
+				}
+				if len(o.Federation) == 0 {
+					bad(u.Key("metadata_from_federation"), "needs the organiser's federation sources")
+				}
+			default:
+				fileKey(u.Key("metadata"), u.Metadata)
+			}
 		} else {
 			fileKey(u.Key("client_secret_file"), u.ClientSecretFile)
 		}

@@ -42,11 +42,21 @@ type liveEnv struct {
 // store behind a round-robin balancer, each reloadable.
 func startLiveEnv(t *testing.T, instances int, newStore func(t *testing.T) store.Store) *liveEnv {
 	t.Helper()
+	return startLiveEnvWith(t, instances, newStore, nil)
+}
+
+// startLiveEnvWith is startLiveEnv with prepare run on the deployment
+// before the bridges are built.
+func startLiveEnvWith(t *testing.T, instances int, newStore func(t *testing.T) store.Store, prepare func(d *demo.Demo)) *liveEnv {
+	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	base := "https://" + srv.Listener.Addr().String()
 	d, err := demo.Setup(base, t.TempDir(), time.Now())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if prepare != nil {
+		prepare(d)
 	}
 	reg := prometheus.NewRegistry()
 	reloads, err := metrics.NewReloads(reg)

@@ -27,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
 )
 
@@ -113,6 +114,21 @@ type Source struct {
 	MaxBytes int64
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// TLSPins, for a source without a SigningCert, are the only keys the
+	// https server may present: "sha256/" and the standard base64 of the
+	// SHA-256 of its certificate's SubjectPublicKeyInfo (as curl's
+	// --pinnedpubkey and HPKP write it). The document is then trusted
+	// because it came over that connection, and no signature is needed:
+	// what a school IdP such as ADFS or Entra ID publishes is signed, if at
+	// all, by the very key that rolls over. The last-good copy on disk is
+	// the bridge's own file.
+	TLSPins []string
+	// MaxAge, above zero, accepts a document without validUntil (ADFS and
+	// Entra ID publish none) as valid for MaxAge after it was fetched.
+	MaxAge time.Duration
+	// Private keeps the source out of Entity and Scopes (an upstream IdP's
+	// own metadata, not a federation's): read it with EntityIn.
+	Private bool
 }
 
 // Aggregate is a verified, unexpired metadata document.
@@ -162,8 +178,18 @@ func (s *Source) Validate() error {
 	if _, _, err := s.location(); err != nil {
 		errs = append(errs, fmt.Errorf("url: %w", err))
 	}
-	if s.SigningCert == nil {
-		errs = append(errs, errors.New("signing certificate: missing"))
+	switch {
+	case s.SigningCert == nil && len(s.TLSPins) == 0:
+		errs = append(errs, errors.New("signing certificate: missing (or pin the https server's key)"))
+	case len(s.TLSPins) > 0:
+		if u, _, _ := s.location(); u == "" {
+			errs = append(errs, errors.New("tls pins: the URL must be https"))
+		}
+		for _, p := range s.TLSPins {
+			if _, err := parsePin(p); err != nil {
+				errs = append(errs, fmt.Errorf("tls pin %q: %w", p, err))
+			}
+		}
 	}
 	if s.MinRefresh < 0 || s.MaxRefresh < 0 || s.MaxBytes < 0 {
 		errs = append(errs, errors.New("refresh bounds and size limit must not be negative"))
@@ -302,6 +328,9 @@ func (s *Source) client() *http.Client {
 		cp := *s.HTTPClient
 		c = &cp
 	}
+	if len(s.TLSPins) > 0 {
+		c.Transport = pinnedTransport(s.TLSPins)
+	}
 	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if req.URL.Scheme != "https" {
 			return errors.New("redirect to a non-https URL")
@@ -339,11 +368,23 @@ func readFileBounded(path string, limit int64) ([]byte, error) {
 
 // decode verifies b and turns it into an Aggregate as of now.
 func (s *Source) decode(b []byte, now time.Time) (*Aggregate, error) {
-	root, err := verifyDocument(b, []*x509.Certificate{s.SigningCert}, now)
+	return s.decodeAt(b, now, now)
+}
+
+// decodeAt is decode for a document fetched at fetched (the last-good
+// copy's time, for MaxAge).
+func (s *Source) decodeAt(b []byte, now, fetched time.Time) (*Aggregate, error) {
+	var root *etree.Element
+	var err error
+	if s.SigningCert != nil {
+		root, err = verifyDocument(b, []*x509.Certificate{s.SigningCert}, now)
+	} else {
+		root, err = readDocument(b) // trusted by its pinned TLS connection
+	}
 	if err != nil {
 		return nil, err
 	}
-	agg, err := aggregateFrom(root, now)
+	agg, err := aggregateFrom(root, now, fetched, s.MaxAge)
 	if err != nil {
 		return nil, err
 	}
@@ -421,7 +462,11 @@ func (s *Source) loadCache(now time.Time) (*Aggregate, error) {
 		}
 		return nil, fmt.Errorf("fedmeta: last-good copy: %s", Reason(err))
 	}
-	agg, err := s.decode(b, now)
+	fetched := now
+	if fi, err := os.Stat(s.cachePath()); err == nil {
+		fetched = fi.ModTime()
+	}
+	agg, err := s.decodeAt(b, now, fetched)
 	if err != nil {
 		// Only the reason: the source's failure is the error callers see.
 		return nil, fmt.Errorf("fedmeta: last-good copy: %s", Reason(err))

@@ -28,6 +28,27 @@ type Refresher struct {
 
 	mu    sync.RWMutex
 	state []sourceState // parallel to sources
+
+	hooksMu sync.Mutex
+	hooks   []func()
+}
+
+// OnRefresh adds f, called after every refresh of any source (outside the
+// refresher's lock), so that what was built from an aggregate (an
+// upstream's trusted keys) follows it.
+func (r *Refresher) OnRefresh(f func()) {
+	r.hooksMu.Lock()
+	defer r.hooksMu.Unlock()
+	r.hooks = append(r.hooks, f)
+}
+
+func (r *Refresher) runHooks() {
+	r.hooksMu.Lock()
+	hooks := slices.Clone(r.hooks)
+	r.hooksMu.Unlock()
+	for _, f := range hooks {
+		f()
+	}
 }
 
 type sourceState struct {
@@ -121,6 +142,7 @@ func (r *Refresher) Refresh(ctx context.Context) error {
 		wg.Go(func() { errs[i] = r.refresh(ctx, i) })
 	}
 	wg.Wait()
+	r.runHooks()
 	return errors.Join(errs...)
 }
 
@@ -144,6 +166,7 @@ func (r *Refresher) Run(ctx context.Context) {
 					return
 				}
 				_ = r.refresh(ctx, i)
+				r.runHooks()
 			}
 		})
 	}
@@ -214,11 +237,42 @@ func (r *Refresher) Scopes(entityID string) ([]string, bool) {
 	return slices.Clone(agg.Scopes[entityID]), true
 }
 
+// EntityIn is Entity from the named source alone, Private or not: an
+// upstream IdP's descriptor from its own metadata URL. An expired
+// aggregate gives nothing.
+func (r *Refresher) EntityIn(source, entityID string) (*saml.EntityDescriptor, []string, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for i, st := range r.state {
+		if r.sources[i].Name != source || st.agg == nil || !r.sources[i].now().Before(st.agg.ValidUntil) {
+			continue
+		}
+		ed, ok := st.agg.Entities[entityID]
+		return ed, slices.Clone(st.agg.Scopes[entityID]), ok
+	}
+	return nil, nil, false
+}
+
+// Only returns the one entityID of the named source's aggregate in use,
+// when it lists exactly one.
+func (r *Refresher) Only(source string) (string, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for i, st := range r.state {
+		if r.sources[i].Name == source && st.agg != nil && len(st.agg.Entities) == 1 {
+			for id := range st.agg.Entities {
+				return id, true
+			}
+		}
+	}
+	return "", false
+}
+
 func (r *Refresher) find(entityID string) *Aggregate {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	for i, st := range r.state {
-		if st.agg == nil || !r.sources[i].now().Before(st.agg.ValidUntil) {
+		if st.agg == nil || r.sources[i].Private || !r.sources[i].now().Before(st.agg.ValidUntil) {
 			continue
 		}
 		if _, ok := st.agg.Entities[entityID]; ok {

@@ -32,27 +32,9 @@ const maxDepth = 64
 // which the aggregate's signature covers and which are never checked on
 // their own.
 func verifyDocument(b []byte, certs []*x509.Certificate, now time.Time) (*etree.Element, error) {
-	if bytes.Contains(b, []byte("<!DOCTYPE")) || bytes.Contains(b, []byte("<!ENTITY")) {
-		return nil, fmt.Errorf("%w: DTD or entity declaration", ErrMalformed)
-	}
-	// No XML round-trip check here, unlike samlxml.Parse: what is decoded
-	// is goxmldsig's re-reading of the very bytes it digested, so parser
-	// differences can make a document fail to verify but cannot change what
-	// a verified one says. On a large aggregate that check cost two thirds
-	// of all allocation.
-	doc := etree.NewDocument()
-	doc.ReadSettings = etree.ReadSettings{MaxDepth: maxDepth}
-	if err := doc.ReadFromBytes(b); err != nil {
-		return nil, fmt.Errorf("%w: not well-formed or nested too deeply", ErrMalformed)
-	}
-	for _, t := range doc.Child {
-		if _, ok := t.(*etree.Directive); ok {
-			return nil, fmt.Errorf("%w: DTD or entity declaration", ErrMalformed)
-		}
-	}
-	root := doc.Root()
-	if !isMetadataRoot(root) {
-		return nil, fmt.Errorf("%w: root is not EntitiesDescriptor or EntityDescriptor", ErrMalformed)
+	root, err := readDocument(b)
+	if err != nil {
+		return nil, err
 	}
 	sigs := samlxml.Children(root, samlxml.NSDSig, "Signature")
 	if len(sigs) != 1 {
@@ -94,6 +76,36 @@ func verifyDocument(b []byte, certs []*x509.Certificate, now time.Time) (*etree.
 	return nil, ErrBadSignature
 }
 
+// readDocument parses b with the bounds every metadata document gets (no
+// DTD, bounded depth) and returns its root, which must be metadata. It
+// verifies nothing: verifyDocument does that, or, for a pinned-TLS
+// source, the connection did.
+func readDocument(b []byte) (*etree.Element, error) {
+	if bytes.Contains(b, []byte("<!DOCTYPE")) || bytes.Contains(b, []byte("<!ENTITY")) {
+		return nil, fmt.Errorf("%w: DTD or entity declaration", ErrMalformed)
+	}
+	// No XML round-trip check here, unlike samlxml.Parse: what is decoded
+	// is goxmldsig's re-reading of the very bytes it digested, so parser
+	// differences can make a document fail to verify but cannot change what
+	// a verified one says. On a large aggregate that check cost two thirds
+	// of all allocation.
+	doc := etree.NewDocument()
+	doc.ReadSettings = etree.ReadSettings{MaxDepth: maxDepth}
+	if err := doc.ReadFromBytes(b); err != nil {
+		return nil, fmt.Errorf("%w: not well-formed or nested too deeply", ErrMalformed)
+	}
+	for _, t := range doc.Child {
+		if _, ok := t.(*etree.Directive); ok {
+			return nil, fmt.Errorf("%w: DTD or entity declaration", ErrMalformed)
+		}
+	}
+	root := doc.Root()
+	if !isMetadataRoot(root) {
+		return nil, fmt.Errorf("%w: root is not EntitiesDescriptor or EntityDescriptor", ErrMalformed)
+	}
+	return root, nil
+}
+
 func isMetadataRoot(el *etree.Element) bool {
 	return samlxml.Is(el, samlxml.NSMetadata, "EntitiesDescriptor") ||
 		samlxml.Is(el, samlxml.NSMetadata, "EntityDescriptor")
@@ -101,14 +113,20 @@ func isMetadataRoot(el *etree.Element) bool {
 
 // aggregateFrom reads validUntil, cacheDuration and the entities of a
 // verified root.
-func aggregateFrom(root *etree.Element, now time.Time) (*Aggregate, error) {
-	vu := root.SelectAttr("validUntil")
-	if vu == nil {
+//
+// A document without validUntil is refused unless maxAge is above zero:
+// it is then valid until maxAge after it was fetched.
+func aggregateFrom(root *etree.Element, now, fetched time.Time, maxAge time.Duration) (*Aggregate, error) {
+	var validUntil time.Time
+	if vu := root.SelectAttr("validUntil"); vu != nil {
+		var err error
+		if validUntil, err = parseTime(vu.Value); err != nil {
+			return nil, fmt.Errorf("%w: validUntil does not parse", ErrMalformed)
+		}
+	} else if maxAge > 0 {
+		validUntil = fetched.Add(maxAge)
+	} else {
 		return nil, ErrNoValidUntil
-	}
-	validUntil, err := parseTime(vu.Value)
-	if err != nil {
-		return nil, fmt.Errorf("%w: validUntil does not parse", ErrMalformed)
 	}
 	if !now.Before(validUntil) {
 		return nil, ErrExpired

@@ -40,7 +40,7 @@ func (sp *SP) ParseLogoutRequest(in *samlslo.Incoming) (*samlslo.LogoutRequest, 
 	if err := sp.checkLogoutPeer(in); err != nil {
 		return nil, err
 	}
-	el, err := in.Verify(sp.certs)
+	el, err := in.Verify(sp.IdPCerts())
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +60,7 @@ func (sp *SP) ParseLogoutResponse(in *samlslo.Incoming) (*samlslo.LogoutResponse
 	if err := sp.checkLogoutPeer(in); err != nil {
 		return nil, err
 	}
-	el, err := in.Verify(sp.certs)
+	el, err := in.Verify(sp.IdPCerts())
 	if err != nil {
 		return nil, err
 	}

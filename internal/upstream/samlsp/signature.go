@@ -184,7 +184,7 @@ func (sp *SP) verify(el *etree.Element) (*etree.Element, error) {
 	if directSignature(el) == nil {
 		return nil, errNoSignature
 	}
-	if err := xmlsig.VerifyInPlace(el, sp.certs, sp.now()); err != nil {
+	if err := xmlsig.VerifyInPlace(el, sp.IdPCerts(), sp.now()); err != nil {
 		return nil, errSignatureInvalid
 	}
 	return el, nil

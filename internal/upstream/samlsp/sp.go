@@ -106,10 +106,12 @@ type Config struct {
 // SP is the bridge's SAML SP for one upstream IdP. It is safe for
 // concurrent use.
 type SP struct {
-	entityID, acsURL  string
-	idpEntityID       string
-	ssoURL            *url.URL
-	certs             []*x509.Certificate
+	entityID, acsURL string
+	idpEntityID      string
+	ssoURL           *url.URL
+	// certs are the IdP's signing certificates; SetIdPCerts swaps them
+	// when its metadata is refreshed.
+	certs             atomic.Pointer[[]*x509.Certificate]
 	store             store.Store
 	skew, requestTTL  time.Duration
 	now               func() time.Time
@@ -234,12 +236,11 @@ func New(cfg Config) (*SP, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	return &SP{
+	sp := &SP{
 		entityID:    cfg.EntityID,
 		acsURL:      cfg.ACSURL,
 		idpEntityID: cfg.IdPEntityID,
 		ssoURL:      sso,
-		certs:       append([]*x509.Certificate(nil), cfg.IdPCerts...),
 		store:       cfg.Store,
 		skew:        cfg.ClockSkew,
 		requestTTL:  cfg.RequestTTL,
@@ -252,8 +253,22 @@ func New(cfg Config) (*SP, error) {
 
 		decryptionKeys:    append([]DecryptionKey(nil), cfg.DecryptionKeys...),
 		requireEncryption: cfg.RequireEncryption,
-	}, nil
+	}
+	sp.SetIdPCerts(cfg.IdPCerts)
+	return sp, nil
 }
+
+// SetIdPCerts replaces the IdP signing certificates, as a metadata refresh
+// finds them, atomically: a response being checked keeps the set it
+// started with. An empty set refuses every response (the metadata has
+// expired).
+func (sp *SP) SetIdPCerts(certs []*x509.Certificate) {
+	c := append([]*x509.Certificate(nil), certs...)
+	sp.certs.Store(&c)
+}
+
+// IdPCerts returns the IdP signing certificates in use.
+func (sp *SP) IdPCerts() []*x509.Certificate { return *sp.certs.Load() }
 
 func absoluteHTTP(s string) bool {
 	u, err := url.Parse(s)
