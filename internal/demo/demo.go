@@ -88,6 +88,10 @@ type Demo struct {
 	// Grannkommun is the second organiser's part of the demo; nil with
 	// Options.OneOrganiser.
 	Grannkommun *Grannkommun
+	// SharedVendor is registered once with the hub's entity and served
+	// by both organisers, each under its own policy: a login shows the
+	// organiser discovery page. Nil with Options.OneOrganiser.
+	SharedVendor *demovendor.Vendor
 	// Report is the last build's report. An organiser whose files have
 	// errors is listed in Report.Disabled and the others serve, as with
 	// skolbro serve.
@@ -249,6 +253,12 @@ func SetupWith(base, dir string, now time.Time, opts Options) (*Demo, error) {
 		d.Grannkommun = g
 		organisers += section
 	}
+	hubSection := ""
+	if !opts.OneOrganiser {
+		if hubSection, err = d.setupHub(dir, now); err != nil {
+			return nil, err
+		}
+	}
 
 	cfgText := fmt.Sprintf(`# skolbro demo configuration (TEST ONLY)
 external_url: %s
@@ -256,7 +266,7 @@ dev_mode: true
 log_level: info
 store:
   type: memory
-%s`, base, organisers)
+%s%s`, base, hubSection, organisers)
 	cfgPath := filepath.Join(dir, "skolbro.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
 		return nil, err
@@ -265,6 +275,63 @@ store:
 		return nil, err
 	}
 	return d, nil
+}
+
+// SharedVendorName is the demo vendor shared through the hub's entity.
+const SharedVendorName = "shared-app"
+
+// setupHub gives the demo the hub's own entity: its signing key, and the
+// shared vendor's metadata in hub/metadata with its policy in both
+// organisers' policy directories. It returns the keys: and hub: sections.
+func (d *Demo) setupHub(dir string, now time.Time) (string, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "hub", "metadata"), 0o700); err != nil {
+		return "", err
+	}
+	hubKey, err := keys.Generate("skolbro demo hub (TEST ONLY)", keys.RSA2048, now)
+	if err != nil {
+		return "", err
+	}
+	if err := writePair(filepath.Join(dir, "keys"), "hub-signing", hubKey); err != nil {
+		return "", err
+	}
+	v, err := demovendor.New(SharedVendorName, d.Base+"/demo/vendor/"+SharedVendorName, now)
+	if err != nil {
+		return "", err
+	}
+	vmd, err := v.Metadata()
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "hub", "metadata", SharedVendorName+".xml"), vmd, 0o600); err != nil {
+		return "", err
+	}
+	for _, pdir := range []string{dir, filepath.Join(dir, GrannkommunID)} {
+		if err := writePolicy(SharedVendorName, d.Base, pdir); err != nil {
+			return "", err
+		}
+	}
+	// Demo kommun uses the shared vendor at Skola A only: its pupils at
+	// Skola B are refused (issue 15's per-unit switch); Grannkommun uses
+	// it at every school.
+	p := filepath.Join(dir, "attribute-release", SharedVendorName+".yaml")
+	pol, err := os.ReadFile(p)
+	if err != nil {
+		return "", err
+	}
+	pol = append(pol, fmt.Sprintf("enabled_for:\n  school_units: [%q]   # Skola A\n", testidp.SchoolA)...)
+	if err := os.WriteFile(p, pol, 0o600); err != nil {
+		return "", err
+	}
+	d.SharedVendor = v
+	return `keys:
+  signing:
+    cert: keys/hub-signing.crt
+    key: keys/hub-signing.key
+hub:
+  legal_name: Demo regionen
+  display_name: Demo regionens skolinloggning
+  metadata_dir: hub/metadata
+`, nil
 }
 
 // setupGrannkommun writes the second organiser's keys, upstream metadata,
@@ -489,7 +556,7 @@ func (d *Demo) HandlerWithStore(log zerolog.Logger, st store.Store) (http.Handle
 	// The bridge discovers its OIDC upstreams while it is being built,
 	// before this process listens: route those calls (and the later
 	// token and key requests) to the test providers in-process.
-	orgs, rep := app.BuildWith(d.Config, st, app.Options{Now: time.Now, HTTPClient: d.providers()})
+	orgs, hub, rep := app.BuildHub(d.Config, st, app.Options{Now: time.Now, HTTPClient: d.providers()})
 	d.Report, d.Built = rep, orgs
 	if err := rep.Fatal(len(orgs)); err != nil {
 		return nil, err
@@ -519,9 +586,12 @@ func (d *Demo) HandlerWithStore(log zerolog.Logger, st store.Store) (http.Handle
 		}
 		org.Admin.Identities = d.previewIdentities(org)
 	}
+	if err := d.trustHub(hub); err != nil {
+		return nil, err
+	}
 	ov := d.overviewData(orgs)
 	srv, err := server.New(server.Options{
-		Organisers: orgs, Store: st, Logger: log,
+		Organisers: orgs, Hub: hub, Store: st, Logger: log,
 		SecureCookies: strings.HasPrefix(d.Base, "https://"),
 		Mounts:        []func(*mux.Router){func(r *mux.Router) { d.mount(r, ov) }},
 		Metrics:       d.Metrics,
@@ -530,6 +600,27 @@ func (d *Demo) HandlerWithStore(log zerolog.Logger, st store.Store) (http.Handle
 		return nil, err
 	}
 	return srv.Handler(), nil
+}
+
+// sharedNote says where an organiser uses the shared vendor.
+func sharedNote(organiser string) string {
+	if organiser == DemoKommunID {
+		return "Demo kommun uses it at Skola A only, so a pupil at Skola B is refused"
+	}
+	return "used at every school"
+}
+
+// trustHub gives the shared vendor the hub entity's metadata: the one
+// IdP it registered with.
+func (d *Demo) trustHub(hub *server.Hub) error {
+	if hub == nil || d.SharedVendor == nil {
+		return nil
+	}
+	md, err := hub.Metadata.IdPMetadata()
+	if err != nil {
+		return err
+	}
+	return d.SharedVendor.SetIdPMetadata(md)
 }
 
 // providers routes the bridge's calls to the test OIDC providers (its
@@ -577,6 +668,9 @@ func (d *Demo) mount(r *mux.Router, ov []overviewOrganiser) {
 		}
 		mountVendor(r, g.OIDCVendor.Name, g.OIDCVendor)
 		r.PathPrefix("/demo/oidc-idp2/").Handler(http.StripPrefix("/demo/oidc-idp2", g.StaffOP.Handler()))
+	}
+	if d.SharedVendor != nil {
+		mountVendor(r, d.SharedVendor.Name, d.SharedVendor)
 	}
 	r.HandleFunc("/demo/", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -659,6 +753,12 @@ func (d *Demo) overviewData(orgs []*server.Organiser) []overviewOrganiser {
 		}
 		if ovn := d.oidcVendor(o.ID); ovn != nil {
 			ov.Vendors = append(ov.Vendors, overviewLink{Text: ovn.Name, Href: "/demo/vendor/" + ovn.Name + "/", Note: "OpenID Connect"})
+		}
+		if sv := d.SharedVendor; sv != nil {
+			if _, ok := org.Policies.BySAMLEntityID(d.Base + "/demo/vendor/" + sv.Name + "/metadata"); ok {
+				ov.Vendors = append(ov.Vendors, overviewLink{Text: sv.Name, Href: "/demo/vendor/" + sv.Name + "/",
+					Note: "SAML, shared by both organisers through the hub's entity (" + server.HubPrefix + "/saml/idp/metadata): shows the organiser choice; " + sharedNote(org.ID)})
+			}
 		}
 		for _, up := range org.Upstreams {
 			ou := overviewUpstream{Name: up.DisplayName, Protocol: "SAML"}
@@ -815,6 +915,10 @@ func (d *Demo) LiveHandler(log zerolog.Logger, st store.Store, reloads *metrics.
 				return nil, nil, err
 			}
 		}
+	}
+	if err := d.trustHub(live.Hub()); err != nil {
+		live.Close()
+		return nil, nil, err
 	}
 	ov := d.overviewData(live.Organisers())
 	srv, err := server.New(server.Options{

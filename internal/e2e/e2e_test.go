@@ -108,9 +108,12 @@ func memoryStore(t *testing.T) store.Store { return store.NewMemory(nil) }
 
 // vendor returns the demo SAML vendor with name, of either organiser.
 func (e *env) vendor(name string) *demovendor.Vendor {
-	vs := e.demo.Vendors
+	vs := append([]*demovendor.Vendor(nil), e.demo.Vendors...)
 	if g := e.demo.Grannkommun; g != nil {
-		vs = append(append([]*demovendor.Vendor(nil), vs...), g.Vendors...)
+		vs = append(vs, g.Vendors...)
+	}
+	if sv := e.demo.SharedVendor; sv != nil {
+		vs = append(vs, sv)
 	}
 	for _, v := range vs {
 		if v.Name == name {
