@@ -159,6 +159,7 @@ func buildHub(rep *Report, cfg *config.Config, orgs []*server.Organiser, vendors
 	hub.IdP = &samlidp.IdP{
 		EntityID:    cfg.URL(server.HubPrefix + "/saml/idp/metadata"),
 		SSOURL:      cfg.URL(server.HubPrefix + "/saml/idp/sso"),
+		SLOURL:      cfg.URL(server.HubPrefix + "/saml/idp/slo"),
 		Scope:       scopes[0],
 		ExtraScopes: scopes[1:],
 		Signer:      signer,

@@ -193,3 +193,64 @@ func TestCase47_HubVendorPerUnit(t *testing.T) {
 	}
 	checkLogs(t, e, e.logs.String())
 }
+
+// loginShared logs s's browser in at the shared vendor through the hub,
+// choosing Demo kommun, and records its NameID in s.
+func (e *env) loginShared(s *session, user string) {
+	e.t.Helper()
+	const vendor = demo.SharedVendorName
+	p := s.b.get(e.startURL(vendor, nil))
+	if strings.HasSuffix(p.url.Path, "/discovery") || strings.Contains(p.body, `id="choices"`) {
+		p = s.b.get(e.srv.URL + hubChoices(e.t, p)[demo.DemoKommunID])
+	}
+	var g got
+	if p.url.Path == "/demo/idp/sso" && strings.Contains(p.body, "<form") && !isAutoPost(p) {
+		g = e.complete(s.b, p, vendor, user)
+	} else {
+		// The school IdP's session answered at once: on to the vendor.
+		for i := 0; i < 3 && isAutoPost(p); i++ {
+			p = s.b.submit(p, nil)
+		}
+		rec := e.vendor(vendor).Last()
+		g = got{values: attrs(rec), subject: rec.NameID}
+	}
+	s.nameIDs[vendor] = g.subject
+	if !e.vendor(vendor).LoggedIn(g.subject) {
+		e.t.Fatalf("%s holds no session after login", vendor)
+	}
+}
+
+// TestCase50_HubVendorSingleLogout: a vendor that logged in through the
+// hub's entity takes part in Single Logout like the organiser's own: a
+// logout started at one of Demo kommun's vendors logs it out with a
+// LogoutRequest from the hub's entity (answered at the hub's endpoint),
+// and its own logout, sent to the hub's entity, ends the organiser's
+// session at every other vendor and is answered by the hub's entity.
+func TestCase50_HubVendorSingleLogout(t *testing.T) {
+	e := startEnv(t, 1, memoryStore)
+	shared := e.vendor(demo.SharedVendorName)
+
+	s := e.loginEverywhere("anna.a")
+	e.loginShared(s, "anna.a")
+	before := shared.LogoutsByBridge()
+	p := e.vendorLogout(s, "learning-app")
+	if got := e.vendor("learning-app").LastLogoutAnswer(); got != testidp.StatusSuccess {
+		t.Errorf("learning-app was answered %q, want Success without PartialLogout: %s", got, p)
+	}
+	e.assertLoggedOut(s, "anna.a", true)
+	if shared.LogoutsByBridge() != before+1 {
+		t.Errorf("the shared vendor received %d logout requests, want 1", shared.LogoutsByBridge()-before)
+	}
+
+	s2 := e.loginEverywhere("bertil.b")
+	e.loginShared(s2, "bertil.b")
+	p = e.vendorLogout(s2, demo.SharedVendorName)
+	if !strings.HasPrefix(p.url.String(), shared.Base) || p.status != http.StatusOK {
+		t.Fatalf("the logout did not end at the shared vendor: %s: %.300s", p, p.body)
+	}
+	if got := shared.LastLogoutAnswer(); got != testidp.StatusSuccess {
+		t.Errorf("the shared vendor was answered %q, want Success", got)
+	}
+	e.assertLoggedOut(s2, "bertil.b", true)
+	checkLogs(t, e, e.logs.String())
+}

@@ -13,6 +13,8 @@ import (
 	"github.com/skolbro/skolbro/internal/audit"
 	"github.com/skolbro/skolbro/internal/downstream/samlidp"
 	"github.com/skolbro/skolbro/internal/ownmeta"
+	"github.com/skolbro/skolbro/internal/samlslo"
+	"github.com/skolbro/skolbro/internal/slo"
 	"github.com/skolbro/skolbro/internal/store"
 )
 
@@ -55,6 +57,73 @@ func (s *Server) hubRoutes(r *mux.Router, hub *Hub) {
 		w.Write(b)
 	}).Methods(http.MethodGet)
 	r.HandleFunc(HubPrefix+pathDiscovery, func(w http.ResponseWriter, r *http.Request) { s.handleHubDiscovery(w, r, hub) }).Methods(http.MethodGet)
+	r.HandleFunc(HubPrefix+"/saml/idp/slo", func(w http.ResponseWriter, r *http.Request) { s.handleHubSLO(w, r, hub) }).Methods(http.MethodGet, http.MethodPost)
+}
+
+// handleHubSLO is the hub entity's SingleLogoutService towards the shared
+// vendors. A vendor's LogoutResponse answers a request the hub's entity
+// sent for one organiser's logout (the record names it). A vendor's
+// LogoutRequest is for the organiser whose session in this browser holds
+// that vendor, logged in through the hub, under the NameID and
+// SessionIndex the request names; with none, it is refused as every
+// request naming no session is (SECURITY.md case 50).
+func (s *Server) handleHubSLO(w http.ResponseWriter, r *http.Request, hub *Hub) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxACSBody)
+	in, err := samlslo.Read(r)
+	if err != nil {
+		s.logoutMessageRefused(w, r, "vendor_logout", err)
+		return
+	}
+	if in.Param == samlslo.ParamResponse {
+		s.logoutAnswered(w, r, hub.IdP, s.hubStore(), in, func(sent sentRequest) *Organiser {
+			for _, o := range hub.Organisers {
+				if o.ID == sent.Org {
+					return o
+				}
+			}
+			return nil
+		})
+		return
+	}
+	req, v, err := hub.IdP.ParseLogoutRequest(in)
+	if err != nil {
+		s.logoutMessageRefused(w, r, "vendor_logout", err)
+		return
+	}
+	candidates := hubCandidates(hub, v.EntityID)
+	if len(candidates) == 0 {
+		s.failLogout(w, r, failLogoutRequest, "vendor_no_policy", nil)
+		return
+	}
+	org := candidates[0]
+	for _, o := range candidates {
+		if s.holdsHubSession(r, o, v.EntityID, req) {
+			org = o
+			break
+		}
+	}
+	s.vendorLogoutRequestAt(w, withOrganiser(r, org), org, true, req, v, in)
+}
+
+// holdsHubSession reports whether the browser's session at org holds the
+// vendor, logged in through the hub, under the request's NameID and
+// SessionIndex. It only reads: the logout itself takes the session.
+func (s *Server) holdsHubSession(r *http.Request, org *Organiser, entityID string, req *samlslo.LogoutRequest) bool {
+	pol, ok := org.Policies.BySAMLEntityID(entityID)
+	tok, found := token(r, s.cookieName(org, sessionCookieBase))
+	if !ok || !found {
+		return false
+	}
+	var sess slo.Session
+	if sessions(org).Get(r.Context(), tok, &sess) != nil {
+		return false
+	}
+	for _, p := range sess.Vendors {
+		if p.Vendor == pol.ID && p.Protocol == slo.ProtocolSAML && p.Hub && p.NameID != nil && samlslo.Matches(req, *p.NameID, p.SessionIndex) {
+			return true
+		}
+	}
+	return false
 }
 
 // hubStore is the hub's own namespace in the store.

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/skolbro/skolbro/internal/autopost"
+	"github.com/skolbro/skolbro/internal/downstream/samlidp"
 	"github.com/skolbro/skolbro/internal/samlslo"
 	"github.com/skolbro/skolbro/internal/slo"
 	"github.com/skolbro/skolbro/internal/store"
@@ -94,6 +95,24 @@ type sentRequest struct {
 	Op       string `json:"o"`
 	N        int    `json:"n"`
 	EntityID string `json:"e"`
+	// Org is the organiser whose logout it is, for a request the hub's
+	// entity sent (its answer reaches the hub's endpoint, not the
+	// organiser's).
+	Org string `json:"g,omitempty"`
+}
+
+// logoutIdP is the entity that logs a SAML vendor out: the one that
+// logged it in, the organiser's own or, for a vendor that came through
+// the hub, the hub's (nil when a reload took the organiser out of the
+// hub).
+func logoutIdP(org *Organiser, viaHub bool) *samlidp.IdP {
+	if viaHub {
+		if org.hub == nil {
+			return nil
+		}
+		return org.hub.IdP
+	}
+	return org.IdP
 }
 
 // startLogout begins a logout of the browser's session (already taken
@@ -157,12 +176,12 @@ func (s *Server) saveLogout(ctx context.Context, org *Organiser, tok string, op 
 // logoutMode says how target t is logged out, or "" when it cannot be.
 func logoutMode(org *Organiser, t *logoutTarget) string {
 	switch {
-	case t.Hub:
-		// The hub's entity issued its session; hub Single Logout is not
-		// built, so the logout is reported partial.
-		return ""
 	case t.Protocol == slo.ProtocolSAML:
-		if v, ok := org.IdP.Vendor(t.EntityID); ok && len(v.SLO) > 0 && t.NameID != nil && org.IdP.SLOURL != "" {
+		idp := logoutIdP(org, t.Hub)
+		if idp == nil {
+			return ""
+		}
+		if v, ok := idp.Vendor(t.EntityID); ok && len(v.SLO) > 0 && t.NameID != nil && idp.SLOURL != "" {
 			return modeSAML
 		}
 	case t.Protocol == slo.ProtocolOIDC && org.OP != nil:
@@ -249,7 +268,7 @@ func (s *Server) frameOrigins(org *Organiser, t *logoutTarget, mode string) []st
 	var urls []string
 	switch mode {
 	case modeSAML:
-		if v, ok := org.IdP.Vendor(t.EntityID); ok {
+		if v, ok := logoutIdP(org, t.Hub).Vendor(t.EntityID); ok {
 			for _, e := range v.SLO {
 				urls = append(urls, e.Location, e.ResponseURL())
 			}
@@ -320,14 +339,20 @@ func (s *Server) handleLogoutFrame(w http.ResponseWriter, r *http.Request, org *
 	h.Set("Cache-Control", "no-store")
 	switch logoutMode(org, t) {
 	case modeSAML:
-		v, _ := org.IdP.Vendor(t.EntityID)
-		id, out, err := org.IdP.LogoutRequestTo(v, *t.NameID, t.SessionIndex, "", logoutOpTTL)
+		idp := logoutIdP(org, t.Hub)
+		v, _ := idp.Vendor(t.EntityID)
+		id, out, err := idp.LogoutRequestTo(v, *t.NameID, t.SessionIndex, "", logoutOpTTL)
 		if err != nil {
 			s.failLogout(w, r, failInternal, "logout_request", err)
 			return
 		}
-		rec, _ := json.Marshal(sentRequest{Op: slo.Handle(tok), N: n, EntityID: v.EntityID})
-		if err := org.Store.Put(r.Context(), prefixLogoutRequest+id, rec, logoutOpTTL); err != nil {
+		sent, st := sentRequest{Op: slo.Handle(tok), N: n, EntityID: v.EntityID}, org.Store
+		if t.Hub {
+			// The vendor answers at the hub's endpoint.
+			sent.Org, st = org.ID, s.hubStore()
+		}
+		rec, _ := json.Marshal(sent)
+		if err := st.Put(r.Context(), prefixLogoutRequest+id, rec, logoutOpTTL); err != nil {
 			s.failLogout(w, r, failUnavailable, "store_unavailable", err)
 			return
 		}
@@ -364,14 +389,25 @@ func (s *Server) putAnswer(ctx context.Context, org *Organiser, handle string, n
 }
 
 // vendorLogoutResponse takes a vendor's answer to the LogoutRequest its
-// frame sent. It needs no cookie: the request's ID names the logout.
+// frame sent, at the organiser's SingleLogoutService.
 func (s *Server) vendorLogoutResponse(w http.ResponseWriter, r *http.Request, org *Organiser, in *samlslo.Incoming) {
-	resp, v, err := org.IdP.ParseLogoutResponse(in)
+	s.logoutAnswered(w, r, org.IdP, org.Store, in, func(sent sentRequest) *Organiser {
+		if sent.Org != "" {
+			return nil // sent by the hub's entity: answered at the hub's endpoint
+		}
+		return org
+	})
+}
+
+// logoutAnswered records a vendor's LogoutResponse, checked by idp, for
+// the request kept in st; orgOf names the organiser whose logout it is.
+func (s *Server) logoutAnswered(w http.ResponseWriter, r *http.Request, idp *samlidp.IdP, st store.Store, in *samlslo.Incoming, orgOf func(sentRequest) *Organiser) {
+	resp, v, err := idp.ParseLogoutResponse(in)
 	if err != nil {
 		s.logoutMessageRefused(w, r, "vendor_logout_response", err)
 		return
 	}
-	b, err := org.Store.Take(r.Context(), prefixLogoutRequest+resp.InResponseTo)
+	b, err := st.Take(r.Context(), prefixLogoutRequest+resp.InResponseTo)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			s.failLogout(w, r, failLogoutExpired, "vendor_logout_response_unknown", nil)
@@ -384,6 +420,11 @@ func (s *Server) vendorLogoutResponse(w http.ResponseWriter, r *http.Request, or
 	if err := json.Unmarshal(b, &sent); err != nil || sent.EntityID != v.EntityID {
 		// Signed by one vendor, answering what was sent to another.
 		s.failLogout(w, r, failLogoutRequest, "vendor_logout_response_other_vendor", nil)
+		return
+	}
+	org := orgOf(sent)
+	if org == nil {
+		s.failLogout(w, r, failLogoutExpired, "vendor_logout_response_unknown", nil)
 		return
 	}
 	result := resultDone
@@ -569,11 +610,15 @@ func (s *Server) finishLogout(w http.ResponseWriter, r *http.Request, org *Organ
 	}
 	switch op.Kind {
 	case logoutByVendor:
-		v, ok := org.IdP.Vendor(op.Vendor.EntityID)
+		idp := logoutIdP(org, op.Vendor.Hub)
+		if idp == nil {
+			break
+		}
+		v, ok := idp.Vendor(op.Vendor.EntityID)
 		if !ok {
 			break
 		}
-		out, err := org.IdP.LogoutResponseTo(v, op.RequestID, op.Binding, samlslo.StatusSuccess, sub, op.RelayState)
+		out, err := idp.LogoutResponseTo(v, op.RequestID, op.Binding, samlslo.StatusSuccess, sub, op.RelayState)
 		if err != nil {
 			s.failLogout(w, r, failInternal, "logout_response", err)
 			return

@@ -7,6 +7,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/skolbro/skolbro/internal/downstream/samlidp"
 	"github.com/skolbro/skolbro/internal/samlslo"
 	"github.com/skolbro/skolbro/internal/slo"
 	"github.com/skolbro/skolbro/internal/store"
@@ -89,13 +90,21 @@ func (s *Server) handleIdPSLO(w http.ResponseWriter, r *http.Request, org *Organ
 // browser has at the vendor (its NameID and SessionIndex); otherwise no
 // session is touched (SECURITY.md case 50).
 func (s *Server) vendorLogoutRequest(w http.ResponseWriter, r *http.Request, org *Organiser, in *samlslo.Incoming) {
-	ctx := r.Context()
-	l := zerolog.Ctx(ctx)
 	req, v, err := org.IdP.ParseLogoutRequest(in)
 	if err != nil {
 		s.logoutMessageRefused(w, r, "vendor_logout", err)
 		return
 	}
+	s.vendorLogoutRequestAt(w, r, org, false, req, v, in)
+}
+
+// vendorLogoutRequestAt is vendorLogoutRequest for a request that idp
+// (logoutIdP(org, viaHub)) has parsed and verified: the session's vendor
+// must have come through that same entity.
+func (s *Server) vendorLogoutRequestAt(w http.ResponseWriter, r *http.Request, org *Organiser, viaHub bool, req *samlslo.LogoutRequest, v *samlidp.Vendor, in *samlslo.Incoming) {
+	ctx := r.Context()
+	l := zerolog.Ctx(ctx)
+	idp := logoutIdP(org, viaHub)
 	pol, ok := org.Policies.BySAMLEntityID(v.EntityID)
 	if !ok {
 		s.failLogout(w, r, failLogoutRequest, "vendor_no_policy", nil)
@@ -116,7 +125,7 @@ func (s *Server) vendorLogoutRequest(w http.ResponseWriter, r *http.Request, org
 	refuse := func(reason string) {
 		l.Warn().Str("reason", reason).Msg("logout request names no session of this browser: nothing logged out")
 		s.refusal(reason)
-		out, err := org.IdP.LogoutResponseTo(v, req.ID, in.Binding, samlslo.StatusRequester, samlslo.StatusUnknownPrincipal, in.RelayState)
+		out, err := idp.LogoutResponseTo(v, req.ID, in.Binding, samlslo.StatusRequester, samlslo.StatusUnknownPrincipal, in.RelayState)
 		if err != nil {
 			s.failLogout(w, r, failLogoutRequest, reason, err)
 			return
@@ -139,7 +148,7 @@ func (s *Server) vendorLogoutRequest(w http.ResponseWriter, r *http.Request, org
 	}
 	var me *slo.Participant
 	for i, p := range sess.Vendors {
-		if p.Vendor == pol.ID && p.Protocol == slo.ProtocolSAML && !p.Hub && p.NameID != nil &&
+		if p.Vendor == pol.ID && p.Protocol == slo.ProtocolSAML && p.Hub == viaHub && p.NameID != nil &&
 			samlslo.Matches(req, *p.NameID, p.SessionIndex) {
 			me = &sess.Vendors[i]
 		}
