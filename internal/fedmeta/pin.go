@@ -44,8 +44,9 @@ func pinnedTransport(pins []string) *http.Transport {
 			sums = append(sums, s)
 		}
 	}
+	// A proxy (HTTPS_PROXY) only relays the TLS connection, whose key is
+	// still checked end to end.
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.Proxy = nil
 	t.TLSHandshakeTimeout = 10 * time.Second
 	t.TLSClientConfig = &tls.Config{
 		MinVersion:         tls.VersionTLS12,
