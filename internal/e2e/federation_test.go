@@ -55,3 +55,46 @@ func TestFederation_VendorFromSignedAggregate(t *testing.T) {
 		t.Errorf("no last-good copy was kept: %v", err)
 	}
 }
+
+// The school IdP's own metadata taken from a signed federation aggregate
+// by its entityID (metadata_from_federation), instead of a pinned file:
+// logins work, and the upstream trusts exactly the aggregate's key for it.
+func TestFederation_UpstreamFromSignedAggregate(t *testing.T) {
+	e := startEnvWith(t, 1, memoryStore, func(d *demo.Demo) {
+		op, err := keys.Generate("federation operator (TEST ONLY)", keys.RSA2048, time.Now())
+		must(t, err)
+		signer, err := xmlsig.NewSigner(op)
+		must(t, err)
+		idpMD, err := d.IdP.Metadata()
+		must(t, err)
+		id := etree.NewDocument()
+		must(t, id.ReadFromBytes(idpMD))
+		agg := etree.NewElement("md:EntitiesDescriptor")
+		agg.CreateAttr("xmlns:md", "urn:oasis:names:tc:SAML:2.0:metadata")
+		agg.CreateAttr("xmlns:ds", "http://www.w3.org/2000/09/xmldsig#")
+		agg.CreateAttr("Name", "urn:test:federation")
+		agg.AddChild(id.Root().Copy())
+		signed, err := fedmeta.Sign(agg, signer, time.Now().Add(24*time.Hour), time.Hour)
+		must(t, err)
+		must(t, os.WriteFile(filepath.Join(d.Dir, "aggregate.xml"), signed, 0o600))
+		must(t, os.WriteFile(filepath.Join(d.Dir, "keys", "operator.crt"), op.CertPEM(), 0o600))
+		cfg := filepath.Join(d.Dir, "skolbro.yaml")
+		b, _ := os.ReadFile(cfg)
+		s := strings.Replace(string(b), "  metadata_dir: metadata", fmt.Sprintf("  federation:\n    - name: testfed\n      url: %s\n      signing_cert: keys/operator.crt\n      cache_dir: fedcache\n  metadata_dir: metadata", filepath.Join(d.Dir, "aggregate.xml")), 1)
+		const file = "    metadata: upstream/school-idp.xml\n"
+		if !strings.Contains(s, file) {
+			t.Fatal("the demo configuration changed: no upstream metadata line")
+		}
+		s = strings.Replace(s, file, "    metadata_from_federation: true\n    entity_id: "+d.IdP.EntityID+"\n", 1)
+		must(t, os.WriteFile(cfg, []byte(s), 0o600))
+		must(t, os.Remove(filepath.Join(d.Dir, "upstream", "school-idp.xml")))
+	})
+	res := e.login(newBrowser(t, e.srv.Client()), "learning-app", "anna.a")
+	if len(attrs(res.received)["eduPersonPrincipalName"]) != 1 {
+		t.Errorf("no login through the IdP taken from the aggregate")
+	}
+	certs := e.demo.Built[0].Upstreams[0].SP.IdPCerts()
+	if len(certs) != 1 || !certs[0].Equal(e.demo.IdP.Signer.Pair().Cert) {
+		t.Errorf("the upstream trusts %d keys, want the aggregate's one", len(certs))
+	}
+}
