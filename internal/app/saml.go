@@ -213,6 +213,9 @@ func loadVendorDir(rep *Report, cfg *config.Config, dir string, upstreamMeta map
 				rep.errorf(f, "", "%v", err)
 				continue
 			}
+			if ms, err := samlmeta.SigningMethods(b, ed.EntityID); err == nil {
+				v.SigningMethods = ms
+			}
 			if v.SLONoKey {
 				rep.warnf(f, "SPSSODescriptor/SingleLogoutService", "entity %q lists single logout but no signing key: the bridge cannot verify its logout messages, so it is not logged out from elsewhere (logouts are reported partial)", v.EntityID)
 			}

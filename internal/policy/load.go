@@ -604,7 +604,11 @@ func (l *loader) validateSAML(raw *rawSAML) *SAMLSettings {
 	}
 	s.NameID = NameIDKind(enum(l, "saml.name_id", raw.NameID, NameIDTransient, NameIDPairwise))
 	s.Sign = SignMode(enum(l, "saml.sign", raw.Sign, SignAuto, SignAssertionAndResponse, SignAssertion, SignResponse))
-	s.SignatureAlgorithm = SignatureAlgorithm(enum(l, "saml.signature_algorithm", raw.SignatureAlgorithm, RSASHA256, ECDSASHA256))
+	if strings.TrimSpace(raw.SignatureAlgorithm) != "" {
+		// Unset: the method the vendor's metadata announces (alg:SigningMethod)
+		// when the organiser has a key for it, else the signing key's own.
+		s.SignatureAlgorithm = SignatureAlgorithm(enum(l, "saml.signature_algorithm", raw.SignatureAlgorithm, RSASHA256, ECDSASHA256))
+	}
 	s.Encrypt = EncryptMode(enum(l, "saml.encrypt", raw.Encrypt, EncryptAuto, EncryptNever, EncryptRequired, EncryptCBC))
 	return s
 }

@@ -68,7 +68,7 @@ func TestLoadFileValid(t *testing.T) {
 				EPPN:        EPPNShared,
 				SAML: &SAMLSettings{
 					EntityID: "https://learning.example/sp", NameID: NameIDTransient,
-					Sign: SignAuto, SignatureAlgorithm: RSASHA256, Encrypt: EncryptAuto,
+					Sign: SignAuto, Encrypt: EncryptAuto,
 				},
 				Agreement: Agreement{Reference: "PUB-2025-014", Ends: date("2027-06-30")},
 				Attributes: []Rule{

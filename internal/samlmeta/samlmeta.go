@@ -221,6 +221,41 @@ func Scopes(metadata []byte, entityID string) ([]string, error) {
 	return out, nil
 }
 
+// NSAlgSupport is the SAML metadata algorithm support profile's namespace.
+const NSAlgSupport = "urn:oasis:names:tc:SAML:metadata:algsupport"
+
+// SigningMethods returns the alg:SigningMethod algorithms entityID's
+// metadata announces, in its order of preference: its SPSSODescriptor's,
+// or when that lists none, the EntityDescriptor's (the role's own list
+// takes precedence, as the profile says).
+func SigningMethods(metadata []byte, entityID string) ([]string, error) {
+	doc, err := samlxml.ParseMetadata(metadata)
+	if err != nil {
+		return nil, fmt.Errorf("samlmeta: %w", err)
+	}
+	ent := findEntity(doc.Root(), entityID)
+	if ent == nil {
+		return nil, ErrNoEntity
+	}
+	read := func(el *etree.Element) []string {
+		var out []string
+		for _, ext := range samlxml.Children(el, samlxml.NSMetadata, "Extensions") {
+			for _, m := range samlxml.Children(ext, NSAlgSupport, "SigningMethod") {
+				if a := strings.TrimSpace(m.SelectAttrValue("Algorithm", "")); a != "" {
+					out = append(out, a)
+				}
+			}
+		}
+		return out
+	}
+	for _, sp := range samlxml.Children(ent, samlxml.NSMetadata, "SPSSODescriptor") {
+		if ms := read(sp); len(ms) > 0 {
+			return ms, nil
+		}
+	}
+	return read(ent), nil
+}
+
 func findEntity(el *etree.Element, entityID string) *etree.Element {
 	if samlxml.Is(el, samlxml.NSMetadata, "EntityDescriptor") {
 		if el.SelectAttrValue("entityID", "") == entityID {

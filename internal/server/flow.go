@@ -611,8 +611,11 @@ func responseOptions(p *policy.Policy) samlidp.ResponseOptions {
 	case policy.SignResponse:
 		o.SignAssertion, o.SignResponse, o.SignResponseIfWanted = false, true, false
 	}
-	if p.SAML.SignatureAlgorithm == "ecdsa-sha256" {
+	switch p.SAML.SignatureAlgorithm {
+	case "ecdsa-sha256":
 		o.SignatureMethod = xmlsig.ECDSASHA256
+	case "":
+		o.AutoSignatureMethod = true
 	}
 	if p.SAML.Encrypt != "" {
 		o.Encrypt = string(p.SAML.Encrypt)

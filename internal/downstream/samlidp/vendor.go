@@ -44,6 +44,9 @@ type Vendor struct {
 	EncryptionCert *x509.Certificate
 	// EncryptionMethods are the md:EncryptionMethod algorithms it lists.
 	EncryptionMethods []string
+	// SigningMethods are the alg:SigningMethod algorithms its metadata
+	// announces, in its order of preference (samlmeta.SigningMethods).
+	SigningMethods []string
 	// AuthnRequestsSigned means unsigned requests are refused.
 	AuthnRequestsSigned bool
 	// WantsSignedResponse is set when the metadata says
