@@ -85,6 +85,13 @@ type Options struct {
 	// Overload measures capacity (the best closed-loop rate), then offers
 	// twice that rate open-loop for Duration.
 	Overload bool
+	// Soak makes the Rate phase a soak: the bridge's resident memory and
+	// goroutines are sampled every SoakEvery (default 10s) and judged for
+	// a steady state. MetricsURL is a target bridge's /metrics, for its
+	// goroutines (--serve sets it).
+	Soak       bool
+	SoakEvery  time.Duration
+	MetricsURL string
 	// Timeout bounds one login (default 10s).
 	Timeout time.Duration
 	// Target is the URL of a bridge running in another process from the
@@ -145,7 +152,19 @@ func (o *Options) defaults() error {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
+	if o.SoakEvery == 0 {
+		o.SoakEvery = DefaultSoakEvery
+	}
 	var errs []error
+	if o.Soak && o.Rate <= 0 {
+		errs = append(errs, errors.New("--soak needs --rate: a soak offers a fixed rate"))
+	}
+	if o.Soak && o.Overload {
+		errs = append(errs, errors.New("--soak and --overload are separate runs"))
+	}
+	if o.SoakEvery < 0 || (o.Soak && o.SoakEvery*3 > o.Duration) {
+		errs = append(errs, errors.New("--soak-every must be positive and at most a third of --duration"))
+	}
 	if o.Protocol != "saml" && o.Protocol != "oidc" {
 		errs = append(errs, errors.New("--protocol must be saml or oidc"))
 	}
@@ -197,7 +216,9 @@ type Result struct {
 	StoreRecords []StoreRecord `json:"store_records,omitempty"`
 	Pending      *PendingCost  `json:"pending,omitempty"`
 	Phases       []Phase       `json:"phases"`
-	Notes        []string      `json:"notes,omitempty"`
+	// Soak is the soak's samples and verdicts (with Options.Soak).
+	Soak  *Soak    `json:"soak,omitempty"`
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Calibration is the bridge handlers' own cost, measured with logins run
@@ -377,8 +398,14 @@ func run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	var best float64
 	if opts.Rate > 0 {
-		r.progress("open loop at %.0f logins/s for %v", opts.Rate, opts.Duration)
-		p := r.phase(ctx, "open", 0, opts.Rate)
+		mode := "open"
+		if opts.Soak {
+			mode = modeSoak
+			r.progress("soak: open loop at %.0f logins/s for %v, sampling the bridge every %v", opts.Rate, opts.Duration, opts.SoakEvery)
+		} else {
+			r.progress("open loop at %.0f logins/s for %v", opts.Rate, opts.Duration)
+		}
+		p := r.phase(ctx, mode, 0, opts.Rate)
 		r.res.Phases = append(r.res.Phases, p)
 		best = p.LoginsPerSecond
 	} else {
@@ -439,9 +466,14 @@ func (r *runner) setupServe(ctx context.Context) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
+	maddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
 	base := "http://" + addr
 	r.progress("starting skolbro serve at %s (TEST ONLY keys in %s)", base, dir)
-	co := ConfigOptions{World: o.World, Store: o.Store, RedisAddr: o.RedisAddr, SignatureAlgorithm: o.SignatureAlgorithm, Sign: o.Sign, KeepLimits: o.KeepLimits, Organisers: o.Organisers}
+	co := ConfigOptions{World: o.World, Store: o.Store, RedisAddr: o.RedisAddr, SignatureAlgorithm: o.SignatureAlgorithm, Sign: o.Sign,
+		KeepLimits: o.KeepLimits, Organisers: o.Organisers, MetricsListen: maddr}
 	if err := WriteConfig(dir, base, co); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -456,6 +488,7 @@ func (r *runner) setupServe(ctx context.Context) (func(), error) {
 		os.RemoveAll(dir)
 	}
 	r.opts.Target, r.opts.ConfigDir, r.opts.TargetPID = base, dir, srv.pid()
+	r.opts.MetricsURL = "http://" + maddr + "/metrics"
 	if _, err := r.setupWorld(); err != nil {
 		return cleanup, err
 	}
@@ -529,6 +562,10 @@ type outcome struct {
 	mu       sync.Mutex
 	ok, late int
 	errs     map[string]int
+	nerrs    int
+	// win holds the latencies since the last window call (soak only).
+	win      []time.Duration
+	windowed bool
 	inFlight atomic.Int64
 	peak     atomic.Int64
 }
@@ -552,6 +589,7 @@ func (o *outcome) end(d time.Duration, err error, late bool) {
 	switch {
 	case err != nil:
 		o.errs[errorClass(err)]++
+		o.nerrs++
 	case late:
 		o.late++
 	default:
@@ -559,7 +597,19 @@ func (o *outcome) end(d time.Duration, err error, late bool) {
 	}
 	if err == nil {
 		o.lat.add(d)
+		if o.windowed {
+			o.win = append(o.win, d)
+		}
 	}
+}
+
+// window returns the logins completed and failed so far, and the
+// latencies of those completed since the last call.
+func (o *outcome) window() (ok, errs int, win []time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	win, o.win = o.win, nil
+	return o.ok + o.late, o.nerrs, win
 }
 
 // one runs one login in b and records it.
@@ -595,8 +645,7 @@ func (r *runner) closedLoop(ctx context.Context, n int, d time.Duration) *outcom
 
 // openLoop starts logins at rate per second for d, each in a fresh
 // browser, whatever the bridge answers, and waits for them to end.
-func (r *runner) openLoop(ctx context.Context, rate float64, d time.Duration) *outcome {
-	out := newOutcome()
+func (r *runner) openLoop(ctx context.Context, out *outcome, rate float64, d time.Duration) *outcome {
 	interval := time.Duration(float64(time.Second) / rate)
 	start := time.Now()
 	end := start.Add(d)
@@ -651,14 +700,27 @@ func (r *runner) phase(ctx context.Context, mode string, conc int, rate float64)
 	peaks := make(chan [2]uint64, 1)
 	go r.samplePeaks(stop, peaks)
 
+	var soakStop chan struct{}
+	var soakDone chan []SoakSample
+	out := newOutcome()
+	if mode == modeSoak {
+		out.windowed = true
+		soakStop, soakDone = make(chan struct{}), make(chan []SoakSample, 1)
+		go r.soakSampler(ctx, out, r.opts.SoakEvery, soakStop, soakDone)
+	}
 	start := time.Now()
-	var out *outcome
 	if rate > 0 {
-		out = r.openLoop(ctx, rate, r.opts.Duration)
+		r.openLoop(ctx, out, rate, r.opts.Duration)
 	} else {
 		out = r.closedLoop(ctx, conc, r.opts.Duration)
 	}
 	elapsed := time.Since(start)
+	if soakStop != nil {
+		close(soakStop)
+		s := &Soak{EverySeconds: r.opts.SoakEvery.Seconds(), Samples: <-soakDone, Source: r.soakSource()}
+		judgeSoak(s, r.opts.Duration)
+		r.res.Soak = s
+	}
 
 	cpu1, cpuOK1 := processCPU()
 	pid1, pidOK1 := pidCPU(r.opts.TargetPID)

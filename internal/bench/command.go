@@ -34,7 +34,7 @@ func Command(args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	var o Options
-	var conc, writeDir, base string
+	var conc, writeDir, base, metricsListen string
 	var quiet bool
 	fs.StringVar(&o.World, "world", WorldRealistic, "realistic (a school IdP signing Response and Assertion of 8–9 KB responses, vendors with encryption keys and signed requests, the release log fsync'd per event) or light (the demo: small responses signed once, no encryption)")
 	fs.StringVar(&o.Protocol, "protocol", "saml", "the vendor's protocol: saml or oidc (the school IdP speaks SAML)")
@@ -48,6 +48,9 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.Duration, "duration", DefaultDuration, "length of each load phase")
 	fs.Float64Var(&o.Rate, "rate", 0, "open loop: start this many logins per second instead of the closed-loop phases")
 	fs.BoolVar(&o.Overload, "overload", false, "then offer twice the measured capacity, open loop, and report what the bridge serves")
+	fs.BoolVar(&o.Soak, "soak", false, "with --rate: sample the bridge's resident memory and goroutines every --soak-every and judge whether they hold steady (e.g. --rate 150 --duration 10m --soak)")
+	fs.DurationVar(&o.SoakEvery, "soak-every", DefaultSoakEvery, "with --soak: the sampling interval")
+	fs.StringVar(&o.MetricsURL, "metrics", "", "with --target: the bridge's internal /metrics URL (metrics_listen), for its goroutines in a soak")
 	fs.DurationVar(&o.Timeout, "timeout", DefaultTimeout, "longest a login may take")
 	fs.StringVar(&o.Target, "target", "", "URL of a bridge running from a --write-config directory")
 	fs.StringVar(&o.ConfigDir, "config-dir", "", "with --target: the directory --write-config prepared")
@@ -58,6 +61,7 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.Signatures, "signatures", DefaultSignatures, "signatures to time (negative: none)")
 	fs.IntVar(&o.Calibration, "calibrate", DefaultCalibration, "logins to run one at a time for the handlers' own cost (negative: none)")
 	fs.StringVar(&writeDir, "write-config", "", "write the bridge's configuration for --base to this directory and exit")
+	fs.StringVar(&metricsListen, "metrics-listen", "", "with --write-config: the bridge's internal /metrics address (metrics_listen), e.g. 127.0.0.1:9090")
 	fs.StringVar(&base, "base", "", "with --write-config: the URL the bridge will listen at, e.g. http://127.0.0.1:8080")
 	fs.BoolVar(&quiet, "quiet", false, "no progress lines on stderr")
 	fs.SetOutput(io.Discard) // each message is written below where it belongs
@@ -83,7 +87,7 @@ func Command(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "skolbro bench: --write-config needs --base")
 			return 2
 		}
-		co := ConfigOptions{World: o.World, Store: o.Store, RedisAddr: o.RedisAddr, SignatureAlgorithm: o.SignatureAlgorithm, Sign: o.Sign, KeepLimits: o.KeepLimits, Organisers: o.Organisers}
+		co := ConfigOptions{World: o.World, Store: o.Store, RedisAddr: o.RedisAddr, SignatureAlgorithm: o.SignatureAlgorithm, Sign: o.Sign, KeepLimits: o.KeepLimits, Organisers: o.Organisers, MetricsListen: metricsListen}
 		if err := WriteConfig(writeDir, base, co); err != nil {
 			fmt.Fprintf(stderr, "skolbro bench: %v\n", err)
 			return 1

@@ -51,6 +51,9 @@ type ConfigOptions struct {
 	// Organisers, above 1, adds generated organisers (hubgen) with 30
 	// vendors each, to compare a login's cost in a hub with one alone.
 	Organisers int
+	// MetricsListen, when set, is the bridge's internal /metrics address
+	// (metrics_listen), for a soak to read its goroutines.
+	MetricsListen string
 	// KeepLimits keeps the default request limits. Otherwise the
 	// per-client and per-vendor rates are raised out of the way, because
 	// every simulated browser comes from one address to one vendor; the
@@ -132,6 +135,9 @@ func WriteConfig(dir, base string, o ConfigOptions) error {
 		listen = net.JoinHostPort(u.Hostname(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
 	}
 	edits := []yamlEdit{{[]string{"listen"}, listen}}
+	if o.MetricsListen != "" {
+		edits = append(edits, yamlEdit{[]string{"metrics_listen"}, o.MetricsListen})
+	}
 	if world == WorldRealistic {
 		for _, v := range d.Vendors {
 			if v.Name != samlVendor {

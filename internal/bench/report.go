@@ -180,6 +180,9 @@ func writeTables(out io.Writer, res *Result) error {
 			}
 		}
 	}
+	if res.Soak != nil {
+		writeSoak(&b, res.Soak)
+	}
 	for _, n := range res.Notes {
 		p("\nnote: %s", n)
 	}
@@ -187,6 +190,42 @@ func writeTables(out io.Writer, res *Result) error {
 	_, err := io.WriteString(out, b.String())
 	return err
 }
+
+// writeSoak prints a soak's samples and verdicts.
+func writeSoak(b *strings.Builder, s *Soak) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	p("\nsoak, sampled every %g s (%s):\n", s.EverySeconds, s.Source)
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "t s\tlogins/s\terrors\tp99 ms\tRSS MB\tgoroutines\tthreads\t")
+	for _, x := range s.Samples {
+		g := "-"
+		if x.Goroutines > 0 {
+			g = fmt.Sprint(x.Goroutines)
+		}
+		fmt.Fprintf(tw, "%g\t%.1f\t%d\t%.1f\t%.1f\t%s\t%d\t\n", x.Seconds, float64(x.Logins)/s.EverySeconds, x.Errors, x.LoginP99, float64(x.RSS)/(1<<20), g, x.Threads)
+	}
+	_ = tw.Flush()
+	if !s.Judged {
+		p("soak not judged: too few samples after the warm-up (%.0f s)\n", s.WarmupSeconds)
+		return
+	}
+	verdict := func(ok bool) string {
+		if ok {
+			return "yes"
+		}
+		return "NO"
+	}
+	p("after a %.0f s warm-up: RSS %.1f MB at the start, between %.1f and %.1f MB throughout (%+.1f%% / %+.1f%%); flat within ±%.0f%%: %s\n",
+		s.WarmupSeconds, mb(s.RSSRef), mb(s.RSSMin), mb(s.RSSMax),
+		100*(float64(s.RSSMin)/float64(s.RSSRef)-1), 100*(float64(s.RSSMax)/float64(s.RSSRef)-1), 100*soakTolerance, verdict(s.RSSFlat))
+	if s.GoroutinesRef > 0 {
+		p("goroutines: at most %d at the start, %d (median) in the last tenth; no growth: %s\n", s.GoroutinesRef, s.GoroutinesEnd, verdict(s.GoroutinesFlat))
+	} else {
+		p("goroutines: not read (give --metrics with --target)\n")
+	}
+}
+
+func mb(n uint64) float64 { return float64(n) / (1 << 20) }
 
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))

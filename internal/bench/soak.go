@@ -1,0 +1,244 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultSoakEvery is how often a soak samples the bridge.
+const DefaultSoakEvery = 10 * time.Second
+
+// modeSoak is the Phase.Mode of a soak.
+const modeSoak = "soak"
+
+// soakTolerance is how far the bridge's resident memory may stray from
+// its level after warm-up and still count as flat (issue 13: ±10%).
+const soakTolerance = 0.10
+
+// Soak is what a soak run (an open-loop phase at a fixed rate, sampled
+// as it goes) saw of the bridge over time: whether it holds a steady
+// state, not how fast it is.
+type Soak struct {
+	// Every is the sampling interval.
+	EverySeconds float64 `json:"sample_every_s"`
+	// Samples, one per interval, in order.
+	Samples []SoakSample `json:"samples"`
+	// Source says whose memory and goroutines were sampled: the bridge's
+	// own process, or this process when the bridge runs in it (then the
+	// IdP, vendors and browsers are counted too).
+	Source string `json:"source"`
+	// WarmupSeconds: samples before this are not judged (caches fill,
+	// the heap finds its size).
+	WarmupSeconds float64 `json:"warmup_s"`
+	// RSSRef is the median resident set of the reference window (the
+	// samples of the tenth of the run after warm-up); RSSMin/RSSMax the
+	// extremes after warm-up. RSSFlat: every one within ±10% of RSSRef.
+	RSSRef  uint64 `json:"rss_ref_bytes"`
+	RSSMin  uint64 `json:"rss_min_bytes"`
+	RSSMax  uint64 `json:"rss_max_bytes"`
+	RSSFlat bool   `json:"rss_flat"`
+	// GoroutinesRef is the most goroutines in the reference window,
+	// GoroutinesEnd the median of the last tenth of the run. No growth:
+	// End ≤ Ref (logins in flight make the count move; a leak moves it one
+	// way only). Zero when goroutines could not be read.
+	GoroutinesRef  int  `json:"goroutines_ref,omitempty"`
+	GoroutinesEnd  int  `json:"goroutines_end,omitempty"`
+	GoroutinesFlat bool `json:"goroutines_flat"`
+	Judged         bool `json:"judged"`
+}
+
+// SoakSample is one interval of a soak.
+type SoakSample struct {
+	Seconds float64 `json:"t_s"`
+	// Logins completed and failed during the interval, and the p99 of
+	// those completed.
+	Logins   int     `json:"logins"`
+	Errors   int     `json:"errors"`
+	LoginP99 float64 `json:"login_p99_ms"`
+	// RSS of the bridge's process; Goroutines and Threads likewise (0
+	// when unknown).
+	RSS        uint64 `json:"rss_bytes"`
+	Goroutines int    `json:"goroutines,omitempty"`
+	Threads    int    `json:"threads,omitempty"`
+}
+
+// soakProbe reads the bridge's memory and goroutines.
+type soakProbe struct {
+	self       bool   // the bridge runs in this process
+	pid        int    // else its process id, if known
+	metricsURL string // the bridge's /metrics, for go_goroutines; "" in-process or unknown
+	client     *http.Client
+}
+
+func (p soakProbe) read(ctx context.Context) (rssBytes uint64, goroutines, threads int) {
+	if p.self || p.pid > 0 {
+		rssBytes, _, _ = rss(p.pid)
+		threads = procThreads(p.pid)
+	}
+	switch {
+	case p.self:
+		goroutines = runtime.NumGoroutine()
+	case p.metricsURL != "":
+		goroutines = scrapeGauge(ctx, p.client, p.metricsURL, "go_goroutines")
+	}
+	return rssBytes, goroutines, threads
+}
+
+// procThreads is the Threads line of /proc/PID/status (0 if unknown).
+func procThreads(pid int) int {
+	p := "/proc/self/status"
+	if pid > 0 {
+		p = fmt.Sprintf("/proc/%d/status", pid)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	return 0
+}
+
+// scrapeGauge reads one unlabelled gauge from a Prometheus text page
+// (0 if it cannot).
+func scrapeGauge(ctx context.Context, c *http.Client, url, name string) int {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		v, ok := strings.CutPrefix(sc.Text(), name+" ")
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			return 0
+		}
+		return int(f)
+	}
+	return 0
+}
+
+// soakSampler samples out and the bridge every interval until stop is
+// closed, then sends what it saw.
+func (r *runner) soakSampler(ctx context.Context, out *outcome, every time.Duration, stop <-chan struct{}, done chan<- []SoakSample) {
+	probe := r.soakProbe()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var samples []SoakSample
+	var lastOK, lastErr int
+	for i := 1; ; i++ {
+		select {
+		case <-stop:
+			done <- samples
+			return
+		case <-t.C:
+		}
+		ok, errs, win := out.window()
+		s := SoakSample{Seconds: (time.Duration(i) * every).Seconds(), Logins: ok - lastOK, Errors: errs - lastErr, LoginP99: percentiles(win).P99}
+		lastOK, lastErr = ok, errs
+		s.RSS, s.Goroutines, s.Threads = probe.read(ctx)
+		samples = append(samples, s)
+		r.progress("soak %4.0fs: %d logins, %d errors, p99 %.1f ms, RSS %.1f MB, %d goroutines, %d threads",
+			s.Seconds, s.Logins, s.Errors, s.LoginP99, float64(s.RSS)/(1<<20), s.Goroutines, s.Threads)
+	}
+}
+
+func (r *runner) soakSource() string {
+	switch {
+	case r.br != nil:
+		return "this process: the bridge, the IdP, the vendors and the browsers"
+	case r.opts.MetricsURL != "":
+		return "the bridge's process (goroutines from its /metrics)"
+	default:
+		return "the bridge's process (goroutines unknown: no --metrics URL)"
+	}
+}
+
+func (r *runner) soakProbe() soakProbe {
+	if r.br != nil {
+		return soakProbe{self: true}
+	}
+	return soakProbe{pid: r.opts.TargetPID, metricsURL: r.opts.MetricsURL, client: &http.Client{Timeout: 2 * time.Second}}
+}
+
+// judgeSoak fills in the verdicts from the samples of a run of total
+// length d: samples before warm-up (a tenth of the run, at least one
+// interval) are not judged; the next tenth is the reference.
+func judgeSoak(s *Soak, d time.Duration) {
+	tenth := d.Seconds() / 10
+	warm := max(tenth, s.EverySeconds)
+	s.WarmupSeconds = warm
+	var ref, after, end []SoakSample
+	for _, x := range s.Samples {
+		switch {
+		case x.Seconds <= warm:
+			continue
+		case x.Seconds <= warm+tenth+s.EverySeconds/2:
+			ref = append(ref, x)
+		}
+		after = append(after, x)
+		if x.Seconds > d.Seconds()-tenth-s.EverySeconds/2 {
+			end = append(end, x)
+		}
+	}
+	if len(ref) == 0 || len(end) == 0 {
+		return
+	}
+	s.Judged = true
+	rssRef := make([]uint64, len(ref))
+	for i, x := range ref {
+		rssRef[i] = x.RSS
+	}
+	s.RSSRef = medianU(rssRef)
+	s.RSSMin, s.RSSMax = after[0].RSS, after[0].RSS
+	for _, x := range after {
+		s.RSSMin, s.RSSMax = min(s.RSSMin, x.RSS), max(s.RSSMax, x.RSS)
+	}
+	lo, hi := float64(s.RSSRef)*(1-soakTolerance), float64(s.RSSRef)*(1+soakTolerance)
+	s.RSSFlat = s.RSSRef > 0 && float64(s.RSSMin) >= lo && float64(s.RSSMax) <= hi
+
+	var gEnd []uint64
+	for _, x := range ref {
+		s.GoroutinesRef = max(s.GoroutinesRef, x.Goroutines)
+	}
+	for _, x := range end {
+		gEnd = append(gEnd, uint64(x.Goroutines))
+	}
+	s.GoroutinesEnd = int(medianU(gEnd))
+	s.GoroutinesFlat = s.GoroutinesRef > 0 && s.GoroutinesEnd <= s.GoroutinesRef
+}
+
+func medianU(v []uint64) uint64 {
+	if len(v) == 0 {
+		return 0
+	}
+	v = slices.Clone(v)
+	slices.Sort(v)
+	return v[len(v)/2]
+}

@@ -1,0 +1,132 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+// judgeSoak is the soak's verdict: resident memory within ±10% of its
+// level after warm-up, and no more goroutines at the end than at the
+// start. Samples every 10 s over 100 s: warm-up to 10 s, reference
+// 20 s, end 90–100 s.
+func TestJudgeSoak(t *testing.T) {
+	const mbs = 1 << 20
+	mk := func(rss func(i int) uint64, g func(i int) int) []SoakSample {
+		var s []SoakSample
+		for i := 1; i <= 10; i++ {
+			s = append(s, SoakSample{Seconds: float64(10 * i), RSS: rss(i), Goroutines: g(i)})
+		}
+		return s
+	}
+	flatRSS := func(i int) uint64 { return uint64(40+i%2) * mbs }
+	flatG := func(i int) int { return 20 + i%3 }
+	cases := []struct {
+		name             string
+		samples          []SoakSample
+		rssFlat, gorFlat bool
+	}{
+		{"steady", mk(flatRSS, flatG), true, true},
+		// A start-up heap larger than the steady state is warm-up, not judged.
+		{"big warm-up", mk(func(i int) uint64 {
+			if i == 1 {
+				return 80 * mbs
+			}
+			return flatRSS(i)
+		}, flatG), true, true},
+		{"memory grows 2 MB per sample", mk(func(i int) uint64 { return uint64(40+2*i) * mbs }, flatG), false, true},
+		{"memory shrinks by a fifth", mk(func(i int) uint64 {
+			if i >= 8 {
+				return 32 * mbs
+			}
+			return 40 * mbs
+		}, flatG), false, true},
+		{"goroutines leak", mk(flatRSS, func(i int) int { return 20 + 5*i }), true, false},
+		{"goroutines unknown", mk(flatRSS, func(int) int { return 0 }), true, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Soak{EverySeconds: 10, Samples: tc.samples}
+			judgeSoak(s, 100*time.Second)
+			if !s.Judged {
+				t.Fatal("not judged")
+			}
+			if s.RSSFlat != tc.rssFlat || s.GoroutinesFlat != tc.gorFlat {
+				t.Errorf("RSS flat %v (ref %d, %d–%d), goroutines flat %v (ref %d, end %d); want %v, %v",
+					s.RSSFlat, s.RSSRef/mbs, s.RSSMin/mbs, s.RSSMax/mbs, s.GoroutinesFlat, s.GoroutinesRef, s.GoroutinesEnd, tc.rssFlat, tc.gorFlat)
+			}
+		})
+	}
+	t.Run("too short", func(t *testing.T) {
+		s := &Soak{EverySeconds: 10, Samples: []SoakSample{{Seconds: 10, RSS: mbs}}}
+		judgeSoak(s, 20*time.Second)
+		if s.Judged || s.RSSFlat {
+			t.Errorf("one sample judged: %+v", s)
+		}
+	})
+}
+
+// A short soak in this process samples every interval, counts every
+// login in exactly one sample, and prints its verdict.
+func TestSoakRun(t *testing.T) {
+	var out bytes.Buffer
+	err := Run(context.Background(), Options{Rate: 20, Soak: true, SoakEvery: 500 * time.Millisecond,
+		Duration: 3 * time.Second, Signatures: -1, Calibration: -1, JSON: true}, &out)
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, out.String())
+	}
+	var res Result
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Phases) != 1 || res.Phases[0].Mode != modeSoak || res.Soak == nil {
+		t.Fatalf("phases %+v, soak %v: want one soak phase and its samples", res.Phases, res.Soak)
+	}
+	s, ph := res.Soak, res.Phases[0]
+	if len(s.Samples) < 5 || len(s.Samples) > 7 {
+		t.Errorf("%d samples in 3 s every 0.5 s, want about 6", len(s.Samples))
+	}
+	logins, errs := 0, 0
+	for _, x := range s.Samples {
+		logins += x.Logins
+		errs += x.Errors
+		if x.RSS == 0 || x.Goroutines == 0 {
+			t.Errorf("sample at %.1f s without memory or goroutines: %+v", x.Seconds, x)
+		}
+	}
+	if errs != 0 || len(ph.Errors) != 0 {
+		t.Errorf("errors: samples %d, phase %v", errs, ph.Errors)
+	}
+	// Logins that end after the last sample are in the phase, not in a sample.
+	if done := ph.Logins + ph.LateLogins; logins > done || logins < done-10 {
+		t.Errorf("samples count %d logins, the phase %d", logins, done)
+	}
+	if !strings.Contains(s.Source, "this process") {
+		t.Errorf("source %q: in-process the harness is counted too, and must say so", s.Source)
+	}
+
+	var table bytes.Buffer
+	if err := writeTables(&table, &res); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"soak, sampled every 0.5 s", "RSS MB", "goroutines: at most"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+}
+
+func TestSoakNeedsRate(t *testing.T) {
+	for _, o := range []Options{
+		{Soak: true},
+		{Soak: true, Rate: 10, Overload: true},
+		{Soak: true, Rate: 10, Duration: 10 * time.Second, SoakEvery: 5 * time.Second},
+	} {
+		if err := o.defaults(); err == nil {
+			t.Errorf("%+v accepted", o)
+		}
+	}
+}
