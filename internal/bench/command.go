@@ -48,6 +48,7 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.Duration, "duration", DefaultDuration, "length of each load phase")
 	fs.Float64Var(&o.Rate, "rate", 0, "open loop: start this many logins per second instead of the closed-loop phases")
 	fs.BoolVar(&o.Overload, "overload", false, "then offer twice the measured capacity, open loop, and report what the bridge serves")
+	fs.IntVar(&o.CheckEvery, "check-every", 1, "the SAML vendor checks every Nth response in full (crewjam/saml), the others for status, destination and InResponseTo only: spares the load generator's CPU for the bridge")
 	fs.BoolVar(&o.Soak, "soak", false, "with --rate: sample the bridge's resident memory and goroutines every --soak-every and judge whether they hold steady (e.g. --rate 150 --duration 10m --soak)")
 	fs.DurationVar(&o.SoakEvery, "soak-every", DefaultSoakEvery, "with --soak: the sampling interval")
 	fs.StringVar(&o.MetricsURL, "metrics", "", "with --target: the bridge's internal /metrics URL (metrics_listen), for its goroutines in a soak")

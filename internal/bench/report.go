@@ -26,7 +26,11 @@ func writeTables(out io.Writer, res *Result) error {
 		flow = "SAML → OIDC"
 	}
 	p("skolbro bench: %s logins, %s world, %s store, bridge %s\n", flow, res.World, res.Store, res.Bridge)
-	p("machine: %d CPUs (GOMAXPROCS %d), %s, load average %.2f before the run\n\n", res.CPUs, res.GOMAXPROCS, res.GoVersion, res.LoadBefore)
+	p("machine: %d CPUs (GOMAXPROCS %d), %s, load average %.2f before the run\n", res.CPUs, res.GOMAXPROCS, res.GoVersion, res.LoadBefore)
+	if res.CheckEvery > 1 && res.Protocol == "saml" {
+		p("the vendor checks every %d. response in full (crewjam/saml), the others for status, destination and InResponseTo\n", res.CheckEvery)
+	}
+	p("\n")
 
 	if s := res.Signature; s != nil {
 		p("signature (%s, %s): %.0f µs CPU per signed assertion (%.0f µs wall; private-key operation alone %.0f µs), n=%d",
