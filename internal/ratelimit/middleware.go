@@ -69,14 +69,32 @@ func reject(w http.ResponseWriter, status int, retryAfter, body string) {
 // overloaded bridge keeps its latency for the requests it does take (load
 // shedding). n <= 0 disables the cap. Only OnReject of opts is used.
 func MaxInFlight(n int, opts ...Option) func(http.Handler) http.Handler {
+	return MaxInFlightNew(n, n, nil, opts...)
+}
+
+// MaxInFlightNew is MaxInFlight that sheds new work first: a request
+// isNew reports as starting new work (a login's first request) is
+// admitted only while fewer than newLimit requests are in flight; the
+// others (those that carry on work already started, such as the school
+// IdP's answer to a login the bridge began) may use all n. Under
+// overload the bridge then finishes the logins it started rather than
+// refusing their last step after the school IdP and the browser have done
+// their part, which would waste all of it. newLimit is clamped to [1, n];
+// a nil isNew treats every request alike.
+func MaxInFlightNew(n, newLimit int, isNew func(*http.Request) bool, opts ...Option) func(http.Handler) http.Handler {
 	o := build(opts)
+	newLimit = max(1, min(newLimit, n))
 	return func(next http.Handler) http.Handler {
 		if n <= 0 {
 			return next
 		}
 		var inFlight atomic.Int64
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if inFlight.Add(1) > int64(n) {
+			limit := int64(n)
+			if isNew != nil && isNew(r) {
+				limit = int64(newLimit)
+			}
+			if inFlight.Add(1) > limit {
 				inFlight.Add(-1)
 				o.onReject(ReasonOverloaded)
 				reject(w, http.StatusServiceUnavailable, "1", "overloaded, try again shortly\n")

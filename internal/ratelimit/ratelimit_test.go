@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -398,5 +399,64 @@ func TestExcept(t *testing.T) {
 				t.Errorf("%d, want %d", rec.Code, tc.want)
 			}
 		})
+	}
+}
+
+// MaxInFlightNew sheds requests that start new work at newLimit and keeps
+// the rest of the cap for requests that carry on work already started.
+func TestMaxInFlightNew_ShedsNewWorkFirst(t *testing.T) {
+	const n, newLimit = 4, 2
+	var rejected atomic.Int64
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	isNew := func(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/new") }
+	h := MaxInFlightNew(n, newLimit, isNew, OnReject(func(string) { rejected.Add(1) }))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/slow") {
+			entered <- struct{}{}
+			<-release
+		}
+		io.WriteString(w, "ok")
+	}))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	get := func(path string) int {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	var wg sync.WaitGroup
+	hold := func(path string) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if code := get(path); code != http.StatusOK {
+				t.Errorf("held %s: %d, want 200", path, code)
+			}
+		}()
+		<-entered
+	}
+	hold("/new/slow")
+	hold("/cont/slow") // two in flight: new work is at its limit
+	if code := get("/new"); code != http.StatusServiceUnavailable {
+		t.Errorf("new work at its limit: %d, want 503", code)
+	}
+	if code := get("/cont"); code != http.StatusOK {
+		t.Errorf("work under way, within the cap: %d, want 200", code)
+	}
+	hold("/cont/slow")
+	hold("/cont/slow") // four in flight: the whole cap
+	if code := get("/cont"); code != http.StatusServiceUnavailable {
+		t.Errorf("work under way beyond the cap: %d, want 503", code)
+	}
+	close(release)
+	wg.Wait()
+	if rejected.Load() != 2 {
+		t.Errorf("OnReject saw %d, want 2", rejected.Load())
+	}
+	if code := get("/new"); code != http.StatusOK {
+		t.Errorf("new work after the others finished: %d, want 200", code)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"html/template"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -382,7 +383,18 @@ func (s *Server) Handler() http.Handler {
 	if s.clientLimit != nil {
 		h = ratelimit.Except(s.clientLimit.Middleware(s.clientIP.Key), "/healthz", "/readyz")(h)
 	}
-	return ratelimit.Except(ratelimit.MaxInFlight(s.maxInFlight, ratelimit.OnReject(s.refusal)), "/healthz", "/readyz")(h)
+	// New logins are shed first, at three quarters of the cap, so that
+	// the last quarter is kept for logins under way: refusing a login's
+	// last step would waste the school IdP's and the browser's work too.
+	shed := ratelimit.MaxInFlightNew(s.maxInFlight, s.maxInFlight*3/4, startsLogin, ratelimit.OnReject(s.refusal))
+	return ratelimit.Except(shed, "/healthz", "/readyz")(h)
+}
+
+// startsLogin reports whether r is a vendor's request that starts a
+// login: SAML SSO (an organiser's or the hub's) or OIDC authorize.
+func startsLogin(r *http.Request) bool {
+	p := r.URL.Path
+	return strings.HasSuffix(p, "/saml/idp/sso") || strings.HasSuffix(p, oidcop.PathAuthorize)
 }
 
 // router routes one table's organisers and hub.
