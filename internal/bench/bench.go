@@ -113,6 +113,11 @@ type Options struct {
 	// bench appends --config and --drain-delay.
 	Serve        bool
 	ServeCommand []string
+	// ServeCPUs, with Serve, limits the serve process to this many CPUs
+	// (a cgroup CPU quota), so that the load generator, which costs more
+	// per login than the bridge, can still overload it on a machine they
+	// share: for --overload. Needs a writable cgroup (root).
+	ServeCPUs float64
 	// JSON prints the result as JSON instead of tables.
 	JSON bool
 	// CPUProfile writes the CPU profile of the load phases to this file
@@ -180,6 +185,9 @@ func (o *Options) defaults() error {
 			break
 		}
 	}
+	if o.ServeCPUs < 0 || (o.ServeCPUs > 0 && !o.Serve) {
+		errs = append(errs, errors.New("--serve-cpus goes with --serve and must be positive"))
+	}
 	if o.CheckEvery < 0 {
 		errs = append(errs, errors.New("--check-every cannot be negative"))
 	}
@@ -214,6 +222,8 @@ type Result struct {
 	GoVersion  string  `json:"go_version"`
 	LoadBefore float64 `json:"load_avg_before"`
 	LoadAfter  float64 `json:"load_avg_after"`
+	// ServeCPUs is Options.ServeCPUs when set.
+	ServeCPUs float64 `json:"serve_cpus,omitempty"`
 	// CheckEvery is Options.CheckEvery when above 1.
 	CheckEvery int `json:"vendor_check_every,omitempty"`
 
@@ -362,6 +372,7 @@ func run(ctx context.Context, opts Options) (*Result, error) {
 	if opts.CheckEvery > 1 {
 		r.res.CheckEvery = opts.CheckEvery
 	}
+	r.res.ServeCPUs = opts.ServeCPUs
 	cleanup, err := r.setup(ctx)
 	if cleanup != nil {
 		defer cleanup()
@@ -497,8 +508,18 @@ func (r *runner) setupServe(ctx context.Context) (func(), error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
+	unlimit := func() {}
+	if o.ServeCPUs > 0 {
+		if unlimit, err = limitCPU(srv.pid(), o.ServeCPUs); err != nil {
+			srv.stop()
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		r.progress("serve limited to %g CPUs (cgroup CPU quota)", o.ServeCPUs)
+	}
 	cleanup := func() {
 		srv.stop()
+		unlimit()
 		os.RemoveAll(dir)
 	}
 	r.opts.Target, r.opts.ConfigDir, r.opts.TargetPID = base, dir, srv.pid()
@@ -804,12 +825,21 @@ func (r *runner) phase(ctx context.Context, mode string, conc int, rate float64)
 		bridgeCPU = p.TargetCPUMicros
 	}
 	if bridgeCPU > 0 {
-		p.BridgeCapacity = float64(r.res.CPUs) * 1e6 / bridgeCPU
+		p.BridgeCapacity = r.bridgeCPUs() * 1e6 / bridgeCPU
 		if sig := r.res.Signature; sig != nil && sig.CPUMicros > 0 {
 			p.SignatureRatio = bridgeCPU / sig.CPUMicros
 		}
 	}
 	return p
+}
+
+// bridgeCPUs is how many CPUs the bridge may use: all of the machine's,
+// or its limit.
+func (r *runner) bridgeCPUs() float64 {
+	if r.res.ServeCPUs > 0 {
+		return min(r.res.ServeCPUs, float64(r.res.CPUs))
+	}
+	return float64(r.res.CPUs)
 }
 
 func (r *runner) profileFile() string {

@@ -27,6 +27,9 @@ func writeTables(out io.Writer, res *Result) error {
 	}
 	p("skolbro bench: %s logins, %s world, %s store, bridge %s\n", flow, res.World, res.Store, res.Bridge)
 	p("machine: %d CPUs (GOMAXPROCS %d), %s, load average %.2f before the run\n", res.CPUs, res.GOMAXPROCS, res.GoVersion, res.LoadBefore)
+	if res.ServeCPUs > 0 {
+		p("the bridge's process is limited to %g CPUs (cgroup CPU quota); the load generator has the rest\n", res.ServeCPUs)
+	}
 	if res.CheckEvery > 1 && res.Protocol == "saml" {
 		p("the vendor checks every %d. response in full (crewjam/saml), the others for status, destination and InResponseTo\n", res.CheckEvery)
 	}
@@ -145,7 +148,11 @@ func writeTables(out io.Writer, res *Result) error {
 			p(", peak RSS %.0f MB", float64(ph.PeakRSS)/(1<<20))
 		}
 		if ph.BridgeCapacity > 0 {
-			p("; the bridge alone on %d CPUs: at most about %.0f logins/s", res.CPUs, ph.BridgeCapacity)
+			cpus := float64(res.CPUs)
+			if res.ServeCPUs > 0 {
+				cpus = min(res.ServeCPUs, cpus)
+			}
+			p("; the bridge alone on %g CPUs: at most about %.0f logins/s", cpus, ph.BridgeCapacity)
 		}
 		p("\n")
 		for _, side := range []struct {
