@@ -640,6 +640,13 @@ func (o *outcome) end(d time.Duration, err error, late bool) {
 	}
 }
 
+// counts returns the logins completed and failed so far.
+func (o *outcome) counts() (ok, errs int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.ok + o.late, o.nerrs
+}
+
 // window returns the logins completed and failed so far, and the
 // latencies of those completed since the last call.
 func (o *outcome) window() (ok, errs int, win []time.Duration) {

@@ -51,7 +51,7 @@ func TestGlance(t *testing.T) {
 // the vendor checked them.
 func TestCheckEveryRun(t *testing.T) {
 	var out bytes.Buffer
-	err := Run(context.Background(), Options{Concurrency: []int{2}, Duration: time.Second, CheckEvery: 3,
+	err := Run(context.Background(), Options{Concurrency: []int{2}, Duration: 3 * time.Second, CheckEvery: 3,
 		Signatures: -1, Calibration: -1, JSON: true}, &out)
 	if err != nil {
 		t.Fatalf("Run: %v", err)

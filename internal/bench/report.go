@@ -208,12 +208,18 @@ func writeSoak(b *strings.Builder, s *Soak) {
 	p("\nsoak, sampled every %g s (%s):\n", s.EverySeconds, s.Source)
 	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "t s\tlogins/s\terrors\tp99 ms\tRSS MB\tgoroutines\tthreads\t")
+	prev := 0.0
 	for _, x := range s.Samples {
 		g := "-"
 		if x.Goroutines > 0 {
 			g = fmt.Sprint(x.Goroutines)
 		}
-		fmt.Fprintf(tw, "%g\t%.1f\t%d\t%.1f\t%.1f\t%s\t%d\t\n", x.Seconds, float64(x.Logins)/s.EverySeconds, x.Errors, x.LoginP99, float64(x.RSS)/(1<<20), g, x.Threads)
+		rate := 0.0
+		if x.Seconds > prev {
+			rate = float64(x.Logins) / (x.Seconds - prev) // the last sample may be shorter
+		}
+		prev = x.Seconds
+		fmt.Fprintf(tw, "%g\t%.1f\t%d\t%.1f\t%.1f\t%s\t%d\t\n", x.Seconds, rate, x.Errors, x.LoginP99, float64(x.RSS)/(1<<20), g, x.Threads)
 	}
 	_ = tw.Flush()
 	if !s.Judged {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"runtime"
@@ -148,24 +149,34 @@ func scrapeGauge(ctx context.Context, c *http.Client, url, name string) int {
 // closed, then sends what it saw.
 func (r *runner) soakSampler(ctx context.Context, out *outcome, every time.Duration, stop <-chan struct{}, done chan<- []SoakSample) {
 	probe := r.soakProbe()
+	start := time.Now()
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var samples []SoakSample
 	var lastOK, lastErr int
-	for i := 1; ; i++ {
-		select {
-		case <-stop:
-			done <- samples
-			return
-		case <-t.C:
-		}
+	take := func(at float64) {
 		ok, errs, win := out.window()
-		s := SoakSample{Seconds: (time.Duration(i) * every).Seconds(), Logins: ok - lastOK, Errors: errs - lastErr, LoginP99: percentiles(win).P99}
+		s := SoakSample{Seconds: at, Logins: ok - lastOK, Errors: errs - lastErr, LoginP99: percentiles(win).P99}
 		lastOK, lastErr = ok, errs
 		s.RSS, s.Goroutines, s.Threads = probe.read(ctx)
 		samples = append(samples, s)
 		r.progress("soak %4.0fs: %d logins, %d errors, p99 %.1f ms, RSS %.1f MB, %d goroutines, %d threads",
 			s.Seconds, s.Logins, s.Errors, s.LoginP99, float64(s.RSS)/(1<<20), s.Goroutines, s.Threads)
+	}
+	for i := 1; ; i++ {
+		select {
+		case <-stop:
+			// The logins that ended after the last tick (the phase
+			// waits for those in flight) go in a last, shorter sample,
+			// so that every login is in exactly one.
+			if ok, errs := out.counts(); ok > lastOK || errs > lastErr {
+				take(math.Round(time.Since(start).Seconds()*10) / 10)
+			}
+			done <- samples
+			return
+		case <-t.C:
+		}
+		take((time.Duration(i) * every).Seconds())
 	}
 }
 
