@@ -28,9 +28,9 @@ const soakTolerance = 0.10
 // as it goes) saw of the bridge over time: whether it holds a steady
 // state, not how fast it is.
 type Soak struct {
-	// Every is the sampling interval.
+	// EverySeconds is the sampling interval.
 	EverySeconds float64 `json:"sample_every_s"`
-	// Samples, one per interval, in order.
+	// Samples, one per interval, in order; the last may be shorter.
 	Samples []SoakSample `json:"samples"`
 	// Source says whose memory and goroutines were sampled: the bridge's
 	// own process, or this process when the bridge runs in it (then the
