@@ -186,6 +186,30 @@ func IdPSLO(ed *saml.EntityDescriptor) []samlslo.Endpoint {
 	return out
 }
 
+// Extensions is metadata parsed for what crewjam's types drop (scopes,
+// signing methods), so that several of its entities are read from one
+// parse: a file with many vendors is parsed once, not once per vendor.
+type Extensions struct {
+	root *etree.Element
+}
+
+// ParseExtensions parses metadata (an EntityDescriptor or an
+// EntitiesDescriptor) for Scopes and SigningMethods.
+func ParseExtensions(metadata []byte) (*Extensions, error) {
+	doc, err := samlxml.ParseMetadata(metadata)
+	if err != nil {
+		return nil, fmt.Errorf("samlmeta: %w", err)
+	}
+	return &Extensions{root: doc.Root()}, nil
+}
+
+func (x *Extensions) entity(entityID string) (*etree.Element, error) {
+	if ent := findEntity(x.root, entityID); ent != nil {
+		return ent, nil
+	}
+	return nil, ErrNoEntity
+}
+
 // Scopes returns the literal shibmd:Scope values in the Extensions of the
 // IDPSSODescriptor of the entity entityID in metadata (an EntityDescriptor
 // or an EntitiesDescriptor). crewjam's types drop Extensions, so this reads
@@ -193,13 +217,18 @@ func IdPSLO(ed *saml.EntityDescriptor) []samlslo.Endpoint {
 // regexp="true" are left out: a relying party that compares scopes as
 // strings must not accept a pattern as if it were a domain.
 func Scopes(metadata []byte, entityID string) ([]string, error) {
-	doc, err := samlxml.ParseMetadata(metadata)
+	x, err := ParseExtensions(metadata)
 	if err != nil {
-		return nil, fmt.Errorf("samlmeta: %w", err)
+		return nil, err
 	}
-	ent := findEntity(doc.Root(), entityID)
-	if ent == nil {
-		return nil, ErrNoEntity
+	return x.Scopes(entityID)
+}
+
+// Scopes is the package's Scopes on parsed metadata.
+func (x *Extensions) Scopes(entityID string) ([]string, error) {
+	ent, err := x.entity(entityID)
+	if err != nil {
+		return nil, err
 	}
 	var out []string
 	for _, idp := range samlxml.Children(ent, samlxml.NSMetadata, "IDPSSODescriptor") {
@@ -229,13 +258,18 @@ const NSAlgSupport = "urn:oasis:names:tc:SAML:metadata:algsupport"
 // or when that lists none, the EntityDescriptor's (the role's own list
 // takes precedence, as the profile says).
 func SigningMethods(metadata []byte, entityID string) ([]string, error) {
-	doc, err := samlxml.ParseMetadata(metadata)
+	x, err := ParseExtensions(metadata)
 	if err != nil {
-		return nil, fmt.Errorf("samlmeta: %w", err)
+		return nil, err
 	}
-	ent := findEntity(doc.Root(), entityID)
-	if ent == nil {
-		return nil, ErrNoEntity
+	return x.SigningMethods(entityID)
+}
+
+// SigningMethods is the package's SigningMethods on parsed metadata.
+func (x *Extensions) SigningMethods(entityID string) ([]string, error) {
+	ent, err := x.entity(entityID)
+	if err != nil {
+		return nil, err
 	}
 	read := func(el *etree.Element) []string {
 		var out []string

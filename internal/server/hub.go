@@ -68,10 +68,8 @@ func (s *Server) hubRoutes(r *mux.Router, hub *Hub) {
 // SessionIndex the request names; with none, it is refused as every
 // request naming no session is (SECURITY.md case 50).
 func (s *Server) handleHubSLO(w http.ResponseWriter, r *http.Request, hub *Hub) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxACSBody)
-	in, err := samlslo.Read(r)
-	if err != nil {
-		s.logoutMessageRefused(w, r, "vendor_logout", err)
+	in, ok := s.readLogoutMessage(w, r, "vendor_logout")
+	if !ok {
 		return
 	}
 	if in.Param == samlslo.ParamResponse {

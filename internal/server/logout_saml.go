@@ -68,14 +68,24 @@ func (s *Server) logoutMessageRefused(w http.ResponseWriter, r *http.Request, la
 	s.failLogout(w, r, f, reason, err)
 }
 
+// readLogoutMessage reads a SAML logout message from r, its body bounded;
+// one that cannot be read is refused here, under reason, and ok is false.
+func (s *Server) readLogoutMessage(w http.ResponseWriter, r *http.Request, reason string) (in *samlslo.Incoming, ok bool) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxACSBody)
+	in, err := samlslo.Read(r)
+	if err != nil {
+		s.logoutMessageRefused(w, r, reason, err)
+		return nil, false
+	}
+	return in, true
+}
+
 // handleIdPSLO is the organiser's SAML SingleLogoutService towards
 // vendors: a vendor's LogoutRequest starts a logout; a vendor's
 // LogoutResponse answers one the bridge sent.
 func (s *Server) handleIdPSLO(w http.ResponseWriter, r *http.Request, org *Organiser) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxACSBody)
-	in, err := samlslo.Read(r)
-	if err != nil {
-		s.logoutMessageRefused(w, r, "vendor_logout", err)
+	in, ok := s.readLogoutMessage(w, r, "vendor_logout")
+	if !ok {
 		return
 	}
 	if in.Param == samlslo.ParamResponse {
@@ -180,10 +190,8 @@ func withVendor(l *zerolog.Logger, vendor string) *zerolog.Logger {
 // LogoutRequest logs the browser out of every vendor; its LogoutResponse
 // answers the request the bridge sent it.
 func (s *Server) handleSPSLO(w http.ResponseWriter, r *http.Request, org *Organiser, up *Upstream) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxACSBody)
-	in, err := samlslo.Read(r)
-	if err != nil {
-		s.logoutMessageRefused(w, r, "upstream_logout", err)
+	in, ok := s.readLogoutMessage(w, r, "upstream_logout")
+	if !ok {
 		return
 	}
 	if in.Param == samlslo.ParamResponse {
