@@ -191,6 +191,12 @@ func (o *Options) defaults() error {
 	if o.CheckEvery < 0 {
 		errs = append(errs, errors.New("--check-every cannot be negative"))
 	}
+	if o.CheckEvery > 1 && o.Protocol == "oidc" {
+		errs = append(errs, errors.New("--check-every is for the SAML vendor: the OIDC vendor checks every login in full"))
+	}
+	if o.MetricsURL != "" && o.Target == "" {
+		errs = append(errs, errors.New("--metrics goes with --target (--serve finds the bridge's /metrics itself)"))
+	}
 	if o.Duration < 0 || o.Timeout < 0 || o.Rate < 0 {
 		errs = append(errs, errors.New("--duration, --timeout and --rate cannot be negative"))
 	}

@@ -80,6 +80,16 @@ func Command(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["soak-every"] && !o.Soak {
+		fmt.Fprintln(stderr, "skolbro bench: --soak-every goes with --soak")
+		return 2
+	}
+	if set["metrics-listen"] && writeDir == "" {
+		fmt.Fprintln(stderr, "skolbro bench: --metrics-listen goes with --write-config")
+		return 2
+	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "skolbro bench: unexpected argument %q\n", fs.Arg(0))
 		return 2

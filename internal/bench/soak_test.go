@@ -123,14 +123,29 @@ func TestSoakRun(t *testing.T) {
 	}
 }
 
+// Options that would have no effect are refused, not ignored.
 func TestSoakNeedsRate(t *testing.T) {
 	for _, o := range []Options{
 		{Soak: true},
 		{Soak: true, Rate: 10, Overload: true},
 		{Soak: true, Rate: 10, Duration: 10 * time.Second, SoakEvery: 5 * time.Second},
+		{Protocol: "oidc", CheckEvery: 10},
+		{MetricsURL: "http://127.0.0.1:9090/metrics"},
 	} {
 		if err := o.defaults(); err == nil {
 			t.Errorf("%+v accepted", o)
+		}
+	}
+}
+
+func TestCommandRefusesFlagsWithoutEffect(t *testing.T) {
+	for _, args := range [][]string{
+		{"--soak-every", "5s", "--rate", "10"},
+		{"--metrics-listen", "127.0.0.1:9090"},
+	} {
+		var out, errb bytes.Buffer
+		if code := Command(args, &out, &errb); code != 2 || !strings.Contains(errb.String(), "goes with") {
+			t.Errorf("%v: exit %d, %q; want 2 and what the flag goes with", args, code, errb.String())
 		}
 	}
 }
