@@ -109,6 +109,7 @@ type memStore struct {
 	m    map[string]memEntry
 	ttls map[string]time.Duration
 	fail error
+	ops  []string // "get <key>", "take <key>", ... in the order they came
 }
 
 type memEntry struct {
@@ -132,6 +133,7 @@ func (s *memStore) live(key string) (memEntry, bool) {
 func (s *memStore) Put(_ context.Context, key string, v []byte, ttl time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.ops = append(s.ops, "put "+key)
 	if s.fail != nil {
 		return s.fail
 	}
@@ -143,6 +145,7 @@ func (s *memStore) Put(_ context.Context, key string, v []byte, ttl time.Duratio
 func (s *memStore) Add(_ context.Context, key string, v []byte, ttl time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.ops = append(s.ops, "add "+key)
 	if s.fail != nil {
 		return s.fail
 	}
@@ -157,6 +160,7 @@ func (s *memStore) Add(_ context.Context, key string, v []byte, ttl time.Duratio
 func (s *memStore) Get(_ context.Context, key string) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.ops = append(s.ops, "get "+key)
 	if s.fail != nil {
 		return nil, s.fail
 	}
@@ -170,6 +174,7 @@ func (s *memStore) Get(_ context.Context, key string) ([]byte, error) {
 func (s *memStore) Take(_ context.Context, key string) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.ops = append(s.ops, "take "+key)
 	if s.fail != nil {
 		return nil, s.fail
 	}
@@ -184,6 +189,7 @@ func (s *memStore) Take(_ context.Context, key string) ([]byte, error) {
 func (s *memStore) Delete(_ context.Context, key string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.ops = append(s.ops, "delete "+key)
 	if s.fail != nil {
 		return s.fail
 	}

@@ -117,6 +117,36 @@ func TestCase15_ReplayNamesTheFirstLogin(t *testing.T) {
 	}
 }
 
+// TestSuccessReadsPendingOnce: an accepted response costs the store one
+// read of its pending request (the browser binding, and with it the note
+// for the replay cache), the replay record and the redemption: with Redis
+// each is a round trip on the login's path.
+func TestSuccessReadsPendingOnce(t *testing.T) {
+	f := newFixture(t)
+	f.sp.SetReplayNote(func(state []byte) []byte { return append([]byte("note:"), state...) })
+	req := f.login(browserA)
+	resp := f.respond(req)
+	st := f.sp.store.(*memStore)
+	st.mu.Lock()
+	st.ops = nil
+	st.mu.Unlock()
+	f.expectSuccess(t, f.sp, resp, browserA)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var kinds []string
+	for _, op := range st.ops {
+		kinds = append(kinds, strings.Fields(op)[0])
+	}
+	if got := strings.Join(kinds, ","); got != "get,add,take" {
+		t.Errorf("store operations of an accepted response: %s, want get,add,take (%q)", got, st.ops)
+	}
+	for k, e := range st.m {
+		if strings.HasPrefix(k, replayKeyPrefix) && string(e.v) != "note:state-for-"+browserA {
+			t.Errorf("replay record %q, want the login's note", e.v)
+		}
+	}
+}
+
 // A refusal before any pending request can be named (not a Response, no
 // InResponseTo, store down) carries no state.
 func TestRefusalWithoutLoginNamesNothing(t *testing.T) {

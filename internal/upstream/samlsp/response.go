@@ -121,16 +121,15 @@ func (sp *SP) peekPending(ctx context.Context, id string) (*pending, error) {
 	return &p, nil
 }
 
-// noteFor is what the replay cache keeps for the pending request id: its
-// note (SetReplayNote), or one byte.
-func (sp *SP) noteFor(ctx context.Context, id string) []byte {
-	if f := sp.replayNote.Load(); f != nil {
-		// The assertion is verified and names id: whichever browser
+// noteFor is what the replay cache keeps for the pending login p (read
+// by checkPending before the signatures were verified; nil when it was
+// not pending): its note (SetReplayNote), or one byte.
+func (sp *SP) noteFor(p *pending) []byte {
+	if f := sp.replayNote.Load(); f != nil && p != nil {
+		// The assertion is verified and names p's id: whichever browser
 		// posted it, that login is the one it was issued for.
-		if p, err := sp.peekPending(ctx, id); err == nil {
-			if n := (*f)(p.State); len(n) > 0 {
-				return n
-			}
+		if n := (*f)(p.State); len(n) > 0 {
+			return n
 		}
 	}
 	return []byte{1}
@@ -351,7 +350,8 @@ func (sp *SP) handle(ctx context.Context, samlResponse, binding string, inRespon
 	// match it below. A request that is not (or no longer) pending is
 	// refused further on, after the replay check, so that a replayed
 	// assertion is reported as one.
-	if _, e := sp.checkPending(ctx, inResponseTo, binding); e != nil && e.Reason != ReasonInResponseTo {
+	pend, e := sp.checkPending(ctx, inResponseTo, binding)
+	if e != nil && e.Reason != ReasonInResponseTo {
 		return nil, nil, e
 	}
 
@@ -403,7 +403,7 @@ func (sp *SP) handle(ctx context.Context, samlResponse, binding string, inRespon
 		ttl = time.Second
 	}
 	replayKey := replayKeyPrefix + sp.idpEntityID + "|" + a.ID
-	if err := sp.store.Add(ctx, replayKey, sp.noteFor(ctx, inResponseTo), ttl); err != nil {
+	if err := sp.store.Add(ctx, replayKey, sp.noteFor(pend), ttl); err != nil {
 		if errors.Is(err, store.ErrExists) {
 			e := refuse(ReasonReplay, errReplay)
 			e.State = sp.replayedState(ctx, replayKey)
@@ -444,7 +444,7 @@ func (sp *SP) checkPending(ctx context.Context, id, binding string) (*pending, *
 }
 
 // takePending redeems the pending request id for the browser binding.
-// Callers have checked the binding with peekPending first, so that a
+// Callers have checked the binding with checkPending first, so that a
 // request is only ever consumed by its own browser.
 func (sp *SP) takePending(ctx context.Context, id, binding string) (*pending, *Error) {
 	val, err := sp.store.Take(ctx, requestKeyPrefix+id)
