@@ -140,15 +140,26 @@ func (k *Keeper) ForLogin(ctx context.Context, id *identity.Identity, now time.T
 		return Login{}, nil
 	}
 	sk := k.d.GenerationKey(id.StableID)
-	g, cur, err := k.current(ctx, sk, 0, nil)
-	if err != nil {
-		return Login{}, err
-	}
-	var req *request
+	// The first generation's claim and an admin's request are read
+	// together, in one round trip with Redis: most people have neither.
+	keys := []string{claimKey(sk, 1)}
 	if !id.PersonalNumber.IsZero() {
-		if req, err = k.request(ctx, k.d.RequestKey(id.PersonalNumber)); err != nil {
+		keys = append(keys, requestKey(k.d.RequestKey(id.PersonalNumber)))
+	}
+	vals, err := store.GetMany(ctx, k.st, keys...)
+	if err != nil {
+		return Login{}, fmt.Errorf("generation: %w", err)
+	}
+	g, cur := 0, (*claim)(nil)
+	if vals[0] != nil {
+		first := decodeClaim(vals[0])
+		if g, cur, err = k.current(ctx, sk, 1, &first); err != nil {
 			return Login{}, err
 		}
+	}
+	var req *request
+	if len(vals) > 1 && vals[1] != nil {
+		req = decodeRequest(vals[1])
 	}
 	covered := ""
 	if cur != nil {
@@ -216,15 +227,21 @@ func (k *Keeper) current(ctx context.Context, sk string, from int, last *claim) 
 		if err != nil {
 			return 0, nil, fmt.Errorf("generation: %w", err)
 		}
-		var c claim
-		if err := json.Unmarshal(b, &c); err != nil {
-			// The claim exists, which is what counts; its details are
-			// only for the admin page.
-			c = claim{}
-		}
+		c := decodeClaim(b)
 		last = &c
 	}
 	return 0, nil, ErrTooMany
+}
+
+// decodeClaim reads a claim's value. The claim exists, which is what
+// counts; its details are only for the admin page, so an unreadable one
+// is an empty claim.
+func decodeClaim(b []byte) claim {
+	var c claim
+	if err := json.Unmarshal(b, &c); err != nil {
+		return claim{}
+	}
+	return c
 }
 
 // start claims generation g+1. When another login claimed it first, it
@@ -268,13 +285,18 @@ func (k *Keeper) request(ctx context.Context, rk string) (*request, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generation: %w", err)
 	}
+	return decodeRequest(b), nil
+}
+
+// decodeRequest reads a request's value. A request that cannot be read is
+// still a request: a fixed id makes it issue one new identity rather than
+// none.
+func decodeRequest(b []byte) *request {
 	var r request
 	if err := json.Unmarshal(b, &r); err != nil || r.ID == "" {
-		// A request that cannot be read is still a request: a fixed id
-		// makes it issue one new identity rather than none.
 		r = request{ID: "unreadable"}
 	}
-	return &r, nil
+	return &r
 }
 
 func (k *Keeper) put(ctx context.Context, key string, v any) error {

@@ -355,3 +355,58 @@ func TestNoKeeperNoStableID(t *testing.T) {
 		t.Errorf("no stable id: %+v %v", g, err)
 	}
 }
+
+// countingStore counts the calls that reach the store (each a round trip
+// with Redis).
+type countingStore struct {
+	*store.Memory
+	mu    sync.Mutex
+	calls []string
+}
+
+func (c *countingStore) count(op string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls = append(c.calls, op)
+}
+
+func (c *countingStore) Get(ctx context.Context, key string) ([]byte, error) {
+	c.count("get")
+	return c.Memory.Get(ctx, key)
+}
+
+func (c *countingStore) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
+	c.count("get_many")
+	return c.Memory.GetMany(ctx, keys...)
+}
+
+func (c *countingStore) Add(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	c.count("add")
+	return c.Memory.Add(ctx, key, value, ttl)
+}
+
+// TestForLoginOneReadForMost: a login of a person with no new identity
+// and no admin request, the common case, costs the store one call; one
+// with a generation reads on from there.
+func TestForLoginOneReadForMost(t *testing.T) {
+	cs := &countingStore{Memory: store.NewMemory(nil)}
+	k := New(cs, deriver(t))
+	for _, withPNR := range []bool{true, false} {
+		cs.calls = nil
+		if g, err := k.ForLogin(context.Background(), person(t, none, withPNR), t0); err != nil || g.Generation != 0 {
+			t.Fatalf("ForLogin = %+v, %v", g, err)
+		}
+		if got := strings.Join(cs.calls, ","); got != "get_many" {
+			t.Errorf("with a personal number %v: store calls %s, want get_many", withPNR, got)
+		}
+	}
+	run(t, k, []step{{level: manual, want: 1, started: CauseProtected}})
+	cs.calls = nil
+	if g, err := k.ForLogin(context.Background(), person(t, manual, true), t0); err != nil || g.Generation != 1 || g.Started != "" {
+		t.Fatalf("ForLogin after generation 1 = %+v, %v", g, err)
+	}
+	// The claim of generation 1 came with the first read; 2 is probed.
+	if got := strings.Join(cs.calls, ","); got != "get_many,get,get" {
+		t.Errorf("a person in generation 1: store calls %s, want get_many,get (claim 2),get (unprotected mark)", got)
+	}
+}

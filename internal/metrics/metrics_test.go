@@ -362,6 +362,30 @@ func TestInstrumentStore(t *testing.T) {
 			t.Errorf("Close = %v, inner closed %d times", err, fs.close)
 		}
 	})
+	t.Run("get_many", func(t *testing.T) {
+		for _, tc := range []struct {
+			err        error
+			wantErrors float64
+		}{{nil, 0}, {store.ErrNotFound, 0}, {backend, 1}} {
+			m, reg := newMetrics(t)
+			fs := &fakeStore{err: tc.err, v: []byte("value")}
+			v, err := store.GetMany(context.Background(), m.InstrumentStore(fs), "a", "b")
+			switch {
+			case tc.err == nil && (err != nil || len(v) != 2 || string(v[1]) != "value"):
+				t.Errorf("GetMany = %q, %v", v, err)
+			case tc.err == store.ErrNotFound && (err != nil || v[0] != nil || v[1] != nil):
+				t.Errorf("GetMany of absent keys = %q, %v; want nil values", v, err)
+			case tc.err == backend && !errors.Is(err, store.ErrBackend):
+				t.Errorf("GetMany with the backend down = %v", err)
+			}
+			if got := testutil.ToFloat64(m.storeErrors.WithLabelValues("get_many")); got != tc.wantErrors {
+				t.Errorf("%v: get_many errors = %v, want %v", tc.err, got, tc.wantErrors)
+			}
+			if want := fmt.Sprintf(`%s_count{op="get_many"} 1`, NameStoreLatency); !strings.Contains(gatherText(t, reg), want) {
+				t.Errorf("exposition lacks %s", want)
+			}
+		}
+	})
 	t.Run("with the memory store", func(t *testing.T) {
 		m, _ := newMetrics(t)
 		s := m.InstrumentStore(store.NewMemory(nil))

@@ -64,6 +64,15 @@ func (s *instrumented) Get(ctx context.Context, key string) ([]byte, error) {
 	return v, err
 }
 
+// GetMany calls the wrapped store's GetMany (store.GetMany: one Get per
+// key when it has none).
+func (s *instrumented) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
+	start := s.m.now()
+	v, err := store.GetMany(ctx, s.inner, keys...)
+	s.observe("get_many", start, err)
+	return v, err
+}
+
 // Take calls the wrapped store's Take.
 func (s *instrumented) Take(ctx context.Context, key string) ([]byte, error) {
 	start := s.m.now()

@@ -51,6 +51,7 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) Store, fastForward
 		{"large-value", testLargeValue},
 		{"concurrent-take", testConcurrentTake},
 		{"concurrent-add", testConcurrentAdd},
+		{"get-many", testGetMany},
 		{"ping", testPing},
 	}
 	for _, tc := range tests {
@@ -431,6 +432,50 @@ func testConcurrentAdd(t *testing.T, c *conformance) {
 	}
 	// The stored value is the winner's.
 	c.want(k, []byte(strconv.Itoa(winners[0])))
+}
+
+// testGetMany: GetMany answers key by key, in order, through the store's
+// own MultiGetter where it has one; nil means absent, and an empty value is
+// present. It consumes nothing.
+func testGetMany(t *testing.T, c *conformance) {
+	full, empty, missing, expired := c.key(), c.key(), c.key(), c.key()
+	c.put(full, []byte("v1"), conformanceLongTTL)
+	c.put(empty, nil, conformanceLongTTL)
+	c.put(expired, []byte("old"), conformanceShortTTL)
+	c.fastForward(2 * conformanceShortTTL)
+	keys := []string{full, missing, empty, expired, full}
+	for _, via := range []string{"GetMany", "MultiGetter"} {
+		var got [][]byte
+		var err error
+		if via == "GetMany" {
+			got, err = GetMany(c.ctx, c.s, keys...)
+		} else if m, ok := c.s.(MultiGetter); ok {
+			got, err = m.GetMany(c.ctx, keys...)
+		} else {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", via, err)
+		}
+		if len(got) != len(keys) {
+			t.Fatalf("%s returned %d values for %d keys", via, len(got), len(keys))
+		}
+		if string(got[0]) != "v1" || string(got[4]) != "v1" {
+			t.Errorf("%s: present key = %q, %q; want v1", via, got[0], got[4])
+		}
+		if got[1] != nil || got[3] != nil {
+			t.Errorf("%s: absent and expired keys = %q, %q; want nil", via, got[1], got[3])
+		}
+		if got[2] == nil || len(got[2]) != 0 {
+			t.Errorf("%s: empty value = %#v; want empty, not nil", via, got[2])
+		}
+		got[0][0] = 'X' // a copy: the stored value is not changed
+	}
+	c.want(full, []byte("v1"))
+	c.want(empty, nil)
+	if got, err := GetMany(c.ctx, c.s); err != nil || len(got) != 0 {
+		t.Errorf("GetMany of no keys = %q, %v", got, err)
+	}
 }
 
 func testPing(t *testing.T, c *conformance) {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -49,7 +50,10 @@ func (e memoryEntry) expired(now time.Time) bool {
 	return !now.Before(e.expires)
 }
 
-var _ Store = (*Memory)(nil)
+var (
+	_ Store       = (*Memory)(nil)
+	_ MultiGetter = (*Memory)(nil)
+)
 
 // NewMemory returns an empty Memory store whose expiry follows now
 // (time.Now when nil).
@@ -110,6 +114,28 @@ func (m *Memory) Get(ctx context.Context, key string) ([]byte, error) {
 		return nil, err
 	}
 	return clone(e.value), nil
+}
+
+// GetMany returns copies of the values under keys, under one lock, as
+// MultiGetter says.
+func (m *Memory) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("store: memory get: %w: %w", ErrBackend, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		e, err := m.lookup(k)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return nil, err
+		default:
+			out[i] = present(clone(e.value))
+		}
+	}
+	return out, nil
 }
 
 // Take returns the value under key and deletes it, or returns ErrNotFound.

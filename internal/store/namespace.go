@@ -33,6 +33,14 @@ func (n namespaced) Get(ctx context.Context, key string) ([]byte, error) {
 	return n.st.Get(ctx, n.prefix+key)
 }
 
+func (n namespaced) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
+	full := make([]string, len(keys))
+	for i, k := range keys {
+		full[i] = n.prefix + k
+	}
+	return GetMany(ctx, n.st, full...)
+}
+
 func (n namespaced) Take(ctx context.Context, key string) ([]byte, error) {
 	return n.st.Take(ctx, n.prefix+key)
 }

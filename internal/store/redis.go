@@ -191,6 +191,34 @@ func (r *Redis) Get(ctx context.Context, key string) ([]byte, error) {
 	return result("get", v, err)
 }
 
+// GetMany returns the values under keys as MultiGetter says, with one
+// pipeline of GETs: one round trip (one per node holding a key, in a
+// Cluster).
+func (r *Redis) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
+	cmds := make([]*redis.StringCmd, len(keys))
+	// Pipelined's own error is the first command's that failed, redis.Nil
+	// included: each command is read below instead.
+	_, _ = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.Get(ctx, r.prefix+k)
+		}
+		return nil
+	})
+	out := make([][]byte, len(keys))
+	for i, c := range cmds {
+		b, err := c.Bytes()
+		v, err := result("get", b, err)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return nil, err
+		default:
+			out[i] = present(v)
+		}
+	}
+	return out, nil
+}
+
 // Take returns the value under key and deletes it in one command (GETDEL),
 // or returns ErrNotFound.
 func (r *Redis) Take(ctx context.Context, key string) ([]byte, error) {

@@ -36,3 +36,42 @@ type Store interface {
 	// Ping reports whether the backend is reachable.
 	Ping(ctx context.Context) error
 }
+
+// MultiGetter is a Store that reads several keys in one call: Redis in one
+// round trip (a pipeline) instead of one per key. Use GetMany, which
+// falls back to one Get per key for a store that is not one.
+type MultiGetter interface {
+	// GetMany returns the values under keys, in their order: nil for a
+	// key that is absent or expired, a non-nil slice (empty for an empty
+	// value) for one that is present. Any other failure fails the call.
+	GetMany(ctx context.Context, keys ...string) ([][]byte, error)
+}
+
+// GetMany reads keys from s as MultiGetter.GetMany says: in one call when
+// s is a MultiGetter, else with one Get per key.
+func GetMany(ctx context.Context, s Store, keys ...string) ([][]byte, error) {
+	if m, ok := s.(MultiGetter); ok {
+		return m.GetMany(ctx, keys...)
+	}
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		v, err := s.Get(ctx, k)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return nil, err
+		default:
+			out[i] = present(v)
+		}
+	}
+	return out, nil
+}
+
+// present returns v, or an empty non-nil slice for an empty value, so
+// that GetMany's nil means only "absent".
+func present(v []byte) []byte {
+	if v == nil {
+		return []byte{}
+	}
+	return v
+}
