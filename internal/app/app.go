@@ -288,7 +288,7 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 		}
 		if !ok && fed != nil {
 			if ed, found := fed.Entity(p.SAML.EntityID); found {
-				fv, err := samlidp.VendorFromMetadata("federation", ed, cfg.DevMode)
+				fv, err := federationVendor(fed, ed, cfg.DevMode)
 				if err != nil {
 					rep.errorf(p.File, "saml.entity_id", "the federation's metadata for %q is not usable: %v", p.SAML.EntityID, err)
 					continue

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/crewjam/saml"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/skolbro/skolbro/internal/config"
@@ -147,11 +148,23 @@ func federationLookup(fed *fedmeta.Refresher, pols *policy.Set, devMode bool) fu
 		if c, ok := cache[entityID]; ok && c.from == any(ed) {
 			return c.v, true
 		}
-		v, err := samlidp.VendorFromMetadata("federation", ed, devMode)
+		v, err := federationVendor(fed, ed, devMode)
 		if err != nil {
 			return nil, false
 		}
 		cache[entityID] = parsed{from: ed, v: v}
 		return v, true
 	}
+}
+
+// federationVendor reads a vendor from its federation descriptor ed, with
+// the signing methods (alg:SigningMethod) its metadata announces, which
+// crewjam's descriptor drops.
+func federationVendor(fed *fedmeta.Refresher, ed *saml.EntityDescriptor, devMode bool) (*samlidp.Vendor, error) {
+	v, err := samlidp.VendorFromMetadata("federation", ed, devMode)
+	if err != nil {
+		return nil, err
+	}
+	v.SigningMethods, _ = fed.SigningMethods(ed.EntityID)
+	return v, nil
 }

@@ -199,14 +199,13 @@ func loadVendorDir(rep *Report, cfg *config.Config, dir string, upstreamMeta map
 			rep.errorf(f, "", "%v", err)
 			continue
 		}
-		eds, err := samlmeta.ParseEntities(b)
+		// One parse for every vendor in the file, and for what crewjam's
+		// types drop (alg:SigningMethod).
+		eds, ext, err := samlmeta.ParseEntitiesAndExtensions(b)
 		if err != nil {
 			rep.errorf(f, "", "%v", err)
 			continue
 		}
-		// Parsed once for every vendor in the file. As before, metadata
-		// whose extensions cannot be read only announces no method.
-		ext, extErr := samlmeta.ParseExtensions(b)
 		for _, ed := range eds {
 			if len(ed.SPSSODescriptors) == 0 {
 				continue // an IdP entity, e.g. the upstream's own metadata
@@ -216,10 +215,8 @@ func loadVendorDir(rep *Report, cfg *config.Config, dir string, upstreamMeta map
 				rep.errorf(f, "", "%v", err)
 				continue
 			}
-			if extErr == nil {
-				if ms, err := ext.SigningMethods(ed.EntityID); err == nil {
-					v.SigningMethods = ms
-				}
+			if ms, err := ext.SigningMethods(ed.EntityID); err == nil {
+				v.SigningMethods = ms
 			}
 			if v.SLONoKey {
 				rep.warnf(f, "SPSSODescriptor/SingleLogoutService", "entity %q lists single logout but no signing key: the bridge cannot verify its logout messages, so it is not logged out from elsewhere (logouts are reported partial)", v.EntityID)

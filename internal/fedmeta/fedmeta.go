@@ -152,6 +152,10 @@ type Aggregate struct {
 	// its IDPSSODescriptor (crewjam's types drop Extensions). Scopes marked
 	// regexp="true" are left out.
 	Scopes map[string][]string
+	// SigningMethods maps a vendor's (an SP's) entityID to the
+	// alg:SigningMethod algorithms its metadata announces, in its order of
+	// preference (samlmeta.EntitySigningMethods); absent when none.
+	SigningMethods map[string][]string
 	// Skipped counts the entities left out of Entities.
 	Skipped int
 	// Raw is the document exactly as fetched and verified; it is what the

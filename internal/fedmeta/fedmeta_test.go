@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/skolbro/skolbro/internal/xmlsig"
 )
 
 // TestCase39_LoadRefusesBadAggregates covers what Source.Load accepts and refuses from an https
@@ -144,6 +146,10 @@ func TestCase39_LoadRefusesBadAggregates(t *testing.T) {
 			}
 			if diff := cmp.Diff([]string{"school0.example.se"}, agg.Scopes["https://idp0.example.se/idp"]); diff != "" {
 				t.Errorf("scopes (-want +got):\n%s", diff)
+			}
+			wantAlgs := map[string][]string{"https://sp3.example.com/saml": {xmlsig.ECDSASHA256, xmlsig.RSASHA256}}
+			if diff := cmp.Diff(wantAlgs, agg.SigningMethods); diff != "" {
+				t.Errorf("signing methods (-want +got):\n%s", diff)
 			}
 			if cerr != nil || !bytes.Equal(cached, tc.body) {
 				t.Errorf("last-good copy not written as served (%v)", cerr)

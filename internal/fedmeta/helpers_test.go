@@ -109,9 +109,14 @@ func aggregateXML(o aggOpts) []byte {
 </md:EntityDescriptor>
 `, i, cert)
 		} else {
+			// Every other SP announces ECDSA first (alg:SigningMethod).
+			algs := ""
+			if i%4 == 3 {
+				algs = `<alg:SigningMethod xmlns:alg="urn:oasis:names:tc:SAML:metadata:algsupport" Algorithm="http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"/><alg:SigningMethod xmlns:alg="urn:oasis:names:tc:SAML:metadata:algsupport" Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/>`
+			}
 			fmt.Fprintf(&b, `<md:EntityDescriptor entityID="https://sp%[1]d.example.com/saml">
  <md:SPSSODescriptor AuthnRequestsSigned="true" WantAssertionsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
-  <md:Extensions><mdui:UIInfo><mdui:DisplayName xml:lang="en">Learning app %[1]d</mdui:DisplayName><mdui:Description xml:lang="en">A service for pupils and teachers.</mdui:Description></mdui:UIInfo></md:Extensions>
+  <md:Extensions>%[3]s<mdui:UIInfo><mdui:DisplayName xml:lang="en">Learning app %[1]d</mdui:DisplayName><mdui:Description xml:lang="en">A service for pupils and teachers.</mdui:Description></mdui:UIInfo></md:Extensions>
   <md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>%[2]s</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
   <md:KeyDescriptor use="encryption"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>%[2]s</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
   <md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:transient</md:NameIDFormat>
@@ -120,7 +125,7 @@ func aggregateXML(o aggOpts) []byte {
  <md:Organization><md:OrganizationName xml:lang="en">Vendor %[1]d</md:OrganizationName><md:OrganizationDisplayName xml:lang="en">Vendor %[1]d</md:OrganizationDisplayName><md:OrganizationURL xml:lang="en">https://vendor%[1]d.example.com/</md:OrganizationURL></md:Organization>
  <md:ContactPerson contactType="technical"><md:EmailAddress>mailto:ops@vendor%[1]d.example.com</md:EmailAddress></md:ContactPerson>
 </md:EntityDescriptor>
-`, i, cert)
+`, i, cert, algs)
 		}
 	}
 	b.WriteString("</md:EntitiesDescriptor>\n")

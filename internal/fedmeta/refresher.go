@@ -237,6 +237,16 @@ func (r *Refresher) Scopes(entityID string) ([]string, bool) {
 	return slices.Clone(agg.Scopes[entityID]), true
 }
 
+// SigningMethods returns the alg:SigningMethod algorithms the vendor
+// entityID announces, from the same aggregate Entity would use.
+func (r *Refresher) SigningMethods(entityID string) ([]string, bool) {
+	agg := r.find(entityID)
+	if agg == nil {
+		return nil, false
+	}
+	return slices.Clone(agg.SigningMethods[entityID]), true
+}
+
 // EntityIn is Entity from the named source alone, Private or not: an
 // upstream IdP's descriptor from its own metadata URL. An expired
 // aggregate gives nothing.

@@ -132,9 +132,10 @@ func aggregateFrom(root *etree.Element, now, fetched time.Time, maxAge time.Dura
 		return nil, ErrExpired
 	}
 	agg := &Aggregate{
-		ValidUntil: validUntil,
-		Entities:   map[string]*saml.EntityDescriptor{},
-		Scopes:     map[string][]string{},
+		ValidUntil:     validUntil,
+		Entities:       map[string]*saml.EntityDescriptor{},
+		Scopes:         map[string][]string{},
+		SigningMethods: map[string][]string{},
 	}
 	if cd := root.SelectAttr("cacheDuration"); cd != nil {
 		var d saml.Duration
@@ -218,6 +219,11 @@ func addEntity(el *etree.Element, now time.Time, agg *Aggregate, buf *bytes.Buff
 	agg.Entities[id] = ed
 	if sc := scopes(el); len(sc) > 0 {
 		agg.Scopes[id] = sc
+	}
+	if len(ed.SPSSODescriptors) > 0 {
+		if ms := samlmeta.EntitySigningMethods(el); len(ms) > 0 {
+			agg.SigningMethods[id] = ms
+		}
 	}
 }
 

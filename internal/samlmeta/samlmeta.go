@@ -62,11 +62,29 @@ func ParseEntity(b []byte) (*saml.EntityDescriptor, error) {
 // The input is bounded by samlxml's limits (size, namespace declarations),
 // which fit one organiser's metadata but not a whole federation aggregate.
 func ParseEntities(b []byte) ([]*saml.EntityDescriptor, error) {
+	eds, _, err := ParseEntitiesAndExtensions(b)
+	return eds, err
+}
+
+// ParseEntitiesAndExtensions is ParseEntities that also returns the
+// parsed document's Extensions (Scopes, SigningMethods), from the same
+// single parse.
+func ParseEntitiesAndExtensions(b []byte) ([]*saml.EntityDescriptor, *Extensions, error) {
 	doc, err := samlxml.ParseMetadata(b)
 	if err != nil {
-		return nil, fmt.Errorf("samlmeta: %w", err)
+		return nil, nil, fmt.Errorf("samlmeta: %w", err)
 	}
 	root := doc.Root()
+	eds, err := decodeEntities(b, root)
+	if err != nil {
+		return nil, nil, err
+	}
+	return eds, &Extensions{root: root}, nil
+}
+
+// decodeEntities decodes b, whose parsed root is root, with crewjam's
+// types.
+func decodeEntities(b []byte, root *etree.Element) ([]*saml.EntityDescriptor, error) {
 	switch {
 	case samlxml.Is(root, samlxml.NSMetadata, "EntityDescriptor"):
 		ed := &saml.EntityDescriptor{}
@@ -271,6 +289,13 @@ func (x *Extensions) SigningMethods(entityID string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return EntitySigningMethods(ent), nil
+}
+
+// EntitySigningMethods returns the alg:SigningMethod algorithms of one
+// parsed EntityDescriptor, as SigningMethods reads them: its
+// SPSSODescriptor's, or when that lists none, the EntityDescriptor's.
+func EntitySigningMethods(ent *etree.Element) []string {
 	read := func(el *etree.Element) []string {
 		var out []string
 		for _, ext := range samlxml.Children(el, samlxml.NSMetadata, "Extensions") {
@@ -284,10 +309,10 @@ func (x *Extensions) SigningMethods(entityID string) ([]string, error) {
 	}
 	for _, sp := range samlxml.Children(ent, samlxml.NSMetadata, "SPSSODescriptor") {
 		if ms := read(sp); len(ms) > 0 {
-			return ms, nil
+			return ms
 		}
 	}
-	return read(ent), nil
+	return read(ent)
 }
 
 func findEntity(el *etree.Element, entityID string) *etree.Element {

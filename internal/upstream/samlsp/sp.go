@@ -140,7 +140,8 @@ type SP struct {
 // then tell which vendor's login was replayed. note must return no
 // personal data and should return little (it lives as long as the
 // assertion could be accepted); nil or an empty result keeps nothing.
-// It costs one more store read per accepted login.
+// state comes from the read of the pending request that every response
+// makes anyway, so the note costs no store read of its own.
 func (sp *SP) SetReplayNote(note func(state []byte) []byte) {
 	if note == nil {
 		sp.replayNote.Store(nil)
