@@ -293,9 +293,13 @@ type Phase struct {
 	Seconds     float64 `json:"seconds"`
 	// Logins completed successfully, and failures by class (429, 503,
 	// 4xx, 5xx, timeout, transport, bad_page, dropped).
-	Logins          int            `json:"logins"`
-	Errors          map[string]int `json:"errors,omitempty"`
-	LoginsPerSecond float64        `json:"logins_per_s"`
+	Logins int            `json:"logins"`
+	Errors map[string]int `json:"errors,omitempty"`
+	// FirstErrors holds, for each failure class but the HTTP statuses
+	// (transport, timeout, bad_page...), the first such error's text: the
+	// step it failed at and the cause, without the request's URL.
+	FirstErrors     map[string]string `json:"first_errors,omitempty"`
+	LoginsPerSecond float64           `json:"logins_per_s"`
 	// LateLogins completed after an open-loop phase's window (not counted
 	// in LoginsPerSecond).
 	LateLogins int `json:"late_logins,omitempty"`
@@ -605,6 +609,7 @@ type outcome struct {
 	mu       sync.Mutex
 	ok, late int
 	errs     map[string]int
+	first    map[string]string // the first error of each class without a status
 	nerrs    int
 	// win holds the latencies since the last window call (soak only).
 	win      []time.Duration
@@ -613,7 +618,7 @@ type outcome struct {
 	peak     atomic.Int64
 }
 
-func newOutcome() *outcome { return &outcome{errs: map[string]int{}} }
+func newOutcome() *outcome { return &outcome{errs: map[string]int{}, first: map[string]string{}} }
 
 func (o *outcome) begin() {
 	n := o.inFlight.Add(1)
@@ -631,8 +636,13 @@ func (o *outcome) end(d time.Duration, err error, late bool) {
 	defer o.mu.Unlock()
 	switch {
 	case err != nil:
-		o.errs[errorClass(err)]++
+		class := errorClass(err)
+		o.errs[class]++
 		o.nerrs++
+		var se *stepError
+		if _, seen := o.first[class]; !seen && (!errors.As(err, &se) || se.status == 0) {
+			o.first[class] = err.Error()
+		}
 	case late:
 		o.late++
 	default:
@@ -786,9 +796,12 @@ func (r *runner) phase(ctx context.Context, mode string, conc int, rate float64)
 	if rate > 0 {
 		window = r.opts.Duration
 	}
-	p.Logins, p.LateLogins, p.Errors = out.ok, out.late, out.errs
+	p.Logins, p.LateLogins, p.Errors, p.FirstErrors = out.ok, out.late, out.errs, out.first
 	if len(p.Errors) == 0 {
 		p.Errors = nil
+	}
+	if len(p.FirstErrors) == 0 {
+		p.FirstErrors = nil
 	}
 	p.LoginsPerSecond = float64(out.ok) / window.Seconds()
 	p.Login = out.lat.summary()

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -344,6 +345,27 @@ func TestErrorClass(t *testing.T) {
 				t.Errorf("error message repeats the URL: %s", tc.err)
 			}
 		})
+	}
+}
+
+// TestFirstErrors: a phase keeps the first error of each class that has
+// no HTTP status, so that a transport failure can be told apart from
+// another, and the report prints it without the request's URL.
+func TestFirstErrors(t *testing.T) {
+	out := newOutcome()
+	out.inFlight.Add(4)
+	out.end(0, &stepError{step: "sso", status: http.StatusServiceUnavailable}, false)
+	out.end(0, &stepError{step: "acs", err: &url.Error{Op: "Post", URL: "http://x/acs?SAMLRequest=secret", Err: errors.New("connection reset by peer")}}, false)
+	out.end(0, &stepError{step: "sso", err: errors.New("EOF")}, false)
+	out.end(0, &stepError{step: "vendor", err: errUnexpectedPage}, false)
+	want := map[string]string{"transport": "bench: acs: connection reset by peer", "bad_page": "bench: vendor: unexpected page"}
+	if !reflect.DeepEqual(out.first, want) {
+		t.Errorf("first errors = %q, want %q", out.first, want)
+	}
+	var b strings.Builder
+	_ = writeTables(&b, &Result{Phases: []Phase{{Mode: "closed", Concurrency: 8, Errors: out.errs, FirstErrors: out.first}}})
+	if !strings.Contains(b.String(), "transport=2 (first: bench: acs: connection reset by peer)") || strings.Contains(b.String(), "SAMLRequest") {
+		t.Errorf("report:\n%s", b.String())
 	}
 }
 

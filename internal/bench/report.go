@@ -134,6 +134,9 @@ func writeTables(out io.Writer, res *Result) error {
 			p(" errors")
 			for _, k := range sortedKeys(ph.Errors) {
 				p(" %s=%d", k, ph.Errors[k])
+				if msg, ok := ph.FirstErrors[k]; ok {
+					p(" (first: %s)", msg)
+				}
 			}
 			p(";")
 		}
