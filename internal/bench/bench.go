@@ -306,10 +306,14 @@ type Phase struct {
 	// Login is the latency of whole successful logins.
 	Login Percentiles `json:"login"`
 	// BridgeServer is the time spent in the bridge's handlers, measured
-	// server-side (in-process only); BridgeClient the time to the
+	// server-side: in-process by the bench's own meter; for a bridge in
+	// its own process (with its /metrics URL) from the bridge's request
+	// duration histogram, interpolated within its buckets and without Max
+	// (BridgeServerFrom says which). BridgeClient is the time to the
 	// response headers of each bridge request, measured by the browsers.
-	BridgeServer map[string]Percentiles `json:"bridge_server,omitempty"`
-	BridgeClient map[string]Percentiles `json:"bridge_client,omitempty"`
+	BridgeServer     map[string]Percentiles `json:"bridge_server,omitempty"`
+	BridgeServerFrom string                 `json:"bridge_server_from,omitempty"`
+	BridgeClient     map[string]Percentiles `json:"bridge_client,omitempty"`
 	// ProcessCPUMicros is this process's CPU time per login (bridge, IdP,
 	// vendors and browsers when in-process).
 	ProcessCPUMicros float64 `json:"process_cpu_us_per_login"`
@@ -756,6 +760,7 @@ func (r *runner) phase(ctx context.Context, mode string, conc int, rate float64)
 	profiling := pprof.StartCPUProfile(&prof) == nil
 	cpu0, cpuOK0 := processCPU()
 	pid0, pidOK0 := pidCPU(r.opts.TargetPID)
+	hist0, histOK0 := r.scrapeBridge(ctx)
 	stop := make(chan struct{})
 	peaks := make(chan [2]uint64, 1)
 	go r.samplePeaks(stop, peaks)
@@ -784,6 +789,7 @@ func (r *runner) phase(ctx context.Context, mode string, conc int, rate float64)
 
 	cpu1, cpuOK1 := processCPU()
 	pid1, pidOK1 := pidCPU(r.opts.TargetPID)
+	hist1, histOK1 := r.scrapeBridge(ctx)
 	if profiling {
 		pprof.StopCPUProfile()
 	}
@@ -807,9 +813,14 @@ func (r *runner) phase(ctx context.Context, mode string, conc int, rate float64)
 	p.Login = out.lat.summary()
 	p.PeakLoginsInFlight = out.peak.Load()
 	p.PeakHeap, p.PeakRSS = pk[0], pk[1]
-	if r.br != nil {
-		p.BridgeServer = r.br.meter.lat.summary()
+	switch {
+	case r.br != nil:
+		p.BridgeServer, p.BridgeServerFrom = r.br.meter.lat.summary(), fromMeter
 		p.PeakBridgeInFlight = r.br.meter.peak.Load()
+	case histOK0 && histOK1:
+		if h := handlerPercentiles(hist0, hist1); len(h) > 0 {
+			p.BridgeServer, p.BridgeServerFrom = h, fromHistogram
+		}
 	}
 	p.BridgeClient = r.w.rt.hops.summary()
 	p.GCs = ms1.NumGC - ms0.NumGC

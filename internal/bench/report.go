@@ -158,10 +158,14 @@ func writeTables(out io.Writer, res *Result) error {
 			p("; the bridge alone on %g CPUs: at most about %.0f logins/s", cpus, ph.BridgeCapacity)
 		}
 		p("\n")
+		serverSide := "bridge handlers (server side)"
+		if ph.BridgeServerFrom == fromHistogram {
+			serverSide = "bridge handlers (server side, from its request-duration histogram, interpolated within buckets)"
+		}
 		for _, side := range []struct {
 			name string
 			m    map[string]Percentiles
-		}{{"bridge handlers (server side)", ph.BridgeServer}, {"bridge requests (browser side)", ph.BridgeClient}} {
+		}{{serverSide, ph.BridgeServer}, {"bridge requests (browser side)", ph.BridgeClient}} {
 			if len(side.m) == 0 {
 				continue
 			}
@@ -210,7 +214,7 @@ func writeSoak(b *strings.Builder, s *Soak) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	p("\nsoak, sampled every %g s (%s):\n", s.EverySeconds, s.Source)
 	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "t s\tlogins/s\terrors\tp99 ms\tRSS MB\tgoroutines\tthreads\t")
+	fmt.Fprintln(tw, "t s\tlogins/s\terrors\tp99 ms\tbridge p99 ms\tRSS MB\tgoroutines\tthreads\t")
 	prev := 0.0
 	for _, x := range s.Samples {
 		g := "-"
@@ -222,7 +226,11 @@ func writeSoak(b *strings.Builder, s *Soak) {
 			rate = float64(x.Logins) / (x.Seconds - prev) // the last sample may be shorter
 		}
 		prev = x.Seconds
-		fmt.Fprintf(tw, "%g\t%.1f\t%d\t%.1f\t%.1f\t%s\t%d\t\n", x.Seconds, rate, x.Errors, x.LoginP99, float64(x.RSS)/(1<<20), g, x.Threads)
+		bp := strings.TrimSuffix(strings.TrimPrefix(bridgeP99Text(x.BridgeP99), ", bridge p99 "), " ms")
+		if bp == "" {
+			bp = "-"
+		}
+		fmt.Fprintf(tw, "%g\t%.1f\t%d\t%.1f\t%s\t%.1f\t%s\t%d\t\n", x.Seconds, rate, x.Errors, x.LoginP99, bp, float64(x.RSS)/(1<<20), g, x.Threads)
 	}
 	_ = tw.Flush()
 	if !s.Judged {

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math"
@@ -69,6 +68,11 @@ type SoakSample struct {
 	RSS        uint64 `json:"rss_bytes"`
 	Goroutines int    `json:"goroutines,omitempty"`
 	Threads    int    `json:"threads,omitempty"`
+	// BridgeP99 is the p99 of the bridge's handlers during the interval,
+	// by endpoint, from its request-duration histogram (a bridge in its
+	// own process with a known /metrics URL only): whether a slow
+	// interval was slow in the bridge or in the load generator.
+	BridgeP99 map[string]float64 `json:"bridge_p99_ms,omitempty"`
 }
 
 // soakProbe reads the bridge's memory and goroutines.
@@ -79,18 +83,33 @@ type soakProbe struct {
 	client     *http.Client
 }
 
-func (p soakProbe) read(ctx context.Context) (rssBytes uint64, goroutines, threads int) {
+// read samples the bridge; last is the previous sample's scrape of its
+// /metrics, for the handlers' p99 in between.
+func (p soakProbe) read(ctx context.Context, s *SoakSample, last *scrape) {
 	if p.self || p.pid > 0 {
-		rssBytes, _, _ = rss(p.pid)
-		threads = procThreads(p.pid)
+		s.RSS, _, _ = rss(p.pid)
+		s.Threads = procThreads(p.pid)
 	}
 	switch {
 	case p.self:
-		goroutines = runtime.NumGoroutine()
+		s.Goroutines = runtime.NumGoroutine()
 	case p.metricsURL != "":
-		goroutines = scrapeGauge(ctx, p.client, p.metricsURL, "go_goroutines")
+		now, ok := scrapeMetrics(ctx, p.client, p.metricsURL)
+		if !ok {
+			*last = scrape{}
+			return
+		}
+		s.Goroutines = now.goroutines
+		if last.handlers != nil {
+			for ep, pc := range handlerPercentiles(*last, now) {
+				if s.BridgeP99 == nil {
+					s.BridgeP99 = map[string]float64{}
+				}
+				s.BridgeP99[ep] = pc.P99
+			}
+		}
+		*last = now
 	}
-	return rssBytes, goroutines, threads
 }
 
 // procThreads is the Threads line of /proc/PID/status (0 if unknown).
@@ -112,39 +131,6 @@ func procThreads(pid int) int {
 	return 0
 }
 
-// scrapeGauge reads one unlabelled gauge from a Prometheus text page
-// (0 if it cannot).
-func scrapeGauge(ctx context.Context, c *http.Client, url, name string) int {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0
-	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		v, ok := strings.CutPrefix(sc.Text(), name+" ")
-		if !ok {
-			continue
-		}
-		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-		if err != nil {
-			return 0
-		}
-		return int(f)
-	}
-	return 0
-}
-
 // soakSampler samples out and the bridge every interval until stop is
 // closed, then sends what it saw.
 func (r *runner) soakSampler(ctx context.Context, out *outcome, every time.Duration, stop <-chan struct{}, done chan<- []SoakSample) {
@@ -154,14 +140,16 @@ func (r *runner) soakSampler(ctx context.Context, out *outcome, every time.Durat
 	defer t.Stop()
 	var samples []SoakSample
 	var lastOK, lastErr int
+	var last scrape
+	probe.read(ctx, &SoakSample{}, &last) // the histogram's counts at the start
 	take := func(at float64) {
 		ok, errs, win := out.window()
 		s := SoakSample{Seconds: at, Logins: ok - lastOK, Errors: errs - lastErr, LoginP99: percentiles(win).P99}
 		lastOK, lastErr = ok, errs
-		s.RSS, s.Goroutines, s.Threads = probe.read(ctx)
+		probe.read(ctx, &s, &last)
 		samples = append(samples, s)
-		r.progress("soak %4.0fs: %d logins, %d errors, p99 %.1f ms, RSS %.1f MB, %d goroutines, %d threads",
-			s.Seconds, s.Logins, s.Errors, s.LoginP99, float64(s.RSS)/(1<<20), s.Goroutines, s.Threads)
+		r.progress("soak %4.0fs: %d logins, %d errors, p99 %.1f ms%s, RSS %.1f MB, %d goroutines, %d threads",
+			s.Seconds, s.Logins, s.Errors, s.LoginP99, bridgeP99Text(s.BridgeP99), float64(s.RSS)/(1<<20), s.Goroutines, s.Threads)
 	}
 	for i := 1; ; i++ {
 		select {
@@ -180,6 +168,22 @@ func (r *runner) soakSampler(ctx context.Context, out *outcome, every time.Durat
 	}
 }
 
+// bridgeP99Text is ", bridge p99 sso X acs Y ms" for a soak line, or "".
+func bridgeP99Text(m map[string]float64) string {
+	if len(m) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(", bridge p99")
+	for _, ep := range endpoints {
+		if v, ok := m[ep]; ok {
+			fmt.Fprintf(&b, " %s %.1f", ep, v)
+		}
+	}
+	b.WriteString(" ms")
+	return b.String()
+}
+
 func (r *runner) soakSource() string {
 	switch {
 	case r.br != nil:
@@ -195,7 +199,7 @@ func (r *runner) soakProbe() soakProbe {
 	if r.br != nil {
 		return soakProbe{self: true}
 	}
-	return soakProbe{pid: r.opts.TargetPID, metricsURL: r.opts.MetricsURL, client: &http.Client{Timeout: 2 * time.Second}}
+	return soakProbe{pid: r.opts.TargetPID, metricsURL: r.opts.MetricsURL, client: metricsClient}
 }
 
 // judgeSoak fills in the verdicts from the samples of a run of total
