@@ -222,10 +222,12 @@ func unixSeconds(t time.Time) float64 {
 	return float64(t.UnixNano()) / 1e9
 }
 
-// HTTPDurationBuckets are the upper bounds of NameHTTPDuration: finer
-// than Prometheus's defaults where a login's requests fall (a few to a
-// few tens of milliseconds), so that a p99 can be told against 20 ms.
-var HTTPDurationBuckets = []float64{.001, .0025, .005, .0075, .01, .015, .02, .03, .05, .075, .1, .25, .5, 1, 2.5, 5, 10}
+// HTTPDurationBuckets are the upper bounds of NameHTTPDuration:
+// Prometheus's defaults (prometheus.DefBuckets, which dashboards and
+// alerts may name), with finer bounds added where a login's requests fall
+// (a few to a few tens of milliseconds), so that a p99 can be told
+// against 20 ms.
+var HTTPDurationBuckets = []float64{.001, .0025, .005, .0075, .01, .015, .02, .025, .03, .05, .075, .1, .25, .5, 1, 2.5, 5, 10}
 
 // Middleware observes each request's duration by route template and status
 // code. Install it with (*mux.Router).Use, so that mux.CurrentRoute names

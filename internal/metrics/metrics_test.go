@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -431,5 +432,21 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	if total != 8*200 {
 		t.Errorf("logins = %v, want %d", total, 8*200)
+	}
+}
+
+// The request-duration buckets keep every one of Prometheus's default
+// bounds, which dashboards and alerts may name, and are sorted.
+func TestHTTPDurationBucketsKeepDefaults(t *testing.T) {
+	if !slices.IsSorted(HTTPDurationBuckets) {
+		t.Errorf("buckets not sorted: %v", HTTPDurationBuckets)
+	}
+	for _, b := range prometheus.DefBuckets {
+		if !slices.Contains(HTTPDurationBuckets, b) {
+			t.Errorf("default bound %g is gone", b)
+		}
+	}
+	if !slices.Contains(HTTPDurationBuckets, 0.02) {
+		t.Error("no 20 ms bound")
 	}
 }
