@@ -326,6 +326,11 @@ type Phase struct {
 	// TargetCPUMicros is the target process's CPU time per login (with
 	// TargetPID).
 	TargetCPUMicros float64 `json:"target_cpu_us_per_login,omitempty"`
+	// TargetSwitches is the target process's context switches per login,
+	// all its threads together: the Go runtime's thread hand-offs
+	// (blocking syscalls such as the release log's fsync, network wake-
+	// ups, sysmon) cost much in a virtual machine.
+	TargetSwitches float64 `json:"target_context_switches_per_login,omitempty"`
 	// SignatureRatio is the bridge's CPU per login (TargetCPU, else
 	// BridgeCPUHigh) divided by the CPU of one signature.
 	SignatureRatio float64 `json:"cpu_per_signature,omitempty"`
@@ -760,6 +765,7 @@ func (r *runner) phase(ctx context.Context, mode string, conc int, rate float64)
 	profiling := pprof.StartCPUProfile(&prof) == nil
 	cpu0, cpuOK0 := processCPU()
 	pid0, pidOK0 := pidCPU(r.opts.TargetPID)
+	sw0, swOK0 := pidSwitches(r.opts.TargetPID)
 	hist0, histOK0 := r.scrapeBridge(ctx)
 	stop := make(chan struct{})
 	peaks := make(chan [2]uint64, 1)
@@ -789,6 +795,7 @@ func (r *runner) phase(ctx context.Context, mode string, conc int, rate float64)
 
 	cpu1, cpuOK1 := processCPU()
 	pid1, pidOK1 := pidCPU(r.opts.TargetPID)
+	sw1, swOK1 := pidSwitches(r.opts.TargetPID)
 	hist1, histOK1 := r.scrapeBridge(ctx)
 	if profiling {
 		pprof.StopCPUProfile()
@@ -856,6 +863,9 @@ func (r *runner) phase(ctx context.Context, mode string, conc int, rate float64)
 	}
 	if pidOK0 && pidOK1 {
 		p.TargetCPUMicros = float64((pid1 - pid0).Microseconds()) / n
+	}
+	if swOK0 && swOK1 && sw1 >= sw0 {
+		p.TargetSwitches = float64(sw1-sw0) / n
 	}
 	bridgeCPU := p.BridgeCPUHighMicros
 	if p.TargetCPUMicros > 0 {

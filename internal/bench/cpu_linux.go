@@ -71,6 +71,36 @@ func pidCPU(pid int) (time.Duration, bool) {
 	return time.Duration(u+s) * clockTick, true
 }
 
+// pidSwitches is the context switches (voluntary and not) of every
+// thread of pid so far, from /proc/PID/task/*/status. A thread that
+// exits takes its count with it; Go's threads rarely exit.
+func pidSwitches(pid int) (uint64, bool) {
+	if pid <= 0 {
+		return 0, false
+	}
+	dirs, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0, false
+	}
+	var total uint64
+	for _, d := range dirs {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, d.Name()))
+		if err != nil {
+			continue // the thread has just exited
+		}
+		for line := range strings.Lines(string(b)) {
+			k, v, ok := strings.Cut(line, ":")
+			if !ok || (k != "voluntary_ctxt_switches" && k != "nonvoluntary_ctxt_switches") {
+				continue
+			}
+			if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); err == nil {
+				total += n
+			}
+		}
+	}
+	return total, true
+}
+
 // rss returns VmRSS and VmHWM (peak) of pid (0: this process), in bytes.
 func rss(pid int) (cur, peak uint64, ok bool) {
 	p := "/proc/self/status"

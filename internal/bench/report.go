@@ -150,6 +150,9 @@ func writeTables(out io.Writer, res *Result) error {
 		if ph.PeakRSS > 0 {
 			p(", peak RSS %.0f MB", float64(ph.PeakRSS)/(1<<20))
 		}
+		if ph.TargetSwitches > 0 {
+			p(", the bridge's process %.1f context switches per login", ph.TargetSwitches)
+		}
 		if ph.BridgeCapacity > 0 {
 			cpus := float64(res.CPUs)
 			if res.ServeCPUs > 0 {
