@@ -287,8 +287,8 @@ func buildOrganiser(rep *Report, cfg *config.Config, o *config.Organiser, rawSto
 			continue
 		}
 		if !ok && fed != nil {
-			if ed, found := fed.Entity(p.SAML.EntityID); found {
-				fv, err := federationVendor(fed, ed, cfg.DevMode)
+			if ed, methods, found := fed.Vendor(p.SAML.EntityID); found {
+				fv, err := federationVendor(ed, methods, cfg.DevMode)
 				if err != nil {
 					rep.errorf(p.File, "saml.entity_id", "the federation's metadata for %q is not usable: %v", p.SAML.EntityID, err)
 					continue

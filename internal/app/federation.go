@@ -139,7 +139,7 @@ func federationLookup(fed *fedmeta.Refresher, pols *policy.Set, devMode bool) fu
 		if _, ok := pols.BySAMLEntityID(entityID); !ok {
 			return nil, false
 		}
-		ed, ok := fed.Entity(entityID)
+		ed, methods, ok := fed.Vendor(entityID)
 		if !ok {
 			return nil, false
 		}
@@ -148,7 +148,7 @@ func federationLookup(fed *fedmeta.Refresher, pols *policy.Set, devMode bool) fu
 		if c, ok := cache[entityID]; ok && c.from == any(ed) {
 			return c.v, true
 		}
-		v, err := federationVendor(fed, ed, devMode)
+		v, err := federationVendor(ed, methods, devMode)
 		if err != nil {
 			return nil, false
 		}
@@ -159,12 +159,12 @@ func federationLookup(fed *fedmeta.Refresher, pols *policy.Set, devMode bool) fu
 
 // federationVendor reads a vendor from its federation descriptor ed, with
 // the signing methods (alg:SigningMethod) its metadata announces, which
-// crewjam's descriptor drops.
-func federationVendor(fed *fedmeta.Refresher, ed *saml.EntityDescriptor, devMode bool) (*samlidp.Vendor, error) {
+// crewjam's descriptor drops (fedmeta.Refresher.Vendor gives both).
+func federationVendor(ed *saml.EntityDescriptor, methods []string, devMode bool) (*samlidp.Vendor, error) {
 	v, err := samlidp.VendorFromMetadata("federation", ed, devMode)
 	if err != nil {
 		return nil, err
 	}
-	v.SigningMethods, _ = fed.SigningMethods(ed.EntityID)
+	v.SigningMethods = methods
 	return v, nil
 }

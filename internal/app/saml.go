@@ -42,7 +42,7 @@ func loadUpstream(rep *Report, cfg *config.Config, u *config.Upstream, fed *fedm
 	if err != nil {
 		return out // reported by Validate
 	}
-	eds, err := samlmeta.ParseEntities(b)
+	eds, ext, err := samlmeta.ParseEntitiesAndExtensions(b)
 	if err != nil {
 		rep.errorf(path, "", "%v", err)
 		return out
@@ -63,7 +63,7 @@ func loadUpstream(rep *Report, cfg *config.Config, u *config.Upstream, fed *fedm
 		rep.errorf(cfg.File(), u.Key("entity_id"), "required: %s holds %d entities", path, len(eds))
 		return out
 	}
-	scopes, err := samlmeta.Scopes(b, ed.EntityID)
+	scopes, err := ext.Scopes(ed.EntityID)
 	if err != nil {
 		rep.errorf(path, "IDPSSODescriptor/Extensions/shibmd:Scope", "%v", err)
 	}

@@ -143,6 +143,24 @@ func (e *env) login(b *browser, vendorName, user string) result {
 func (e *env) loginWith(b *browser, vendorName, user, button string) result {
 	e.t.Helper()
 	v := e.vendor(vendorName)
+	p, res := e.untilVendor(b, vendorName, user, button)
+	p = b.submit(p, nil) // to the vendor, which checks it with crewjam/saml
+	if p.status != http.StatusOK || !strings.HasPrefix(p.url.String(), v.Base) {
+		e.t.Fatalf("vendor refused the response: %s: %.300s", p, p.body)
+	}
+	res.received = v.Last()
+	if res.received == nil {
+		e.t.Fatal("vendor recorded no login")
+	}
+	return res
+}
+
+// untilVendor runs loginWith's steps up to the bridge's answer: it returns
+// the bridge's page, its auto-post to the vendor's ACS not yet sent, and
+// the response and RelayState the vendor would get.
+func (e *env) untilVendor(b *browser, vendorName, user, button string) (page, result) {
+	e.t.Helper()
+	v := e.vendor(vendorName)
 	start, err := v.LoginURL("rs-" + vendorName)
 	if err != nil {
 		e.t.Fatal(err)
@@ -170,16 +188,7 @@ func (e *env) loginWith(b *browser, vendorName, user, button string) result {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	res := result{samlResponse: string(xmlBytes), relayState: fs[0].fields.Get("RelayState")}
-	p = b.submit(p, nil) // to the vendor, which checks it with crewjam/saml
-	if p.status != http.StatusOK || !strings.HasPrefix(p.url.String(), v.Base) {
-		e.t.Fatalf("vendor refused the response: %s: %.300s", p, p.body)
-	}
-	res.received = v.Last()
-	if res.received == nil {
-		e.t.Fatal("vendor recorded no login")
-	}
-	return res
+	return p, result{samlResponse: string(xmlBytes), relayState: fs[0].fields.Get("RelayState")}
 }
 
 // attrs flattens what the vendor received: friendly name -> values.

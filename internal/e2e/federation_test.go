@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"encoding/base64"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,36 +17,68 @@ import (
 	"github.com/skolbro/skolbro/internal/xmlsig"
 )
 
+// federate publishes entities in a federation aggregate signed by a new
+// operator key, and adds that federation (file URL, pinned operator
+// certificate, last-good copy in fedcache) to the demo's configuration.
+func federate(t *testing.T, d *demo.Demo, entities ...*etree.Element) {
+	t.Helper()
+	op, err := keys.Generate("federation operator (TEST ONLY)", keys.RSA2048, time.Now())
+	must(t, err)
+	signer, err := xmlsig.NewSigner(op)
+	must(t, err)
+	agg := etree.NewElement("md:EntitiesDescriptor")
+	agg.CreateAttr("xmlns:md", "urn:oasis:names:tc:SAML:2.0:metadata")
+	agg.CreateAttr("xmlns:ds", "http://www.w3.org/2000/09/xmldsig#")
+	agg.CreateAttr("Name", "urn:test:federation")
+	for _, e := range entities {
+		agg.AddChild(e)
+	}
+	signed, err := fedmeta.Sign(agg, signer, time.Now().Add(24*time.Hour), time.Hour)
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(d.Dir, "aggregate.xml"), signed, 0o600))
+	must(t, os.WriteFile(filepath.Join(d.Dir, "keys", "operator.crt"), op.CertPEM(), 0o600))
+	editConfig(t, d, "  metadata_dir: metadata", fmt.Sprintf("  federation:\n    - name: testfed\n      url: %s\n      signing_cert: keys/operator.crt\n      cache_dir: fedcache\n  metadata_dir: metadata", filepath.Join(d.Dir, "aggregate.xml")))
+}
+
+// editConfig replaces the first old in the demo's skolbro.yaml with new;
+// old must be there.
+func editConfig(t *testing.T, d *demo.Demo, old, new string) {
+	t.Helper()
+	cfg := filepath.Join(d.Dir, "skolbro.yaml")
+	b, err := os.ReadFile(cfg)
+	must(t, err)
+	if !strings.Contains(string(b), old) {
+		t.Fatalf("the demo configuration changed: no %q", old)
+	}
+	must(t, os.WriteFile(cfg, []byte(strings.Replace(string(b), old, new, 1)), 0o600))
+}
+
+// federatedOnly removes the demo vendor name's local metadata, so that it
+// is known only from a federation, and returns that metadata.
+func federatedOnly(t *testing.T, d *demo.Demo, name string) []byte {
+	t.Helper()
+	local := filepath.Join(d.Dir, "metadata", name+".xml")
+	md, err := os.ReadFile(local)
+	must(t, err)
+	must(t, os.Remove(local))
+	return md
+}
+
+// root parses an XML document and returns its root element.
+func root(t *testing.T, b []byte) *etree.Element {
+	t.Helper()
+	doc := etree.NewDocument()
+	must(t, doc.ReadFromBytes(b))
+	return doc.Root()
+}
+
 // A vendor known only from a signed federation aggregate is served because
 // a release policy names it; the aggregate's other entities are not.
 func TestFederation_VendorFromSignedAggregate(t *testing.T) {
 	e := startEnvWith(t, 1, memoryStore, func(d *demo.Demo) {
-		op, err := keys.Generate("federation operator (TEST ONLY)", keys.RSA2048, time.Now())
-		must(t, err)
-		signer, err := xmlsig.NewSigner(op)
-		must(t, err)
-		local := filepath.Join(d.Dir, "metadata", "national-tests.xml")
-		vendorMD, err := os.ReadFile(local)
-		must(t, err)
-		must(t, os.Remove(local)) // the vendor is now known only from the aggregate
-		vd := etree.NewDocument()
-		must(t, vd.ReadFromBytes(vendorMD))
-		agg := etree.NewElement("md:EntitiesDescriptor")
-		agg.CreateAttr("xmlns:md", "urn:oasis:names:tc:SAML:2.0:metadata")
-		agg.CreateAttr("xmlns:ds", "http://www.w3.org/2000/09/xmldsig#")
-		agg.CreateAttr("Name", "urn:test:federation")
-		agg.AddChild(vd.Root().Copy())
-		other := etree.NewDocument()
-		must(t, other.ReadFromString(strings.ReplaceAll(string(vendorMD), d.Base+"/demo/vendor/national-tests", "https://unlisted.example")))
-		agg.AddChild(other.Root().Copy())
-		signed, err := fedmeta.Sign(agg, signer, time.Now().Add(24*time.Hour), time.Hour)
-		must(t, err)
-		must(t, os.WriteFile(filepath.Join(d.Dir, "aggregate.xml"), signed, 0o600))
-		must(t, os.WriteFile(filepath.Join(d.Dir, "keys", "operator.crt"), op.CertPEM(), 0o600))
-		cfg := filepath.Join(d.Dir, "skolbro.yaml")
-		b, _ := os.ReadFile(cfg)
-		section := fmt.Sprintf("  federation:\n    - name: testfed\n      url: %s\n      signing_cert: keys/operator.crt\n      cache_dir: fedcache\n  metadata_dir: metadata", filepath.Join(d.Dir, "aggregate.xml"))
-		must(t, os.WriteFile(cfg, []byte(strings.Replace(string(b), "  metadata_dir: metadata", section, 1)), 0o600))
+		vendorMD := federatedOnly(t, d, "national-tests")
+		other := []byte(strings.ReplaceAll(string(vendorMD), d.Base+"/demo/vendor/national-tests", "https://unlisted.example"))
+		federate(t, d, root(t, vendorMD), root(t, other))
 	})
 	res := e.login(newBrowser(t, e.srv.Client()), "national-tests", "anna.a")
 	if len(attrs(res.received)["eduPersonPrincipalName"]) != 1 {
@@ -64,32 +94,10 @@ func TestFederation_VendorFromSignedAggregate(t *testing.T) {
 // logins work, and the upstream trusts exactly the aggregate's key for it.
 func TestFederation_UpstreamFromSignedAggregate(t *testing.T) {
 	e := startEnvWith(t, 1, memoryStore, func(d *demo.Demo) {
-		op, err := keys.Generate("federation operator (TEST ONLY)", keys.RSA2048, time.Now())
-		must(t, err)
-		signer, err := xmlsig.NewSigner(op)
-		must(t, err)
 		idpMD, err := d.IdP.Metadata()
 		must(t, err)
-		id := etree.NewDocument()
-		must(t, id.ReadFromBytes(idpMD))
-		agg := etree.NewElement("md:EntitiesDescriptor")
-		agg.CreateAttr("xmlns:md", "urn:oasis:names:tc:SAML:2.0:metadata")
-		agg.CreateAttr("xmlns:ds", "http://www.w3.org/2000/09/xmldsig#")
-		agg.CreateAttr("Name", "urn:test:federation")
-		agg.AddChild(id.Root().Copy())
-		signed, err := fedmeta.Sign(agg, signer, time.Now().Add(24*time.Hour), time.Hour)
-		must(t, err)
-		must(t, os.WriteFile(filepath.Join(d.Dir, "aggregate.xml"), signed, 0o600))
-		must(t, os.WriteFile(filepath.Join(d.Dir, "keys", "operator.crt"), op.CertPEM(), 0o600))
-		cfg := filepath.Join(d.Dir, "skolbro.yaml")
-		b, _ := os.ReadFile(cfg)
-		s := strings.Replace(string(b), "  metadata_dir: metadata", fmt.Sprintf("  federation:\n    - name: testfed\n      url: %s\n      signing_cert: keys/operator.crt\n      cache_dir: fedcache\n  metadata_dir: metadata", filepath.Join(d.Dir, "aggregate.xml")), 1)
-		const file = "    metadata: upstream/school-idp.xml\n"
-		if !strings.Contains(s, file) {
-			t.Fatal("the demo configuration changed: no upstream metadata line")
-		}
-		s = strings.Replace(s, file, "    metadata_from_federation: true\n    entity_id: "+d.IdP.EntityID+"\n", 1)
-		must(t, os.WriteFile(cfg, []byte(s), 0o600))
+		federate(t, d, root(t, idpMD))
+		editConfig(t, d, "    metadata: upstream/school-idp.xml\n", "    metadata_from_federation: true\n    entity_id: "+d.IdP.EntityID+"\n")
 		must(t, os.Remove(filepath.Join(d.Dir, "upstream", "school-idp.xml")))
 	})
 	res := e.login(newBrowser(t, e.srv.Client()), "learning-app", "anna.a")
@@ -109,17 +117,8 @@ func TestFederation_UpstreamFromSignedAggregate(t *testing.T) {
 // parse must keep it.
 func TestFederation_VendorAnnouncingECDSA(t *testing.T) {
 	e := startEnvWith(t, 1, memoryStore, func(d *demo.Demo) {
-		op, err := keys.Generate("federation operator (TEST ONLY)", keys.RSA2048, time.Now())
-		must(t, err)
-		signer, err := xmlsig.NewSigner(op)
-		must(t, err)
-		local := filepath.Join(d.Dir, "metadata", "national-tests.xml")
-		vendorMD, err := os.ReadFile(local)
-		must(t, err)
-		must(t, os.Remove(local))
-		vd := etree.NewDocument()
-		must(t, vd.ReadFromBytes(vendorMD))
-		spd := vd.Root().FindElement("./SPSSODescriptor")
+		vendor := root(t, federatedOnly(t, d, "national-tests"))
+		spd := vendor.FindElement("./SPSSODescriptor")
 		if spd == nil {
 			t.Fatal("the demo vendor's metadata has no SPSSODescriptor")
 		}
@@ -128,50 +127,21 @@ func TestFederation_VendorAnnouncingECDSA(t *testing.T) {
 		m.CreateAttr("xmlns:alg", samlmeta.NSAlgSupport)
 		m.CreateAttr("Algorithm", xmlsig.ECDSASHA256)
 		spd.InsertChildAt(0, ext)
-		agg := etree.NewElement("md:EntitiesDescriptor")
-		agg.CreateAttr("xmlns:md", "urn:oasis:names:tc:SAML:2.0:metadata")
-		agg.CreateAttr("xmlns:ds", "http://www.w3.org/2000/09/xmldsig#")
-		agg.CreateAttr("Name", "urn:test:federation")
-		agg.AddChild(vd.Root().Copy())
-		signed, err := fedmeta.Sign(agg, signer, time.Now().Add(24*time.Hour), time.Hour)
-		must(t, err)
-		must(t, os.WriteFile(filepath.Join(d.Dir, "aggregate.xml"), signed, 0o600))
-		must(t, os.WriteFile(filepath.Join(d.Dir, "keys", "operator.crt"), op.CertPEM(), 0o600))
+		federate(t, d, vendor)
 		ec, err := keys.Generate("organiser ECDSA signing (TEST ONLY)", keys.P256, time.Now())
 		must(t, err)
 		ecKey, err := ec.KeyPEM()
 		must(t, err)
 		must(t, os.WriteFile(filepath.Join(d.Dir, "keys", "signing-ec.crt"), ec.CertPEM(), 0o600))
 		must(t, os.WriteFile(filepath.Join(d.Dir, "keys", "signing-ec.key"), ecKey, 0o600))
-		cfg := filepath.Join(d.Dir, "skolbro.yaml")
-		b, _ := os.ReadFile(cfg)
-		s := strings.Replace(string(b), "  metadata_dir: metadata", fmt.Sprintf("  federation:\n    - name: testfed\n      url: %s\n      signing_cert: keys/operator.crt\n      cache_dir: fedcache\n  metadata_dir: metadata", filepath.Join(d.Dir, "aggregate.xml")), 1)
-		const keysLine = "  keys:\n"
-		if !strings.Contains(s, keysLine) {
-			t.Fatal("the demo configuration changed: no organiser keys section")
-		}
-		s = strings.Replace(s, keysLine, keysLine+"    signing_ecdsa:\n      cert: keys/signing-ec.crt\n      key: keys/signing-ec.key\n", 1)
-		must(t, os.WriteFile(cfg, []byte(s), 0o600))
+		editConfig(t, d, "  keys:\n", "  keys:\n    signing_ecdsa:\n      cert: keys/signing-ec.crt\n      key: keys/signing-ec.key\n")
 	})
 	for vendor, want := range map[string]string{"national-tests": xmlsig.ECDSASHA256, "learning-app": xmlsig.RSASHA256} {
 		// Up to the bridge's answer only: the demo vendors check with
 		// crewjam/saml, whose goxmldsig takes ECDSA values in ASN.1 DER,
 		// not the r||s that XML-DSig defines and the bridge sends.
-		v := e.vendor(vendor)
-		start, err := v.LoginURL("rs-" + vendor)
-		must(t, err)
-		b := newBrowser(t, e.srv.Client())
-		p := b.submit(b.get(start), url.Values{"user": {"anna.a"}})
-		p = b.submit(p, nil) // the IdP's auto-post to the bridge's ACS
-		fs, err := p.forms()
-		if err != nil || len(fs) != 1 || fs[0].action != v.Base+"/acs" {
-			t.Fatalf("%s: expected the bridge's auto-post to the vendor, got %s", vendor, p)
-		}
-		raw, err := base64.StdEncoding.DecodeString(fs[0].fields.Get("SAMLResponse"))
-		must(t, err)
-		doc := etree.NewDocument()
-		must(t, doc.ReadFromBytes(raw))
-		sm := doc.FindElement("//Assertion/Signature/SignedInfo/SignatureMethod")
+		_, res := e.untilVendor(newBrowser(t, e.srv.Client()), vendor, "anna.a", "user")
+		sm := root(t, []byte(res.samlResponse)).FindElement("//Assertion/Signature/SignedInfo/SignatureMethod")
 		if sm == nil {
 			t.Fatalf("%s: the assertion is not signed", vendor)
 		}

@@ -237,14 +237,16 @@ func (r *Refresher) Scopes(entityID string) ([]string, bool) {
 	return slices.Clone(agg.Scopes[entityID]), true
 }
 
-// SigningMethods returns the alg:SigningMethod algorithms the vendor
-// entityID announces, from the same aggregate Entity would use.
-func (r *Refresher) SigningMethods(entityID string) ([]string, bool) {
+// Vendor is Entity for a vendor (an SP), with the alg:SigningMethod
+// algorithms its metadata announces (nil when none), both from one
+// aggregate: a refresh between two lookups cannot pair a descriptor with
+// another copy's methods.
+func (r *Refresher) Vendor(entityID string) (*saml.EntityDescriptor, []string, bool) {
 	agg := r.find(entityID)
 	if agg == nil {
-		return nil, false
+		return nil, nil, false
 	}
-	return slices.Clone(agg.SigningMethods[entityID]), true
+	return agg.Entities[entityID], slices.Clone(agg.SigningMethods[entityID]), true
 }
 
 // EntityIn is Entity from the named source alone, Private or not: an

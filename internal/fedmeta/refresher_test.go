@@ -69,10 +69,10 @@ func TestRefresher(t *testing.T) {
 	if sc, ok := r.Scopes("https://idp2.example.se/idp"); !ok || !cmp.Equal(sc, []string{"school2.example.se"}) {
 		t.Errorf("Scopes = %v, %v", sc, ok)
 	}
-	if ms, ok := r.SigningMethods("https://sp3.example.com/saml"); !ok || len(ms) != 2 || ms[0] != xmlsig.ECDSASHA256 {
+	if _, ms, ok := r.Vendor("https://sp3.example.com/saml"); !ok || len(ms) != 2 || ms[0] != xmlsig.ECDSASHA256 {
 		t.Errorf("SigningMethods = %v, %v; want ECDSA first", ms, ok)
 	}
-	if ms, ok := r.SigningMethods("https://sp1.example.com/saml"); !ok || ms != nil {
+	if _, ms, ok := r.Vendor("https://sp1.example.com/saml"); !ok || ms != nil {
 		t.Errorf("SigningMethods of a vendor announcing none = %v, %v", ms, ok)
 	}
 

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -124,18 +123,10 @@ func (m *Memory) GetMany(ctx context.Context, keys ...string) ([][]byte, error) 
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([][]byte, len(keys))
-	for i, k := range keys {
-		e, err := m.lookup(k)
-		switch {
-		case errors.Is(err, ErrNotFound):
-		case err != nil:
-			return nil, err
-		default:
-			out[i] = present(clone(e.value))
-		}
-	}
-	return out, nil
+	return collect(len(keys), func(i int) ([]byte, error) {
+		e, err := m.lookup(keys[i])
+		return clone(e.value), err
+	})
 }
 
 // Take returns the value under key and deletes it, or returns ErrNotFound.

@@ -204,19 +204,10 @@ func (r *Redis) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
 		}
 		return nil
 	})
-	out := make([][]byte, len(keys))
-	for i, c := range cmds {
-		b, err := c.Bytes()
-		v, err := result("get", b, err)
-		switch {
-		case errors.Is(err, ErrNotFound):
-		case err != nil:
-			return nil, err
-		default:
-			out[i] = present(v)
-		}
-	}
-	return out, nil
+	return collect(len(cmds), func(i int) ([]byte, error) {
+		v, err := cmds[i].Bytes()
+		return result("get", v, err)
+	})
 }
 
 // Take returns the value under key and deletes it in one command (GETDEL),

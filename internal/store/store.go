@@ -53,25 +53,25 @@ func GetMany(ctx context.Context, s Store, keys ...string) ([][]byte, error) {
 	if m, ok := s.(MultiGetter); ok {
 		return m.GetMany(ctx, keys...)
 	}
-	out := make([][]byte, len(keys))
-	for i, k := range keys {
-		v, err := s.Get(ctx, k)
+	return collect(len(keys), func(i int) ([]byte, error) { return s.Get(ctx, keys[i]) })
+}
+
+// collect builds GetMany's answer from n reads, read(i) answering as Get
+// does for the i-th key: ErrNotFound becomes nil, any other error fails
+// the whole answer.
+func collect(n int, read func(i int) ([]byte, error)) ([][]byte, error) {
+	out := make([][]byte, n)
+	for i := range out {
+		v, err := read(i)
 		switch {
 		case errors.Is(err, ErrNotFound):
 		case err != nil:
 			return nil, err
+		case v == nil:
+			out[i] = []byte{} // present but empty: nil means only "absent"
 		default:
-			out[i] = present(v)
+			out[i] = v
 		}
 	}
 	return out, nil
-}
-
-// present returns v, or an empty non-nil slice for an empty value, so
-// that GetMany's nil means only "absent".
-func present(v []byte) []byte {
-	if v == nil {
-		return []byte{}
-	}
-	return v
 }
