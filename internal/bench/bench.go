@@ -88,7 +88,7 @@ type Options struct {
 	// Soak makes the Rate phase a soak: the bridge's resident memory and
 	// goroutines are sampled every SoakEvery (default 10s) and judged for
 	// a steady state. MetricsURL is a target bridge's /metrics, for its
-	// goroutines (--serve sets it).
+	// goroutines and its handlers' latency histogram (--serve sets it).
 	Soak       bool
 	SoakEvery  time.Duration
 	MetricsURL string
@@ -713,8 +713,9 @@ func (r *runner) closedLoop(ctx context.Context, n int, d time.Duration) *outcom
 }
 
 // openLoop starts logins at rate per second for d, each in a fresh
-// browser, whatever the bridge answers, and waits for them to end.
-func (r *runner) openLoop(ctx context.Context, out *outcome, rate float64, d time.Duration) *outcome {
+// browser, whatever the bridge answers, records them in out, and waits
+// for them to end.
+func (r *runner) openLoop(ctx context.Context, out *outcome, rate float64, d time.Duration) {
 	interval := time.Duration(float64(time.Second) / rate)
 	start := time.Now()
 	end := start.Add(d)
@@ -747,7 +748,6 @@ func (r *runner) openLoop(ctx context.Context, out *outcome, rate float64, d tim
 	if dropped > 0 {
 		out.errs["dropped"] += dropped
 	}
-	return out
 }
 
 // phase runs one load phase and measures it.
@@ -872,7 +872,7 @@ func (r *runner) phase(ctx context.Context, mode string, conc int, rate float64)
 		bridgeCPU = p.TargetCPUMicros
 	}
 	if bridgeCPU > 0 {
-		p.BridgeCapacity = r.bridgeCPUs() * 1e6 / bridgeCPU
+		p.BridgeCapacity = r.res.bridgeCPUs() * 1e6 / bridgeCPU
 		if sig := r.res.Signature; sig != nil && sig.CPUMicros > 0 {
 			p.SignatureRatio = bridgeCPU / sig.CPUMicros
 		}
@@ -882,11 +882,11 @@ func (r *runner) phase(ctx context.Context, mode string, conc int, rate float64)
 
 // bridgeCPUs is how many CPUs the bridge may use: all of the machine's,
 // or its limit.
-func (r *runner) bridgeCPUs() float64 {
-	if r.res.ServeCPUs > 0 {
-		return min(r.res.ServeCPUs, float64(r.res.CPUs))
+func (res *Result) bridgeCPUs() float64 {
+	if res.ServeCPUs > 0 {
+		return min(res.ServeCPUs, float64(res.CPUs))
 	}
-	return float64(r.res.CPUs)
+	return float64(res.CPUs)
 }
 
 func (r *runner) profileFile() string {

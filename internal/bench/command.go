@@ -51,7 +51,7 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.CheckEvery, "check-every", 1, "the SAML vendor checks every Nth response in full (crewjam/saml), the others for status, destination and InResponseTo only: spares the load generator's CPU for the bridge")
 	fs.BoolVar(&o.Soak, "soak", false, "with --rate: sample the bridge's resident memory and goroutines every --soak-every and judge whether they hold steady (e.g. --rate 150 --duration 10m --soak)")
 	fs.DurationVar(&o.SoakEvery, "soak-every", DefaultSoakEvery, "with --soak: the sampling interval")
-	fs.StringVar(&o.MetricsURL, "metrics", "", "with --target: the bridge's internal /metrics URL (metrics_listen), for its goroutines in a soak")
+	fs.StringVar(&o.MetricsURL, "metrics", "", "with --target: the bridge's internal /metrics URL (metrics_listen), for its handlers' latency and, in a soak, its goroutines")
 	fs.DurationVar(&o.Timeout, "timeout", DefaultTimeout, "longest a login may take")
 	fs.StringVar(&o.Target, "target", "", "URL of a bridge running from a --write-config directory")
 	fs.StringVar(&o.ConfigDir, "config-dir", "", "with --target: the directory --write-config prepared")

@@ -52,7 +52,8 @@ type ConfigOptions struct {
 	// vendors each, to compare a login's cost in a hub with one alone.
 	Organisers int
 	// MetricsListen, when set, is the bridge's internal /metrics address
-	// (metrics_listen), for a soak to read its goroutines.
+	// (metrics_listen), for the bench to read its handlers' latency and
+	// goroutines.
 	MetricsListen string
 	// KeepLimits keeps the default request limits. Otherwise the
 	// per-client and per-vendor rates are raised out of the way, because

@@ -111,16 +111,16 @@ const (
 
 var endpoints = []string{epSSO, epACS, epAuthorize, epToken, epOther}
 
+// endpointPaths are the paths of the endpoints the meter times.
+var endpointPaths = []struct{ path, name string }{
+	{"/saml/idp/sso", epSSO}, {"/saml/sp/acs", epACS}, {oidcop.PathAuthorize, epAuthorize}, {oidcop.PathToken, epToken},
+}
+
 func endpointOf(path string) string {
-	switch path {
-	case "/saml/idp/sso":
-		return epSSO
-	case "/saml/sp/acs":
-		return epACS
-	case oidcop.PathAuthorize:
-		return epAuthorize
-	case oidcop.PathToken:
-		return epToken
+	for _, ep := range endpointPaths {
+		if path == ep.path {
+			return ep.name
+		}
 	}
 	return epOther
 }

@@ -112,17 +112,15 @@ func label(labels, name string) string {
 	return ""
 }
 
-// routeEndpoint names a route template as the bench's endpoints: a hub
-// serves an organiser's routes under a prefix.
+// routeEndpoint is endpointOf for a route template, which a hub prefixes
+// with the organiser's path.
 func routeEndpoint(route string) string {
-	for _, ep := range []struct{ suffix, name string }{
-		{"/saml/idp/sso", epSSO}, {"/saml/sp/acs", epACS},
-	} {
-		if strings.HasSuffix(route, ep.suffix) {
+	for _, ep := range endpointPaths {
+		if strings.HasSuffix(route, ep.path) {
 			return ep.name
 		}
 	}
-	return endpointOf(route)
+	return epOther
 }
 
 // handlerPercentiles returns, per endpoint, the percentiles of the

@@ -154,11 +154,7 @@ func writeTables(out io.Writer, res *Result) error {
 			p(", the bridge's process %.1f context switches per login", ph.TargetSwitches)
 		}
 		if ph.BridgeCapacity > 0 {
-			cpus := float64(res.CPUs)
-			if res.ServeCPUs > 0 {
-				cpus = min(res.ServeCPUs, cpus)
-			}
-			p("; the bridge alone on %g CPUs: at most about %.0f logins/s", cpus, ph.BridgeCapacity)
+			p("; the bridge alone on %g CPUs: at most about %.0f logins/s", res.bridgeCPUs(), ph.BridgeCapacity)
 		}
 		p("\n")
 		serverSide := "bridge handlers (server side)"
