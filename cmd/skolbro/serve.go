@@ -20,6 +20,7 @@ import (
 	"github.com/skolbro/skolbro/internal/app"
 	"github.com/skolbro/skolbro/internal/audit"
 	"github.com/skolbro/skolbro/internal/config"
+	"github.com/skolbro/skolbro/internal/gcpace"
 	"github.com/skolbro/skolbro/internal/metrics"
 	"github.com/skolbro/skolbro/internal/ratelimit"
 	"github.com/skolbro/skolbro/internal/server"
@@ -49,6 +50,11 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log := newLogger(stdout, cfg.LogLevel)
+	// A small live heap would otherwise be collected every few logins.
+	if pacer := gcpace.Start(gcpace.DefaultHeadroom); pacer != nil {
+		defer pacer.Stop()
+		log.Info().Int("headroom_mb", gcpace.DefaultHeadroom>>20).Msg("garbage collector paced: the heap may grow this far past its live size (set GOGC to choose yourself; GOMEMLIMIT caps it)")
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m, err := metrics.New(reg)
