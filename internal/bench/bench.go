@@ -45,10 +45,10 @@ const (
 	DefaultSignatures  = 200
 	DefaultCalibration = 50
 	DefaultTimeout     = 10 * time.Second
-	// maxOpenInFlight bounds the logins an open-loop phase keeps in flight,
-	// so that an overloaded bridge cannot take the bench down with it;
-	// arrivals beyond it are counted as dropped.
-	maxOpenInFlight = 10000
+	// DefaultMaxOpenInFlight bounds the logins an open-loop phase keeps
+	// in flight, so that an overloaded bridge cannot take the bench down
+	// with it; arrivals beyond it are counted as dropped.
+	DefaultMaxOpenInFlight = 10000
 )
 
 // Options configure a run.
@@ -98,6 +98,10 @@ type Options struct {
 	// destination, InResponseTo), to leave more CPU to the bridge when
 	// the load generator shares its machine.
 	CheckEvery int
+	// MaxOpenInFlight bounds the logins an open-loop phase keeps in
+	// flight (default DefaultMaxOpenInFlight); arrivals beyond it are
+	// counted as "dropped" errors, in the phase and in its soak sample.
+	MaxOpenInFlight int
 	// Timeout bounds one login (default 10s).
 	Timeout time.Duration
 	// Target is the URL of a bridge running in another process from the
@@ -165,6 +169,9 @@ func (o *Options) defaults() error {
 	}
 	if o.SoakEvery == 0 {
 		o.SoakEvery = DefaultSoakEvery
+	}
+	if o.MaxOpenInFlight <= 0 {
+		o.MaxOpenInFlight = DefaultMaxOpenInFlight
 	}
 	var errs []error
 	if o.Soak && o.Rate <= 0 {
@@ -665,6 +672,15 @@ func (o *outcome) end(d time.Duration, err error, late bool) {
 	}
 }
 
+// drop records a login the open loop did not start (too many in flight),
+// as an error of its own class that the soak's samples count too.
+func (o *outcome) drop() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.errs["dropped"]++
+	o.nerrs++
+}
+
 // counts returns the logins completed and failed so far.
 func (o *outcome) counts() (ok, errs int) {
 	o.mu.Lock()
@@ -720,7 +736,6 @@ func (r *runner) openLoop(ctx context.Context, out *outcome, rate float64, d tim
 	start := time.Now()
 	end := start.Add(d)
 	var wg sync.WaitGroup
-	dropped := 0
 	pprof.Do(ctx, pprof.Labels(labelComponent, compClient), func(ctx context.Context) {
 		t := time.NewTimer(0)
 		defer t.Stop()
@@ -737,17 +752,14 @@ func (r *runner) openLoop(ctx context.Context, out *outcome, rate float64, d tim
 					continue
 				}
 			}
-			if out.inFlight.Load() >= maxOpenInFlight {
-				dropped++
+			if out.inFlight.Load() >= int64(r.opts.MaxOpenInFlight) {
+				out.drop()
 				continue
 			}
 			wg.Go(func() { r.one(ctx, newBrowser(r.w.rt), out, end) })
 		}
 	})
 	wg.Wait()
-	if dropped > 0 {
-		out.errs["dropped"] += dropped
-	}
 }
 
 // phase runs one load phase and measures it.

@@ -71,11 +71,12 @@ func TestJudgeSoak(t *testing.T) {
 
 // A short soak in this process samples every interval, counts every
 // login in exactly one sample, and prints its verdict.
-func TestSoakRun(t *testing.T) {
+// soakRun runs a short in-process soak and returns its result.
+func soakRun(t *testing.T, o Options) *Result {
+	t.Helper()
+	o.Soak, o.SoakEvery, o.Signatures, o.Calibration, o.JSON = true, 500*time.Millisecond, -1, -1, true
 	var out bytes.Buffer
-	err := Run(context.Background(), Options{Rate: 20, Soak: true, SoakEvery: 500 * time.Millisecond,
-		Duration: 3 * time.Second, Signatures: -1, Calibration: -1, JSON: true}, &out)
-	if err != nil {
+	if err := Run(context.Background(), o, &out); err != nil {
 		t.Fatalf("Run: %v\n%s", err, out.String())
 	}
 	var res Result
@@ -85,14 +86,45 @@ func TestSoakRun(t *testing.T) {
 	if len(res.Phases) != 1 || res.Phases[0].Mode != modeSoak || res.Soak == nil {
 		t.Fatalf("phases %+v, soak %v: want one soak phase and its samples", res.Phases, res.Soak)
 	}
+	return &res
+}
+
+// sampledErrors returns the errors the soak's samples count.
+func sampledErrors(s *Soak) int {
+	n := 0
+	for _, x := range s.Samples {
+		n += x.Errors
+	}
+	return n
+}
+
+// TestSoakCountsDropped has the open loop drop arrivals (one login in
+// flight at most, offered far faster than one browser logs in): the
+// samples must count them as the phase does.
+func TestSoakCountsDropped(t *testing.T) {
+	res := soakRun(t, Options{Rate: 400, Duration: 1500 * time.Millisecond, MaxOpenInFlight: 1})
+	ph := res.Phases[0]
+	if ph.Errors["dropped"] == 0 {
+		t.Fatalf("no arrival dropped with one login in flight at 400/s: errors %v", ph.Errors)
+	}
+	phaseErrs := 0
+	for _, n := range ph.Errors {
+		phaseErrs += n
+	}
+	if got := sampledErrors(res.Soak); got != phaseErrs {
+		t.Errorf("samples count %d errors, the phase %v", got, ph.Errors)
+	}
+}
+
+func TestSoakRun(t *testing.T) {
+	res := soakRun(t, Options{Rate: 20, Duration: 3 * time.Second})
 	s, ph := res.Soak, res.Phases[0]
 	if len(s.Samples) < 5 || len(s.Samples) > 8 {
 		t.Errorf("%d samples in 3 s every 0.5 s, want about 6", len(s.Samples))
 	}
-	logins, errs := 0, 0
+	logins, errs := 0, sampledErrors(s)
 	for _, x := range s.Samples {
 		logins += x.Logins
-		errs += x.Errors
 		if x.RSS == 0 || x.Goroutines == 0 {
 			t.Errorf("sample at %.1f s without memory or goroutines: %+v", x.Seconds, x)
 		}
@@ -113,7 +145,7 @@ func TestSoakRun(t *testing.T) {
 	}
 
 	var table bytes.Buffer
-	if err := writeTables(&table, &res); err != nil {
+	if err := writeTables(&table, res); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"soak, sampled every 0.5 s", "RSS MB", "goroutines: at most"} {
