@@ -69,8 +69,6 @@ func TestJudgeSoak(t *testing.T) {
 	})
 }
 
-// A short soak in this process samples every interval, counts every
-// login in exactly one sample, and prints its verdict.
 // soakRun runs a short in-process soak and returns its result.
 func soakRun(t *testing.T, o Options) *Result {
 	t.Helper()
@@ -116,6 +114,8 @@ func TestSoakCountsDropped(t *testing.T) {
 	}
 }
 
+// A short soak in this process samples every interval, counts every
+// login in exactly one sample, and prints its verdict.
 func TestSoakRun(t *testing.T) {
 	res := soakRun(t, Options{Rate: 20, Duration: 3 * time.Second})
 	s, ph := res.Soak, res.Phases[0]

@@ -52,7 +52,7 @@ type Pacer struct {
 	mu      sync.Mutex
 	stopped bool
 	percent int
-	sets    int
+	sets    int // changes of GOGC, for tests
 	sample  []metrics.Sample
 }
 
@@ -113,13 +113,6 @@ func (p *Pacer) Percent() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.percent
-}
-
-// Sets returns how many times the pacer has changed GOGC.
-func (p *Pacer) Sets() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.sets
 }
 
 // Stop ends the pacing and restores the GOGC value from before Start.
