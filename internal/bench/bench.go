@@ -338,6 +338,13 @@ type Phase struct {
 	// (blocking syscalls such as the release log's fsync, network wake-
 	// ups, sysmon) cost much in a virtual machine.
 	TargetSwitches float64 `json:"target_context_switches_per_login,omitempty"`
+	// TargetPerGenerator is TargetCPU divided by this process's CPU per
+	// login, the load generator's alone when the bridge is a process of
+	// its own. The generator does the same work per login in every run,
+	// so the quotient compares runs across a machine's drift (a shared
+	// virtual machine varies by ±15% between identical runs; this
+	// quotient by about ±1%).
+	TargetPerGenerator float64 `json:"target_per_generator_cpu,omitempty"`
 	// SignatureRatio is the bridge's CPU per login (TargetCPU, else
 	// BridgeCPUHigh) divided by the CPU of one signature.
 	SignatureRatio float64 `json:"cpu_per_signature,omitempty"`
@@ -875,6 +882,9 @@ func (r *runner) phase(ctx context.Context, mode string, conc int, rate float64)
 	}
 	if pidOK0 && pidOK1 {
 		p.TargetCPUMicros = float64((pid1 - pid0).Microseconds()) / n
+		if p.ProcessCPUMicros > 0 {
+			p.TargetPerGenerator = p.TargetCPUMicros / p.ProcessCPUMicros
+		}
 	}
 	if swOK0 && swOK1 && sw1 >= sw0 {
 		p.TargetSwitches = float64(sw1-sw0) / n

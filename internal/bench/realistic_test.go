@@ -92,8 +92,19 @@ func TestServe(t *testing.T) {
 	if len(res.Phases) != 1 || res.Phases[0].Logins == 0 || len(res.Phases[0].Errors) != 0 {
 		t.Fatalf("phases %+v: want logins without errors", res.Phases)
 	}
-	if res.Phases[0].TargetCPUMicros <= 0 || res.Phases[0].PeakRSS == 0 {
-		t.Errorf("the serve process's CPU per login (%v µs) or resident memory (%d) was not read", res.Phases[0].TargetCPUMicros, res.Phases[0].PeakRSS)
+	ph := res.Phases[0]
+	if ph.TargetCPUMicros <= 0 || ph.PeakRSS == 0 {
+		t.Errorf("the serve process's CPU per login (%v µs) or resident memory (%d) was not read", ph.TargetCPUMicros, ph.PeakRSS)
+	}
+	if want := ph.TargetCPUMicros / ph.ProcessCPUMicros; ph.TargetPerGenerator != want {
+		t.Errorf("serve's CPU per login ÷ the generator's = %v, want %v (%v / %v)", ph.TargetPerGenerator, want, ph.TargetCPUMicros, ph.ProcessCPUMicros)
+	}
+	var table bytes.Buffer
+	if err := writeTables(&table, &res); err != nil {
+		t.Fatal(err)
+	}
+	if line := fmt.Sprintf("its CPU per login %.3f × the load generator's", ph.TargetPerGenerator); !strings.Contains(table.String(), line) {
+		t.Errorf("report lacks %q:\n%s", line, table.String())
 	}
 }
 

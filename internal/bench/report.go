@@ -153,6 +153,9 @@ func writeTables(out io.Writer, res *Result) error {
 		if ph.TargetSwitches > 0 {
 			p(", the bridge's process %.1f context switches per login", ph.TargetSwitches)
 		}
+		if ph.TargetPerGenerator > 0 {
+			p(", its CPU per login %.3f × the load generator's (compare runs by this on a noisy machine)", ph.TargetPerGenerator)
+		}
 		if ph.BridgeCapacity > 0 {
 			p("; the bridge alone on %g CPUs: at most about %.0f logins/s", res.bridgeCPUs(), ph.BridgeCapacity)
 		}
