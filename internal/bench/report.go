@@ -228,7 +228,7 @@ func writeSoak(b *strings.Builder, s *Soak) {
 			rate = float64(x.Logins) / (x.Seconds - prev) // the last sample may be shorter
 		}
 		prev = x.Seconds
-		bp := strings.TrimSuffix(strings.TrimPrefix(bridgeP99Text(x.BridgeP99), ", bridge p99 "), " ms")
+		bp := bridgeP99Cell(x.BridgeP99)
 		if bp == "" {
 			bp = "-"
 		}

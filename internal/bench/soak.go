@@ -173,15 +173,19 @@ func bridgeP99Text(m map[string]float64) string {
 	if len(m) == 0 {
 		return ""
 	}
-	var b strings.Builder
-	b.WriteString(", bridge p99")
+	return ", bridge p99 " + bridgeP99Cell(m) + " ms"
+}
+
+// bridgeP99Cell is "sso X acs Y", the p99 of each endpoint in m in ms,
+// for a soak line and the soak table's column.
+func bridgeP99Cell(m map[string]float64) string {
+	var parts []string
 	for _, ep := range endpoints {
 		if v, ok := m[ep]; ok {
-			fmt.Fprintf(&b, " %s %.1f", ep, v)
+			parts = append(parts, fmt.Sprintf("%s %.1f", ep, v))
 		}
 	}
-	b.WriteString(" ms")
-	return b.String()
+	return strings.Join(parts, " ")
 }
 
 func (r *runner) soakSource() string {
