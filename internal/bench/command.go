@@ -18,6 +18,9 @@ const usage = `usage:
   skolbro bench --serve [flags]                  skolbro serve in its own process, started by the bench
   skolbro bench --write-config DIR --base URL    prepare DIR for: skolbro serve --config DIR/skolbro.yaml
   skolbro bench --target URL --config-dir DIR    drive that bridge from outside
+  skolbro bench --floor [--rate R | --concurrency C]
+                                                 the floor: what a login costs a Go HTTP server
+                                                 process here before any SAML work
 
 Every key the bench makes is generated for the run and is TEST ONLY.
 
@@ -35,7 +38,8 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	}
 	var o Options
 	var conc, writeDir, base, metricsListen string
-	var quiet bool
+	var quiet, floor bool
+	var floorServer string
 	fs.StringVar(&o.World, "world", WorldRealistic, "realistic (a school IdP signing Response and Assertion of 8–9 KB responses, vendors with encryption keys and signed requests, the release log fsync'd per event) or light (the demo: small responses signed once, no encryption)")
 	fs.StringVar(&o.Protocol, "protocol", "saml", "the vendor's protocol: saml or oidc (the school IdP speaks SAML)")
 	fs.StringVar(&o.Store, "store", "memory", "memory or redis (with --target the configuration decides)")
@@ -66,6 +70,8 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&metricsListen, "metrics-listen", "", "with --write-config: the bridge's internal /metrics address (metrics_listen), e.g. 127.0.0.1:9090")
 	fs.StringVar(&base, "base", "", "with --write-config: the URL the bridge will listen at, e.g. http://127.0.0.1:8080")
 	fs.BoolVar(&quiet, "quiet", false, "no progress lines on stderr")
+	fs.BoolVar(&floor, "floor", false, "drive the floor's server in its own process instead of the bridge: the bridge's two requests per login at their realistic sizes, an fsync'd release line, its log lines and one signature, without the SAML work (with --rate, --concurrency, --duration, --signatures, --json)")
+	fs.StringVar(&floorServer, "floor-server", "", "serve the floor at this address until SIGTERM (--floor starts it)")
 	fs.SetOutput(io.Discard) // each message is written below where it belongs
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
@@ -94,6 +100,13 @@ func Command(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "skolbro bench: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
+	if floorServer != "" {
+		if err := FloorServer(floorServer, stdout); err != nil {
+			fmt.Fprintf(stderr, "skolbro bench: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	if writeDir != "" {
 		if base == "" {
 			fmt.Fprintln(stderr, "skolbro bench: --write-config needs --base")
@@ -118,6 +131,16 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	}
 	if !quiet {
 		o.Progress = stderr
+	}
+	if floor {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		fo := FloorOptions{Concurrency: o.Concurrency, Rate: o.Rate, Duration: o.Duration, Signatures: o.Signatures, JSON: o.JSON, Progress: o.Progress}
+		if err := RunFloor(ctx, fo, stdout); err != nil {
+			fmt.Fprintf(stderr, "skolbro bench: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	if err := o.defaults(); err != nil {
 		fmt.Fprintf(stderr, "skolbro bench: %v\n", err)

@@ -31,6 +31,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(serveChildEnv) == "1" {
 		os.Exit(fakeServe(os.Args[1:]))
 	}
+	if os.Getenv(floorChildEnv) == "1" {
+		os.Exit(fakeFloorServer(os.Args[1:]))
+	}
 	os.Exit(m.Run())
 }
 

@@ -49,8 +49,13 @@ func freeAddr() (string, error) {
 // except for the last lines, which are shown if it fails: the bridge logs
 // no personal data, and the bench's identities are invented anyway.
 func startServe(ctx context.Context, command []string, dir, base string) (*served, error) {
-	args := append(command[1:len(command):len(command)], "--config", filepath.Join(dir, configFile), "--drain-delay", "0s")
-	cmd := exec.Command(command[0], args...)
+	return startChild(ctx, "serve", append(command[:len(command):len(command)], "--config", filepath.Join(dir, configFile), "--drain-delay", "0s"), base)
+}
+
+// startChild runs command, the process errors call name, and waits
+// until it answers /readyz at base with 200.
+func startChild(ctx context.Context, name string, command []string, base string) (*served, error) {
+	cmd := exec.Command(command[0], command[1:]...)
 	cmd.Env = os.Environ()
 	tail := &tailLines{max: 20}
 	pr, pw := io.Pipe()
@@ -82,7 +87,7 @@ func startServe(ctx context.Context, command []string, dir, base string) (*serve
 		}
 		select {
 		case <-s.done:
-			return nil, fmt.Errorf("bench: serve exited before it was ready (%v); its last lines:\n%s", s.err, tail.String())
+			return nil, fmt.Errorf("bench: %s exited before it was ready (%v); its last lines:\n%s", name, s.err, tail.String())
 		case <-ctx.Done():
 			s.stop()
 			return nil, ctx.Err()
@@ -90,7 +95,7 @@ func startServe(ctx context.Context, command []string, dir, base string) (*serve
 		}
 		if time.Now().After(deadline) {
 			s.stop()
-			return nil, fmt.Errorf("bench: serve was not ready after %v; its last lines:\n%s", readyTimeout, tail.String())
+			return nil, fmt.Errorf("bench: %s was not ready after %v; its last lines:\n%s", name, readyTimeout, tail.String())
 		}
 	}
 }

@@ -1,0 +1,88 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// floorChildEnv makes the test binary play `skolbro bench --floor-server`.
+const floorChildEnv = "SKOLBRO_BENCH_TEST_FLOOR"
+
+// fakeFloorServer serves the floor at the last argument until SIGTERM.
+func fakeFloorServer(args []string) int {
+	if err := FloorServer(args[len(args)-1], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// TestFloor starts the floor's server in its own process, as --floor
+// does, and drives it: logins complete, the CPU per login comes from that
+// process's accounting and is given in signatures, and the report says so.
+func TestFloor(t *testing.T) {
+	t.Setenv(floorChildEnv, "1")
+	var out bytes.Buffer
+	err := RunFloor(context.Background(), FloorOptions{
+		Command:     []string{os.Args[0], "-test.run=^$"},
+		Concurrency: []int{2},
+		Duration:    time.Second,
+		Signatures:  2,
+		JSON:        true,
+	}, &out)
+	if err != nil {
+		t.Fatalf("RunFloor: %v", err)
+	}
+	var res FloorResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Phases) != 1 || res.Phases[0].Logins == 0 || res.Phases[0].Errors != 0 {
+		t.Fatalf("phases %+v: want logins without errors", res.Phases)
+	}
+	ph := res.Phases[0]
+	if ph.CPUMicros <= 0 || res.Signature == nil || res.Signature.CPUMicros <= 0 {
+		t.Fatalf("CPU per login %v µs, signature %+v: want both measured", ph.CPUMicros, res.Signature)
+	}
+	if want := ph.CPUMicros / res.Signature.CPUMicros; ph.SignatureRatio != want {
+		t.Errorf("signature ratio %v, want %v", ph.SignatureRatio, want)
+	}
+	var table bytes.Buffer
+	if err := writeFloor(&table, &res); err != nil {
+		t.Fatal(err)
+	}
+	if line := fmt.Sprintf("%.3f %12.2f", ph.CPUMicros/1000, ph.SignatureRatio); !strings.Contains(table.String(), line) {
+		t.Errorf("report lacks %q:\n%s", line, table.String())
+	}
+}
+
+// TestFloorRequestsAreTheBridges checks the floor's requests against the
+// sizes the realistic world's logins have: a Redirect-binding query of
+// about 1 KB and a posted response of about 12.6 KB.
+func TestFloorRequestsAreTheBridges(t *testing.T) {
+	c := newFloorClient("http://127.0.0.1:1", time.Second)
+	if n := len(c.query); n < 950 || n > 1100 {
+		t.Errorf("SSO query %d bytes, want about 1,000", n)
+	}
+	if n := len(c.form); n < 12300 || n > 12900 {
+		t.Errorf("ACS form %d bytes, want about 12,600", n)
+	}
+	q, err := url.ParseQuery(c.query)
+	if err != nil || q.Get("SAMLRequest") == "" {
+		t.Errorf("SSO query %v: want a SAMLRequest", err)
+	}
+}
+
+func TestFloorServerThatFailsIsReported(t *testing.T) {
+	err := RunFloor(context.Background(), FloorOptions{Command: []string{"/bin/false"}, Duration: time.Second}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "the floor's server exited before it was ready") {
+		t.Fatalf("RunFloor = %v, want the server's early exit reported", err)
+	}
+}
