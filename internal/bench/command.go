@@ -60,7 +60,7 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Target, "target", "", "URL of a bridge running from a --write-config directory")
 	fs.StringVar(&o.ConfigDir, "config-dir", "", "with --target: the directory --write-config prepared")
 	fs.BoolVar(&o.Serve, "serve", false, "start skolbro serve in its own process from a configuration written for the run, and report its CPU per login")
-	fs.Float64Var(&o.ServeCPUs, "serve-cpus", 0, "with --serve: limit the serve process to this many CPUs (cgroup CPU quota; needs root), so that the load generator can overload it on a machine they share (--overload)")
+	fs.Float64Var(&o.ServeCPUs, "serve-cpus", 0, "with --serve (or --floor): limit the serve process (the floor's server) to this many CPUs (cgroup CPU quota; needs root), so that the load generator can overload it on a machine they share (--overload)")
 	fs.IntVar(&o.TargetPID, "target-pid", 0, "with --target: the bridge's process id, for its CPU time and memory")
 	fs.BoolVar(&o.JSON, "json", false, "print JSON instead of tables")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write the load phases' CPU profile to this file")
@@ -135,7 +135,7 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	if floor {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		fo := FloorOptions{Concurrency: o.Concurrency, Rate: o.Rate, Duration: o.Duration, Signatures: o.Signatures, JSON: o.JSON, Progress: o.Progress}
+		fo := FloorOptions{Concurrency: o.Concurrency, Rate: o.Rate, Duration: o.Duration, Signatures: o.Signatures, JSON: o.JSON, Progress: o.Progress, CPUs: o.ServeCPUs}
 		if err := RunFloor(ctx, fo, stdout); err != nil {
 			fmt.Fprintf(stderr, "skolbro bench: %v\n", err)
 			return 1

@@ -56,6 +56,9 @@ type FloorOptions struct {
 	Signatures  int
 	JSON        bool
 	Progress    io.Writer
+	// CPUs limits the floor's server as --serve-cpus limits serve, so
+	// that it can be measured busy, as the bridge is with --serve-cpus.
+	CPUs float64
 	// Command runs the floor's server; its address is appended. The
 	// default is this executable's `bench --floor-server`.
 	Command []string
@@ -81,6 +84,7 @@ type FloorPhase struct {
 // FloorResult is what --floor reports.
 type FloorResult struct {
 	CPUs       int            `json:"cpus"`
+	ServerCPUs float64        `json:"server_cpus,omitempty"`
 	GOMAXPROCS int            `json:"gomaxprocs"`
 	GoVersion  string         `json:"go_version"`
 	LoadBefore float64        `json:"load_avg_before"`
@@ -113,13 +117,26 @@ func RunFloor(ctx context.Context, o FloorOptions, stdout io.Writer) error {
 		return err
 	}
 	base := "http://" + addr
-	res := &FloorResult{CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(), LoadBefore: loadAvg()}
+	res := &FloorResult{CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(), LoadBefore: loadAvg(), ServerCPUs: o.CPUs}
 	fmt.Fprintf(o.Progress, "bench: starting the floor's server at %s\n", base)
 	srv, err := startChild(ctx, "the floor's server", append(command[:len(command):len(command)], addr), base)
 	if err != nil {
 		return err
 	}
 	defer srv.stop()
+	if o.CPUs > 0 {
+		unlimit, err := limitCPU(srv.pid(), o.CPUs)
+		if err != nil {
+			return err
+		}
+		// Deferred after stop, so run before it: the cgroup goes once the
+		// process has exited.
+		defer func() {
+			srv.stop()
+			unlimit()
+		}()
+		fmt.Fprintf(o.Progress, "bench: the floor's server limited to %g CPUs (cgroup CPU quota)\n", o.CPUs)
+	}
 	if o.Signatures > 0 {
 		// The signature is timed here with a key like the server's, so
 		// that the floor is given in signatures as the bench's figures are.
@@ -188,6 +205,9 @@ func writeFloor(w io.Writer, res *FloorResult) error {
 	p("skolbro bench --floor: what a login costs a Go HTTP server process on this machine before any SAML work\n")
 	p("(the bridge's two requests at their realistic sizes, a %d-byte line appended and fsync'd, four info log lines, one signature)\n", floorReleaseLine)
 	p("machine: %d CPUs (GOMAXPROCS %d), %s, load average %.2f before the run\n", res.CPUs, res.GOMAXPROCS, res.GoVersion, res.LoadBefore)
+	if res.ServerCPUs > 0 {
+		p("the floor's server limited to %g CPUs (cgroup CPU quota)\n", res.ServerCPUs)
+	}
 	if s := res.Signature; s != nil {
 		p("signature (%s, %s): %.0f µs CPU per signed assertion, n=%d; the floor makes 1 per login\n", s.Key, shortMethod(s.Method), s.CPUMicros, s.N)
 	}
