@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,6 +28,11 @@ Every key the bench makes is generated for the run and is TEST ONLY.
 
 flags:
 `
+
+// floorFlags are the flags --floor takes: the others describe the bridge's
+// world, which the floor's server does not have.
+var floorFlags = map[string]bool{"floor": true, "concurrency": true, "rate": true, "duration": true, "timeout": true,
+	"signatures": true, "serve-cpus": true, "json": true, "quiet": true}
 
 // Command is `skolbro bench`. It returns the process exit code: 0 when the
 // bench ran, 1 when it failed, 2 for bad flags.
@@ -133,9 +140,19 @@ func Command(args []string, stdout, stderr io.Writer) int {
 		o.Progress = stderr
 	}
 	if floor {
+		for _, name := range slices.Sorted(maps.Keys(set)) {
+			if !floorFlags[name] {
+				fmt.Fprintf(stderr, "skolbro bench: --%s does not go with --floor\n", name)
+				return 2
+			}
+		}
+		fo := FloorOptions{Concurrency: o.Concurrency, Rate: o.Rate, Duration: o.Duration, Timeout: o.Timeout, Signatures: o.Signatures, JSON: o.JSON, Progress: o.Progress, CPUs: o.ServeCPUs}
+		if err := fo.check(); err != nil {
+			fmt.Fprintf(stderr, "skolbro bench: %v\n", err)
+			return 2
+		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		fo := FloorOptions{Concurrency: o.Concurrency, Rate: o.Rate, Duration: o.Duration, Signatures: o.Signatures, JSON: o.JSON, Progress: o.Progress, CPUs: o.ServeCPUs}
 		if err := RunFloor(ctx, fo, stdout); err != nil {
 			fmt.Fprintf(stderr, "skolbro bench: %v\n", err)
 			return 1

@@ -53,6 +53,7 @@ type FloorOptions struct {
 	Concurrency []int
 	Rate        float64 // open loop instead of the closed-loop phases
 	Duration    time.Duration
+	Timeout     time.Duration // longest a login may take
 	Signatures  int
 	JSON        bool
 	Progress    io.Writer
@@ -92,11 +93,32 @@ type FloorResult struct {
 	Phases     []FloorPhase   `json:"phases"`
 }
 
+// check refuses options the floor cannot run with.
+func (o FloorOptions) check() error {
+	var errs []error
+	for _, c := range o.Concurrency {
+		if c < 1 || c > 100000 {
+			errs = append(errs, errors.New("--concurrency must be between 1 and 100000"))
+			break
+		}
+	}
+	if o.Duration < 0 || o.Timeout < 0 || o.Rate < 0 || o.CPUs < 0 {
+		errs = append(errs, errors.New("--duration, --timeout, --rate and --serve-cpus cannot be negative"))
+	}
+	return errors.Join(errs...)
+}
+
 // RunFloor starts the floor's server in its own process, drives it and
 // writes the report to stdout.
 func RunFloor(ctx context.Context, o FloorOptions, stdout io.Writer) error {
+	if err := o.check(); err != nil {
+		return err
+	}
 	if o.Duration <= 0 {
 		o.Duration = DefaultDuration
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
 	}
 	if len(o.Concurrency) == 0 {
 		o.Concurrency = []int{8}
@@ -155,7 +177,7 @@ func RunFloor(ctx context.Context, o FloorOptions, stdout io.Writer) error {
 		}
 		res.Signature = &sc
 	}
-	c := newFloorClient(base, o.Duration)
+	c := newFloorClient(base, o.Timeout)
 	if err := c.login(ctx); err != nil {
 		return fmt.Errorf("bench: the floor's first login failed: %w", err)
 	}
@@ -270,7 +292,7 @@ func newFloorClient(base string, timeout time.Duration) *floorClient {
 	form := url.Values{"SAMLResponse": {random(floorResponseBytes)}, "RelayState": {random(24)}}.Encode()
 	return &floorClient{
 		base:  base,
-		http:  &http.Client{Transport: tr, Timeout: max(timeout, 10*time.Second), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		http:  &http.Client{Transport: tr, Timeout: timeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		query: q,
 		form:  form,
 	}

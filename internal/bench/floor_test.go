@@ -86,3 +86,23 @@ func TestFloorServerThatFailsIsReported(t *testing.T) {
 		t.Fatalf("RunFloor = %v, want the server's early exit reported", err)
 	}
 }
+
+// TestFloorRefusesTheBridgesFlags: the floor's server has no world, store
+// or vendor, so a flag that describes one would have no effect.
+func TestFloorRefusesTheBridgesFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--floor", "--store", "redis"}, "--store does not go with --floor"},
+		{[]string{"--floor", "--world", "light", "--rate", "100"}, "--world does not go with --floor"},
+		{[]string{"--floor", "--serve"}, "--serve does not go with --floor"},
+		{[]string{"--floor", "--concurrency", "0"}, "--concurrency must be between 1 and 100000"},
+		{[]string{"--floor", "--rate", "-1"}, "cannot be negative"},
+	} {
+		var out, errb bytes.Buffer
+		if code := Command(tc.args, &out, &errb); code != 2 || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("%v: exit %d, %q; want 2 and %q", tc.args, code, errb.String(), tc.want)
+		}
+	}
+}
