@@ -349,11 +349,23 @@ func (c *floorClient) run(ctx context.Context, conc int, rate float64, d time.Du
 	if rate > 0 {
 		tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
 		defer tick.Stop()
+		// As the bench's open loop: a server that stops answering does
+		// not get the client ever more goroutines, and an arrival not
+		// started counts as a failure.
+		var inFlight atomic.Int64
 		for ctx.Err() == nil {
 			select {
 			case <-ctx.Done():
 			case <-tick.C:
-				wg.Go(one)
+				if inFlight.Load() >= DefaultMaxOpenInFlight {
+					failed.Add(1)
+					continue
+				}
+				inFlight.Add(1)
+				wg.Go(func() {
+					defer inFlight.Add(-1)
+					one()
+				})
 			}
 		}
 	} else {

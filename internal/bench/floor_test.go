@@ -106,3 +106,33 @@ func TestFloorRefusesTheBridgesFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestFloorOpenLoop: with a rate the floor is driven open loop and
+// reports the rate it offered; no more logins than it offered complete.
+func TestFloorOpenLoop(t *testing.T) {
+	t.Setenv(floorChildEnv, "1")
+	var out bytes.Buffer
+	err := RunFloor(context.Background(), FloorOptions{
+		Command:  []string{os.Args[0], "-test.run=^$"},
+		Rate:     20,
+		Duration: time.Second,
+		JSON:     true,
+	}, &out)
+	if err != nil {
+		t.Fatalf("RunFloor: %v", err)
+	}
+	var res FloorResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Phases) != 1 {
+		t.Fatalf("phases %+v: want one", res.Phases)
+	}
+	ph := res.Phases[0]
+	if ph.Mode != "open" || ph.OfferedPerSec != 20 || ph.Logins < 1 || ph.Logins > 21 || ph.Errors != 0 {
+		t.Errorf("phase %+v: want an open loop at 20/s with 1 to 21 logins and no errors", ph)
+	}
+	if res.Signature != nil || ph.SignatureRatio != 0 {
+		t.Errorf("no signatures were timed, yet signature %+v, ratio %v", res.Signature, ph.SignatureRatio)
+	}
+}
