@@ -77,7 +77,7 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&metricsListen, "metrics-listen", "", "with --write-config: the bridge's internal /metrics address (metrics_listen), e.g. 127.0.0.1:9090")
 	fs.StringVar(&base, "base", "", "with --write-config: the URL the bridge will listen at, e.g. http://127.0.0.1:8080")
 	fs.BoolVar(&quiet, "quiet", false, "no progress lines on stderr")
-	fs.BoolVar(&floor, "floor", false, "drive the floor's server in its own process instead of the bridge: the bridge's two requests per login at their realistic sizes, an fsync'd release line, its log lines and one signature, without the SAML work (with --rate, --concurrency, --duration, --signatures, --json)")
+	fs.BoolVar(&floor, "floor", false, "drive the floor's server in its own process instead of the bridge: the bridge's two requests per login at their realistic sizes, an fsync'd release line, its log lines and one signature, without the SAML work (takes --concurrency, --rate, --duration, --timeout, --signatures, --serve-cpus, --json and --quiet)")
 	fs.StringVar(&floorServer, "floor-server", "", "serve the floor at this address until SIGTERM (--floor starts it)")
 	fs.SetOutput(io.Discard) // each message is written below where it belongs
 	err := fs.Parse(args)
@@ -108,6 +108,10 @@ func Command(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if floorServer != "" {
+		if len(set) > 1 {
+			fmt.Fprintln(stderr, "skolbro bench: --floor-server takes no other flag")
+			return 2
+		}
 		if err := FloorServer(floorServer, stdout); err != nil {
 			fmt.Fprintf(stderr, "skolbro bench: %v\n", err)
 			return 1

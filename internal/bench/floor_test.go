@@ -99,6 +99,7 @@ func TestFloorRefusesTheBridgesFlags(t *testing.T) {
 		{[]string{"--floor", "--serve"}, "--serve does not go with --floor"},
 		{[]string{"--floor", "--concurrency", "0"}, "--concurrency must be between 1 and 100000"},
 		{[]string{"--floor", "--rate", "-1"}, "cannot be negative"},
+		{[]string{"--floor-server", "127.0.0.1:0", "--store", "redis"}, "--floor-server takes no other flag"},
 	} {
 		var out, errb bytes.Buffer
 		if code := Command(tc.args, &out, &errb); code != 2 || !strings.Contains(errb.String(), tc.want) {
