@@ -229,12 +229,9 @@ type Result struct {
 	Protocol string `json:"protocol"`
 	Store    string `json:"store"`
 	// Bridge is "in-process" or the target URL.
-	Bridge     string  `json:"bridge"`
-	CPUs       int     `json:"cpus"`
-	GOMAXPROCS int     `json:"gomaxprocs"`
-	GoVersion  string  `json:"go_version"`
-	LoadBefore float64 `json:"load_avg_before"`
-	LoadAfter  float64 `json:"load_avg_after"`
+	Bridge string `json:"bridge"`
+	Machine
+	LoadAfter float64 `json:"load_avg_after"`
 	// ServeCPUs is Options.ServeCPUs when set.
 	ServeCPUs float64 `json:"serve_cpus,omitempty"`
 	// CheckEvery is Options.CheckEvery when above 1.
@@ -399,8 +396,7 @@ func run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	r := &runner{opts: opts, res: &Result{
 		World: opts.World, Protocol: opts.Protocol, Store: opts.Store, Bridge: "in-process",
-		CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(),
-		LoadBefore: loadAvg(),
+		Machine: thisMachine(),
 	}}
 	if opts.CheckEvery > 1 {
 		r.res.CheckEvery = opts.CheckEvery
@@ -428,7 +424,7 @@ func run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("bench: the first login failed: %w", err)
 	}
 	r.progress("warming up")
-	r.closedLoop(ctx, opts.Concurrency[0], min(max(opts.Duration/5, 500*time.Millisecond), 3*time.Second))
+	r.closedLoop(ctx, opts.Concurrency[0], warmUpFor(opts.Duration))
 	if r.br != nil && opts.Calibration > 0 {
 		r.progress("calibrating: %d logins one at a time", opts.Calibration)
 		if err := r.calibrate(ctx); err != nil {
@@ -1064,6 +1060,30 @@ func (r *runner) redisPending(ctx context.Context, rs *store.Redis) (usage, keyV
 		kv += l + int64(len(k)-len(rs.Prefix()))
 	}
 	return float64(total) / float64(len(keys)), float64(kv) / float64(len(keys)), nil
+}
+
+// Machine is what a report says of the machine it ran on.
+type Machine struct {
+	CPUs       int     `json:"cpus"`
+	GOMAXPROCS int     `json:"gomaxprocs"`
+	GoVersion  string  `json:"go_version"`
+	LoadBefore float64 `json:"load_avg_before"`
+}
+
+// thisMachine describes this machine now, before a run.
+func thisMachine() Machine {
+	return Machine{CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(), LoadBefore: loadAvg()}
+}
+
+// line is the report's "machine:" line.
+func (m Machine) line() string {
+	return fmt.Sprintf("machine: %d CPUs (GOMAXPROCS %d), %s, load average %.2f before the run\n", m.CPUs, m.GOMAXPROCS, m.GoVersion, m.LoadBefore)
+}
+
+// warmUpFor is how long the load runs unmeasured before phases of d:
+// connections are opened and caches filled.
+func warmUpFor(d time.Duration) time.Duration {
+	return min(max(d/5, 500*time.Millisecond), 3*time.Second)
 }
 
 func loadAvg() float64 {

@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,11 +83,8 @@ type FloorPhase struct {
 
 // FloorResult is what --floor reports.
 type FloorResult struct {
-	CPUs       int            `json:"cpus"`
+	Machine
 	ServerCPUs float64        `json:"server_cpus,omitempty"`
-	GOMAXPROCS int            `json:"gomaxprocs"`
-	GoVersion  string         `json:"go_version"`
-	LoadBefore float64        `json:"load_avg_before"`
 	Signature  *SignatureCost `json:"signature,omitempty"`
 	Phases     []FloorPhase   `json:"phases"`
 }
@@ -139,24 +135,24 @@ func RunFloor(ctx context.Context, o FloorOptions, stdout io.Writer) error {
 		return err
 	}
 	base := "http://" + addr
-	res := &FloorResult{CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(), LoadBefore: loadAvg(), ServerCPUs: o.CPUs}
+	res := &FloorResult{Machine: thisMachine(), ServerCPUs: o.CPUs}
 	fmt.Fprintf(o.Progress, "bench: starting the floor's server at %s\n", base)
 	srv, err := startChild(ctx, "the floor's server", append(command[:len(command):len(command)], addr), base)
 	if err != nil {
 		return err
 	}
-	defer srv.stop()
+	unlimit := func() {}
+	// The cgroup goes once the process has exited.
+	defer func() {
+		srv.stop()
+		unlimit()
+	}()
 	if o.CPUs > 0 {
-		unlimit, err := limitCPU(srv.pid(), o.CPUs)
+		u, err := limitCPU(srv.pid(), o.CPUs)
 		if err != nil {
 			return err
 		}
-		// Deferred after stop, so run before it: the cgroup goes once the
-		// process has exited.
-		defer func() {
-			srv.stop()
-			unlimit()
-		}()
+		unlimit = u
 		fmt.Fprintf(o.Progress, "bench: the floor's server limited to %g CPUs (cgroup CPU quota)\n", o.CPUs)
 	}
 	if o.Signatures > 0 {
@@ -182,7 +178,7 @@ func RunFloor(ctx context.Context, o FloorOptions, stdout io.Writer) error {
 		return fmt.Errorf("bench: the floor's first login failed: %w", err)
 	}
 	fmt.Fprintln(o.Progress, "bench: warming up")
-	c.run(ctx, o.Concurrency[0], 0, min(max(o.Duration/5, 500*time.Millisecond), 3*time.Second))
+	c.run(ctx, o.Concurrency[0], 0, warmUpFor(o.Duration))
 	measure := func(mode string, conc int, rate float64) FloorPhase {
 		cpu0, ok0 := pidCPU(srv.pid())
 		sw0, _ := pidSwitches(srv.pid())
@@ -226,12 +222,12 @@ func writeFloor(w io.Writer, res *FloorResult) error {
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	p("skolbro bench --floor: what a login costs a Go HTTP server process on this machine before any SAML work\n")
 	p("(the bridge's two requests at their realistic sizes, a %d-byte line appended and fsync'd, four info log lines, one signature)\n", floorReleaseLine)
-	p("machine: %d CPUs (GOMAXPROCS %d), %s, load average %.2f before the run\n", res.CPUs, res.GOMAXPROCS, res.GoVersion, res.LoadBefore)
+	b.WriteString(res.line())
 	if res.ServerCPUs > 0 {
 		p("the floor's server limited to %g CPUs (cgroup CPU quota)\n", res.ServerCPUs)
 	}
 	if s := res.Signature; s != nil {
-		p("signature (%s, %s): %.0f µs CPU per signed assertion, n=%d; the floor makes 1 per login\n", s.Key, shortMethod(s.Method), s.CPUMicros, s.N)
+		p("signature (%s, %s): %.0f µs CPU per signed assertion, n=%d; the floor makes 1 per login\n", s.Key, shortAlg(s.Method), s.CPUMicros, s.N)
 	}
 	p("\n%8s %5s %10s %7s %7s %9s %18s %12s %17s\n", "mode", "conc", "offered/s", "logins", "errors", "logins/s", "floor CPU ms/login", "÷ signature", "ctx switches/login")
 	for _, ph := range res.Phases {
@@ -250,14 +246,6 @@ func writeFloor(w io.Writer, res *FloorResult) error {
 	p("\nCompare with the bridge at the same rate: skolbro bench --serve --rate R --check-every 10 (the floor's cost depends on the rate: idle gaps cost the Go runtime more)\n")
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-// shortMethod is a signature method URI's last part (rsa-sha256).
-func shortMethod(uri string) string {
-	if i := strings.LastIndexAny(uri, "#/"); i >= 0 {
-		return uri[i+1:]
-	}
-	return uri
 }
 
 // floorClient drives the floor's server: per login the SSO GET, then the

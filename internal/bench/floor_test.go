@@ -24,26 +24,28 @@ func fakeFloorServer(args []string) int {
 	return 0
 }
 
-// TestFloor starts the floor's server in its own process, as --floor
-// does, and drives it: logins complete, the CPU per login comes from that
-// process's accounting and is given in signatures, and the report says so.
-func TestFloor(t *testing.T) {
+// runFloorJSON runs the floor with o, its server played by this test
+// binary, and returns the JSON report read back.
+func runFloorJSON(t *testing.T, o FloorOptions) FloorResult {
+	t.Helper()
 	t.Setenv(floorChildEnv, "1")
+	o.Command, o.JSON = []string{os.Args[0], "-test.run=^$"}, true
 	var out bytes.Buffer
-	err := RunFloor(context.Background(), FloorOptions{
-		Command:     []string{os.Args[0], "-test.run=^$"},
-		Concurrency: []int{2},
-		Duration:    time.Second,
-		Signatures:  2,
-		JSON:        true,
-	}, &out)
-	if err != nil {
+	if err := RunFloor(context.Background(), o, &out); err != nil {
 		t.Fatalf("RunFloor: %v", err)
 	}
 	var res FloorResult
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 		t.Fatal(err)
 	}
+	return res
+}
+
+// TestFloor starts the floor's server in its own process, as --floor
+// does, and drives it: logins complete, the CPU per login comes from that
+// process's accounting and is given in signatures, and the report says so.
+func TestFloor(t *testing.T) {
+	res := runFloorJSON(t, FloorOptions{Concurrency: []int{2}, Duration: time.Second, Signatures: 2})
 	if len(res.Phases) != 1 || res.Phases[0].Logins == 0 || res.Phases[0].Errors != 0 {
 		t.Fatalf("phases %+v: want logins without errors", res.Phases)
 	}
@@ -111,21 +113,7 @@ func TestFloorRefusesTheBridgesFlags(t *testing.T) {
 // TestFloorOpenLoop: with a rate the floor is driven open loop and
 // reports the rate it offered; no more logins than it offered complete.
 func TestFloorOpenLoop(t *testing.T) {
-	t.Setenv(floorChildEnv, "1")
-	var out bytes.Buffer
-	err := RunFloor(context.Background(), FloorOptions{
-		Command:  []string{os.Args[0], "-test.run=^$"},
-		Rate:     20,
-		Duration: time.Second,
-		JSON:     true,
-	}, &out)
-	if err != nil {
-		t.Fatalf("RunFloor: %v", err)
-	}
-	var res FloorResult
-	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		t.Fatal(err)
-	}
+	res := runFloorJSON(t, FloorOptions{Rate: 20, Duration: time.Second})
 	if len(res.Phases) != 1 {
 		t.Fatalf("phases %+v: want one", res.Phases)
 	}

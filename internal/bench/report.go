@@ -26,7 +26,7 @@ func writeTables(out io.Writer, res *Result) error {
 		flow = "SAML → OIDC"
 	}
 	p("skolbro bench: %s logins, %s world, %s store, bridge %s\n", flow, res.World, res.Store, res.Bridge)
-	p("machine: %d CPUs (GOMAXPROCS %d), %s, load average %.2f before the run\n", res.CPUs, res.GOMAXPROCS, res.GoVersion, res.LoadBefore)
+	b.WriteString(res.line())
 	if res.ServeCPUs > 0 {
 		p("the bridge's process is limited to %g CPUs (cgroup CPU quota); the load generator has the rest\n", res.ServeCPUs)
 	}
